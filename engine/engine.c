@@ -1,0 +1,278 @@
+/*
+ * engine.c — ties the GGUF file, the tokenizer, the chat template and the model together
+ * behind engine.h, and keeps the last error message on the handle.
+ */
+#include "config.h"
+#include "engine.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "model.h"
+#include "quant.h"
+#include "tokenizer.h"
+
+#define MAX_STOP 16
+
+struct engine {
+    struct model *model;
+    struct tokenizer *tok;
+    int fmt;                     /* enum chat_format */
+    int32_t stop[MAX_STOP];      /* extra EOG ids from the chat format */
+    int n_stop;
+    char name[128];
+    size_t file_bytes;
+    char errmsg[512];
+};
+
+static int fail(struct engine *e, int st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct engine *e, int st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->errmsg, sizeof e->errmsg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+const char *engine_errmsg(const struct engine *e)
+{
+    return e->errmsg;
+}
+
+static void setup_chat(struct engine *e, const struct gguf *g, const char *override)
+{
+    const char *tmpl;
+    size_t len;
+    e->fmt = CHAT_FORMAT_UNKNOWN;
+    if (override)
+        e->fmt = chat_template_from_name(override);
+    else if (gguf_get_str(g, "tokenizer.chat_template", &tmpl, &len) == STATUS_OK)
+        e->fmt = chat_template_detect(tmpl, len);
+    if (e->fmt <= CHAT_FORMAT_UNKNOWN) /* base models: ChatML is llama.cpp's fallback too */
+        e->fmt = CHAT_FORMAT_CHATML;
+    for (const char *const *s = chat_template_stop_texts(e->fmt); *s && e->n_stop < MAX_STOP; s++) {
+        int32_t id = tokenizer_find(e->tok, *s);
+        if (id >= 0)
+            e->stop[e->n_stop++] = id;
+    }
+}
+
+int engine_open(struct engine **out, const struct engine_params *p, char *err, size_t errlen)
+{
+    struct gguf *g = NULL;
+    *out = NULL;
+    if (p->template_name && chat_template_from_name(p->template_name) < 0)
+        return status_set(err, errlen, STATUS_INVALID, "unknown chat template '%s' (valid: %s)",
+                          p->template_name, chat_template_names());
+    struct engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return status_set(err, errlen, STATUS_NOMEM, "out of memory");
+    int st = gguf_open(&g, p->model_path, err, errlen);
+    if (st)
+        goto fail;
+    e->file_bytes = gguf_file_size(g);
+    const char *nm;
+    size_t nlen;
+    if (gguf_get_str(g, "general.name", &nm, &nlen) == STATUS_OK && nlen < sizeof e->name) {
+        memcpy(e->name, nm, nlen);
+        e->name[nlen] = 0;
+    } else {
+        const char *base = strrchr(p->model_path, '/');
+        snprintf(e->name, sizeof e->name, "%s", base ? base + 1 : p->model_path);
+    }
+    if ((st = tokenizer_open(&e->tok, g, err, errlen))) {
+        gguf_close(g);
+        goto fail;
+    }
+    setup_chat(e, g, p->template_name);
+    struct model_params mp = { .n_ctx = p->n_ctx, .n_batch = p->n_batch,
+                               .n_threads = p->n_threads };
+    if ((st = model_load(&e->model, g, &mp, err, errlen))) /* takes g */
+        goto fail;
+    if (tokenizer_n_vocab(e->tok) > model_hparams(e->model)->n_vocab) {
+        st = status_set(err, errlen, STATUS_FORMAT,
+                        "%s: tokenizer has %d tokens but the embedding only %d rows",
+                        p->model_path, tokenizer_n_vocab(e->tok), model_hparams(e->model)->n_vocab);
+        goto fail;
+    }
+    *out = e;
+    return STATUS_OK;
+fail:
+    engine_close(e);
+    return st;
+}
+
+void engine_close(struct engine *e)
+{
+    if (!e)
+        return;
+    model_free(e->model);
+    tokenizer_close(e->tok);
+    free(e);
+}
+
+void engine_get_info(const struct engine *e, struct engine_info *info)
+{
+    const struct model_hparams *hp = model_hparams(e->model);
+    memset(info, 0, sizeof(*info));
+    info->path = gguf_path(model_gguf(e->model));
+    info->arch = model_arch_name(hp->arch);
+    info->name = e->name;
+    info->template_name = chat_template_name(e->fmt);
+    info->simd = quant_simd_name();
+    info->n_params = model_n_params(e->model);
+    info->file_bytes = e->file_bytes;
+    info->weight_bytes = model_weight_bytes(e->model);
+    info->kv_bytes = model_kv_bytes(e->model);
+    info->n_vocab = hp->n_vocab;
+    info->n_embd = hp->n_embd;
+    info->n_layer = hp->n_layer;
+    info->n_head = hp->n_head;
+    info->n_head_kv = hp->n_head_kv;
+    info->n_ff = hp->n_ff;
+    info->n_ctx = model_n_ctx(e->model);
+    info->n_ctx_train = hp->n_ctx_train;
+    info->n_threads = model_n_threads(e->model);
+}
+
+int engine_tokenize(struct engine *e, const char *text, size_t len, int add_special,
+                    int parse_special, int32_t **out, int *n)
+{
+    /* every token but BOS/EOS covers at least one byte of text */
+    if (len > (size_t)(1 << 28))
+        return fail(e, STATUS_INVALID, "text too long to tokenize (%zu bytes)", len);
+    int cap = (int)len + 8;
+    int32_t *buf = malloc((size_t)cap * sizeof(int32_t));
+    if (!buf)
+        return fail(e, STATUS_NOMEM, "out of memory tokenizing %zu bytes", len);
+    int k = tokenizer_encode(e->tok, text, len, add_special, parse_special, buf, cap);
+    if (k < 0 || k > cap) {
+        free(buf);
+        return fail(e, k < 0 ? k : STATUS_INVALID, "tokenization failed");
+    }
+    *out = buf;
+    *n = k;
+    return STATUS_OK;
+}
+
+int engine_token_piece(const struct engine *e, int32_t id, char *buf, int len)
+{
+    int k = tokenizer_token_to_piece(e->tok, id, 0, buf, len);
+    return k > len ? len : k; /* a piece longer than buf is cut (pieces are short) */
+}
+
+int engine_is_eog(const struct engine *e, int32_t id)
+{
+    if (tokenizer_is_eog(e->tok, id))
+        return 1;
+    for (int i = 0; i < e->n_stop; i++)
+        if (e->stop[i] == id)
+            return 1;
+    return 0;
+}
+
+int engine_n_vocab(const struct engine *e)
+{
+    return model_hparams(e->model)->n_vocab;
+}
+
+int32_t engine_bos(const struct engine *e)
+{
+    return tokenizer_bos(e->tok);
+}
+
+int engine_eval(struct engine *e, const int32_t *tokens, int n, const volatile int *cancel,
+                void (*progress)(void *ud, int done, int total), void *ud)
+{
+    int st = model_forward(e->model, tokens, n, NULL, 0, cancel, progress, ud);
+    if (st == STATUS_CONTEXT_FULL)
+        return fail(e, st, "context full: %d tokens do not fit (%d of %d positions used)", n,
+                    model_n_past(e->model), model_n_ctx(e->model));
+    if (st == STATUS_INVALID)
+        return fail(e, st, "invalid token id in input");
+    if (st && st != STATUS_STOPPED)
+        return fail(e, st, "evaluation failed: %s", status_str(st));
+    return st;
+}
+
+int engine_eval_all(struct engine *e, const int32_t *tokens, int n, float *out)
+{
+    int st = model_forward(e->model, tokens, n, out, 1, NULL, NULL, NULL);
+    if (st == STATUS_CONTEXT_FULL)
+        return fail(e, st, "context full: %d tokens do not fit (%d of %d positions used)", n,
+                    model_n_past(e->model), model_n_ctx(e->model));
+    if (st)
+        return fail(e, st, "evaluation failed: %s", status_str(st));
+    return st;
+}
+
+const float *engine_logits(const struct engine *e)
+{
+    return model_logits(e->model);
+}
+
+int engine_n_past(const struct engine *e)
+{
+    return model_n_past(e->model);
+}
+
+int engine_n_ctx(const struct engine *e)
+{
+    return model_n_ctx(e->model);
+}
+
+void engine_reset(struct engine *e)
+{
+    model_truncate(e->model, 0);
+}
+
+void engine_truncate(struct engine *e, int n_past)
+{
+    model_truncate(e->model, n_past);
+}
+
+size_t engine_kv_bytes_used(const struct engine *e)
+{
+    return model_kv_bytes_used(e->model);
+}
+
+int engine_chat_format(const struct engine *e)
+{
+    return e->fmt;
+}
+
+static int eval_text(struct engine *e, const char *text, int add_bos, const volatile int *cancel,
+                     void (*progress)(void *ud, int done, int total), void *ud)
+{
+    int32_t *toks;
+    int n;
+    int st = engine_tokenize(e, text, strlen(text), add_bos, 1, &toks, &n);
+    if (st)
+        return st;
+    st = engine_eval(e, toks, n, cancel, progress, ud);
+    free(toks);
+    return st;
+}
+
+int engine_chat_push(struct engine *e, const struct chat_msg *msgs, size_t i, int add_gen_prompt,
+                     const volatile int *cancel, void (*progress)(void *ud, int done, int total),
+                     void *ud)
+{
+    char *text;
+    int st = chat_template_render_turn(e->fmt, msgs, i, add_gen_prompt, &text);
+    if (st)
+        return fail(e, st, "cannot render chat turn: %s", status_str(st));
+    st = eval_text(e, text, engine_n_past(e) == 0, cancel, progress, ud);
+    free(text);
+    return st;
+}
+
+int engine_chat_close_reply(struct engine *e)
+{
+    return eval_text(e, chat_template_assistant_close(e->fmt), 0, NULL, NULL, NULL);
+}

@@ -1,0 +1,91 @@
+/*
+ * engine.h — the engine's public face: one loaded model with its tokenizer, chat template and
+ * context.  This is all that src/ (and later the UI worker) sees of the engine.
+ *
+ * Lifetime: engine_open loads everything up front (weights are memory-mapped; the KV cache and
+ * activation buffers are allocated once).  Calls on one engine must come from one thread at a
+ * time.  Errors: functions return status codes (status.h); the message of the last error is
+ * engine_errmsg(e), borrowed, valid until the next call on e.
+ */
+#ifndef KF_ENGINE_H
+#define KF_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat_template.h"
+#include "sampler.h"
+#include "status.h"
+
+struct engine;
+
+struct engine_params {
+    const char *model_path;
+    int n_ctx;                 /* 0: min(training context, 4096) */
+    int n_batch;               /* 0: 512 */
+    int n_threads;             /* 0: all online CPUs */
+    const char *template_name; /* NULL: detect from the file */
+};
+
+struct engine_info {
+    const char *path;
+    const char *arch;          /* "llama", ... */
+    const char *name;          /* general.name or the file name */
+    const char *template_name; /* chat format in use */
+    const char *simd;          /* kernel level in use */
+    uint64_t n_params;
+    size_t file_bytes, weight_bytes, kv_bytes;
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_ctx_train, n_threads;
+};
+
+/* Open a model.  On failure *out is NULL and err holds one line (file name + problem). */
+int engine_open(struct engine **out, const struct engine_params *p, char *err, size_t errlen);
+void engine_close(struct engine *e);
+const char *engine_errmsg(const struct engine *e);
+void engine_get_info(const struct engine *e, struct engine_info *info);
+
+/* --- tokens ---------------------------------------------------------------------------------- */
+/*
+ * Tokenize text into *out (malloc'd, caller frees) with *n tokens.  add_special adds BOS/EOS as
+ * the model wants; parse_special turns special-token texts into their ids (chat prompts).
+ */
+int engine_tokenize(struct engine *e, const char *text, size_t len, int add_special,
+                    int parse_special, int32_t **out, int *n);
+/* Raw bytes of a token (incomplete UTF-8 possible: see struct utf8_stream in the CLI). */
+int engine_token_piece(const struct engine *e, int32_t id, char *buf, int len);
+/* End of generation: EOS/EOT of the tokenizer plus the chat format's stop tokens. */
+int engine_is_eog(const struct engine *e, int32_t id);
+int engine_n_vocab(const struct engine *e);
+int32_t engine_bos(const struct engine *e);
+
+/* --- context ---------------------------------------------------------------------------------- */
+/*
+ * Evaluate tokens at the end of the context; afterwards engine_logits() are the last token's.
+ * STATUS_CONTEXT_FULL: they do not fit (nothing changed; errmsg says by how much).
+ * STATUS_STOPPED: *cancel became nonzero (the part already evaluated stays).
+ */
+int engine_eval(struct engine *e, const int32_t *tokens, int n, const volatile int *cancel,
+                void (*progress)(void *ud, int done, int total), void *ud);
+/* As engine_eval, but writes every token's logits (n × n_vocab) to out (teacher forcing). */
+int engine_eval_all(struct engine *e, const int32_t *tokens, int n, float *out);
+const float *engine_logits(const struct engine *e);
+int engine_n_past(const struct engine *e);
+int engine_n_ctx(const struct engine *e);
+void engine_reset(struct engine *e);
+/* Forget everything after the first n_past positions (n_past <= engine_n_past). */
+void engine_truncate(struct engine *e, int n_past);
+size_t engine_kv_bytes_used(const struct engine *e);
+
+/* --- chat ------------------------------------------------------------------------------------- */
+int engine_chat_format(const struct engine *e);
+/*
+ * Render message i of msgs (history msgs[0..i)) in the model's chat format, tokenize it (BOS
+ * added before the very first turn when the context is empty) and evaluate it.
+ */
+int engine_chat_push(struct engine *e, const struct chat_msg *msgs, size_t i, int add_gen_prompt,
+                     const volatile int *cancel, void (*progress)(void *ud, int done, int total),
+                     void *ud);
+/* After a generated reply ended (by a stop token or a limit), close the assistant turn. */
+int engine_chat_close_reply(struct engine *e);
+
+#endif

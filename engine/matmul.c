@@ -1,0 +1,550 @@
+/*
+ * matmul.c — y = x · Wᵀ over quantized weights: the decode path (vec_dot per output), the batch
+ * path (dequantized weight tiles × f32 activations in an AVX-512 register-blocked kernel), the
+ * OpenBLAS hand-off, and embedding lookup.  See matmul.h for the contract.
+ *
+ * Determinism.  Every output element is produced by one thread with an operation order that
+ * depends only on (k, b, type) and on which path was chosen, never on the thread count or on
+ * which thread took which rows.
+ */
+#include "config.h"
+#include "matmul.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "quant.h"
+#include "status.h"
+#include "threadpool.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MM_X86 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f")))
+#else
+#define MM_X86 0
+#endif
+
+/*
+ * Batch kernel geometry.  A micro-tile is MR activation rows × NR weight rows; its 2·MR zmm
+ * accumulators (24 of 32 registers) hold NR outputs of a row each, so results are stored as whole
+ * vectors into y's rows.  KC is one k-block: an activation micro-panel (MR × KC f32, 12 KiB)
+ * stays in L1 while transposed weight tiles (KC × NR, 32 KiB each) stream past it from L2;
+ * KC = 256 is also the K-quant super-block, so tiles dequantize in whole blocks.
+ */
+#ifndef MR
+#define MR 12
+#endif
+#define NR 32
+#ifndef KC
+#define KC 256
+#endif
+#define BC (516 / MR * MR)
+#define JB 256 /* weight rows dequantized per block (JB × KC f32 = 256 KiB, in L2) */
+
+#define DEC_XQ_ROWS 64 /* activation rows quantized per decode pass (per weight type) */
+
+struct mm_scratch {
+    float *xpack; /* BC × KC: activation chunk, MR rows interleaved per k index */
+    float *wtmp;  /* NR × KC: dequantized weight rows of one tile */
+    float *wpack; /* JB/NR tiles of KC × NR: transposed (NR consecutive weights per k) */
+};
+
+struct mm_ctx {
+    int64_t max_k;
+    int n_threads;
+    int batch_ok;                  /* the CPU runs the AVX-512 batch kernel */
+    int64_t xq_rows;               /* activation rows per quantization slot */
+    size_t xq_row_bytes;           /* bytes of one quantized row of max_k (any activation type) */
+    void *xq[MATMUL_MULTI_MAX];    /* one slot per distinct vec_dot_type in a matmul_multi call */
+    struct mm_scratch *thr;        /* n_threads entries */
+};
+
+static int cpu_has_avx512(void)
+{
+#if MM_X86
+    static atomic_int level = -1;  /* once-initialized CPU feature flag */
+    int l = atomic_load_explicit(&level, memory_order_relaxed);
+    if (l < 0) {
+        __builtin_cpu_init();
+        l = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        atomic_store_explicit(&level, l, memory_order_relaxed);
+    }
+    return l;
+#else
+    return 0;
+#endif
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* ---- context ---------------------------------------------------------------------------- */
+
+/* Largest bytes per row of max_k elements over every type some weight type dots with. */
+static size_t act_row_bytes(int64_t max_k)
+{
+    const int64_t kk = (max_k + QK_K - 1) / QK_K * QK_K; /* a multiple of every block size */
+    size_t best = (size_t)kk * sizeof(float);
+    for (uint32_t t = 0; t < QTYPE_COUNT; t++) {
+        const struct quant_traits *tr = quant_traits_get(t);
+        if (!tr || !tr->supported)
+            continue;
+        const size_t s = quant_row_size(tr->vec_dot_type, kk);
+        if (s > best)
+            best = s;
+    }
+    return best;
+}
+
+void mm_ctx_free(struct mm_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    for (int i = 0; i < MATMUL_MULTI_MAX; i++)
+        free(ctx->xq[i]);
+    if (ctx->thr) {
+        for (int t = 0; t < ctx->n_threads; t++) {
+            free(ctx->thr[t].xpack);
+            free(ctx->thr[t].wtmp);
+            free(ctx->thr[t].wpack);
+        }
+        free(ctx->thr);
+    }
+    free(ctx);
+}
+
+struct mm_ctx *mm_ctx_new(int64_t max_k, int64_t max_b, int n_threads)
+{
+    struct mm_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return NULL;
+    quant_init();
+    ctx->max_k = max_k < 1 ? 1 : max_k;
+    ctx->n_threads = n_threads < 1 ? 1 : n_threads;
+    ctx->batch_ok = cpu_has_avx512();
+    /* Without the batch kernel every b goes through vec_dot, so more rows per pass pay off. */
+    ctx->xq_rows = min64(max_b < 1 ? 1 : max_b, ctx->batch_ok ? MATMUL_BATCH_MIN : DEC_XQ_ROWS);
+    ctx->xq_row_bytes = act_row_bytes(ctx->max_k);
+    for (int i = 0; i < MATMUL_MULTI_MAX; i++) {
+        ctx->xq[i] = aligned_alloc(64, (ctx->xq_rows * ctx->xq_row_bytes + 63) / 64 * 64);
+        if (!ctx->xq[i])
+            goto fail;
+    }
+    ctx->thr = calloc((size_t)ctx->n_threads, sizeof(*ctx->thr));
+    if (!ctx->thr)
+        goto fail;
+    if (ctx->batch_ok) {
+        for (int t = 0; t < ctx->n_threads; t++) {
+            struct mm_scratch *s = &ctx->thr[t];
+            s->xpack = aligned_alloc(64, (size_t)BC * KC * sizeof(float));
+            s->wtmp = aligned_alloc(64, (size_t)NR * KC * sizeof(float));
+            s->wpack = aligned_alloc(64, (size_t)KC * JB * sizeof(float));
+            if (!s->xpack || !s->wtmp || !s->wpack)
+                goto fail;
+        }
+    }
+    return ctx;
+fail:
+    mm_ctx_free(ctx);
+    return NULL;
+}
+
+/* ---- decode path: quantize activations, one vec_dot per output ---------------------------- */
+
+struct dec_job {
+    int nw;
+    const struct mm_weight *w[MATMUL_MULTI_MAX];
+    const struct quant_traits *tr[MATMUL_MULTI_MAX];
+    float *y[MATMUL_MULTI_MAX];
+    const char *xa[MATMUL_MULTI_MAX];   /* activation rows for weight i (quantized or x) */
+    size_t xa_stride[MATMUL_MULTI_MAX]; /* bytes between activation rows */
+    size_t w_stride[MATMUL_MULTI_MAX];  /* bytes between weight rows */
+    int64_t chunk_start[MATMUL_MULTI_MAX + 1]; /* first chunk index of each weight */
+    int64_t chunk_rows;
+    int64_t b;                          /* activation rows in this pass */
+    int64_t i0;                         /* index of this pass's first row in y */
+    /* quantization sub-job */
+    const float *x;
+    int n_slots;
+    int slot_of[MATMUL_MULTI_MAX];      /* weight i reads slot slot_of[i] */
+    const struct quant_traits *slot_tr[MATMUL_MULTI_MAX];
+    char *slot_buf[MATMUL_MULTI_MAX];
+    size_t slot_stride[MATMUL_MULTI_MAX];
+    atomic_llong next;                  /* next chunk to take */
+};
+
+static void dec_quantize_thread(void *arg, int ith, int nth)
+{
+    struct dec_job *j = arg;
+    const int64_t k = j->w[0]->k;
+    /* rows interleaved across threads; every row is quantized by exactly one thread */
+    for (int s = 0; s < j->n_slots; s++)
+        for (int64_t i = ith; i < j->b; i += nth)
+            j->slot_tr[s]->from_f32(j->x + i * k, j->slot_buf[s] + i * j->slot_stride[s], k);
+}
+
+static void dec_thread(void *arg, int ith, int nth)
+{
+    struct dec_job *j = arg;
+    (void)ith;
+    (void)nth;
+    for (;;) {
+        const int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->chunk_start[j->nw])
+            break;
+        int wi = 0;
+        while (c >= j->chunk_start[wi + 1])
+            wi++;
+        const struct mm_weight *w = j->w[wi];
+        const quant_vec_dot_fn dot = j->tr[wi]->vec_dot;
+        const int64_t r0 = (c - j->chunk_start[wi]) * j->chunk_rows;
+        const int64_t r1 = min64(r0 + j->chunk_rows, w->n);
+        float *y = j->y[wi] + j->i0 * w->n;
+        /* rows outer: a weight row is read from memory once and reused for all b activations */
+        for (int64_t r = r0; r < r1; r++) {
+            const char *wr = (const char *)w->data + r * j->w_stride[wi];
+            for (int64_t i = 0; i < j->b; i++)
+                dot((int)w->k, &y[i * w->n + r], wr, j->xa[wi] + i * j->xa_stride[wi]);
+        }
+    }
+}
+
+/* Rows per work chunk: enough chunks for dynamic balance, few enough to keep the atomic cheap. */
+static int64_t dec_chunk_rows(int64_t total_rows, int nth)
+{
+    int64_t c = total_rows / ((int64_t)nth * 8);
+    c = (c + 15) / 16 * 16;
+    return c < 16 ? 16 : c > 256 ? 256 : c;
+}
+
+static void matmul_decode(struct threadpool *p, struct mm_ctx *ctx, int nw,
+                          const struct mm_weight *const *w, const float *x, int64_t b,
+                          float *const *y)
+{
+    const int nth = threadpool_n_threads(p);
+    const int64_t k = w[0]->k;
+    struct dec_job j = { .nw = nw, .x = x };
+    int64_t total_rows = 0;
+
+    for (int i = 0; i < nw; i++) {
+        j.w[i] = w[i];
+        j.tr[i] = quant_traits_get(w[i]->type);
+        j.y[i] = y[i];
+        j.w_stride[i] = quant_row_size(w[i]->type, k);
+        total_rows += w[i]->n;
+        /* weights sharing an activation type share its quantized copy */
+        const enum qtype vt = j.tr[i]->vec_dot_type;
+        j.slot_of[i] = -1;
+        if (vt == QTYPE_F32)
+            continue;
+        for (int s = 0; s < j.n_slots; s++)
+            if (j.slot_tr[s] == quant_traits_get(vt))
+                j.slot_of[i] = s;
+        if (j.slot_of[i] < 0) {
+            const int s = j.n_slots++;
+            j.slot_of[i] = s;
+            j.slot_tr[s] = quant_traits_get(vt);
+            j.slot_buf[s] = ctx->xq[s];
+            j.slot_stride[s] = quant_row_size(vt, k);
+        }
+    }
+    j.chunk_rows = dec_chunk_rows(total_rows, nth);
+    j.chunk_start[0] = 0;
+    for (int i = 0; i < nw; i++)
+        j.chunk_start[i + 1] = j.chunk_start[i] + (w[i]->n + j.chunk_rows - 1) / j.chunk_rows;
+
+    for (int64_t i0 = 0; i0 < b; i0 += ctx->xq_rows) {
+        j.i0 = i0;
+        j.b = min64(ctx->xq_rows, b - i0);
+        j.x = x + i0 * k;
+        /* One row of a few thousand elements quantizes in about a microsecond, less than a
+         * dispatch; only bigger batches are worth spreading over the pool. */
+        if (j.n_slots > 0) {
+            if (j.b * k * j.n_slots >= 32768)
+                threadpool_run(p, dec_quantize_thread, &j);
+            else
+                dec_quantize_thread(&j, 0, 1);
+        }
+        for (int i = 0; i < nw; i++) {
+            if (j.slot_of[i] >= 0) {
+                j.xa[i] = j.slot_buf[j.slot_of[i]];
+                j.xa_stride[i] = j.slot_stride[j.slot_of[i]];
+            } else {
+                j.xa[i] = (const char *)j.x;
+                j.xa_stride[i] = (size_t)k * sizeof(float);
+            }
+        }
+        atomic_init(&j.next, 0);
+        threadpool_run(p, dec_thread, &j);
+    }
+}
+
+/* ---- batch path: dequantized weight tiles × f32 activations (AVX-512) --------------------- */
+
+struct batch_job {
+    const struct mm_weight *w;
+    const struct quant_traits *tr;
+    size_t row_bytes;
+    const float *x;
+    int64_t b;
+    float *y;
+    struct mm_ctx *ctx;
+};
+
+#if MM_X86
+/*
+ * One micro-tile: y[0..mr) × [0..NR) (+)= xp · wp over kc.  The per-lane FMA chain runs over l
+ * in order, then the k-block's partial sum is added to y: the same sequence for every tile
+ * position and thread split.  mr is a compile-time constant at each call site.
+ */
+static inline __attribute__((always_inline)) AVX512 void
+kern_tile(const int mr, const float *xp, const float *wp, int64_t kc, float *y, int64_t ldy,
+          __mmask16 m0, __mmask16 m1, int accumulate)
+{
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < mr; r++) {
+        c0[r] = _mm512_setzero_ps();
+        c1[r] = _mm512_setzero_ps();
+    }
+    for (int64_t l = 0; l < kc; l++) {
+        const __m512 w0 = _mm512_load_ps(wp + l * NR);
+        const __m512 w1 = _mm512_load_ps(wp + l * NR + 16);
+#pragma GCC unroll 16
+        for (int r = 0; r < mr; r++) {
+            const __m512 xb = _mm512_set1_ps(xp[l * MR + r]);
+            c0[r] = _mm512_fmadd_ps(xb, w0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(xb, w1, c1[r]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < mr; r++) {
+        float *yr = y + r * ldy;
+        if (accumulate) {
+            c0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), c0[r]);
+            c1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16), c1[r]);
+        }
+        _mm512_mask_storeu_ps(yr, m0, c0[r]);
+        _mm512_mask_storeu_ps(yr + 16, m1, c1[r]);
+    }
+}
+
+static AVX512 void kern_dispatch(int mr, const float *xp, const float *wp, int64_t kc, float *y,
+                                 int64_t ldy, __mmask16 m0, __mmask16 m1, int acc)
+{
+    switch (mr) {
+#define KCASE(m) case m: kern_tile(m, xp, wp, kc, y, ldy, m0, m1, acc); break;
+    KCASE(1) KCASE(2) KCASE(3) KCASE(4) KCASE(5) KCASE(6)
+    KCASE(7) KCASE(8) KCASE(9) KCASE(10) KCASE(11) KCASE(12)
+#if MR > 12
+    KCASE(13) KCASE(14)
+#endif
+#undef KCASE
+    default: break;
+    }
+}
+
+/* 16×16 transpose of rows src[r·ld_src] into dst[c·ld_dst] (both 16 floats wide). */
+static inline AVX512 void transpose16(const float *src, int64_t ld_src, float *dst, int64_t ld_dst)
+{
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + i * ld_src);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 16; i++)
+        _mm512_storeu_ps(dst + i * ld_dst, r[i]);
+}
+
+/* Dequantize weight rows j0..j0+nr over [l0, l0+kc) and lay them out as wpack[l][NR]. */
+static AVX512 void load_w_tile(const struct batch_job *j, int64_t j0, int nr, int64_t l0,
+                               int64_t kc, float *wtmp, float *wpack)
+{
+    const struct quant_traits *tr = j->tr;
+    const size_t off = (size_t)(l0 / tr->blck) * (size_t)tr->size;
+    for (int r = 0; r < nr; r++)
+        tr->to_f32((const char *)j->w->data + (j0 + r) * j->row_bytes + off, wtmp + r * KC, kc);
+    for (int r = nr; r < NR; r++)
+        memset(wtmp + r * KC, 0, (size_t)kc * sizeof(float));
+    int64_t l = 0;
+    for (; l + 16 <= kc; l += 16) {
+        transpose16(wtmp + l, KC, wpack + l * NR, NR);
+        transpose16(wtmp + 16 * KC + l, KC, wpack + l * NR + 16, NR);
+    }
+    for (; l < kc; l++)
+        for (int r = 0; r < NR; r++)
+            wpack[l * NR + r] = wtmp[r * KC + l];
+}
+
+/* Copy rows [0, rows) × [0, kc) of x (row stride k) into MR-interleaved micro-panels. */
+static void pack_x(const float *x, int64_t k, int64_t rows, int64_t kc, float *xp)
+{
+    for (int64_t i0 = 0; i0 < rows; i0 += MR) {
+        const int mr = (int)min64(MR, rows - i0);
+        float *dst = xp + i0 * kc;
+        for (int r = 0; r < mr; r++) {
+            const float *src = x + (i0 + r) * k;
+            for (int64_t l = 0; l < kc; l++)
+                dst[l * MR + r] = src[l];
+        }
+    }
+}
+
+static inline __mmask16 lane_mask(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+}
+
+/*
+ * Thread ith owns a contiguous range of NR-row weight tiles (a static split: each thread packs
+ * the activations once per k-block, which a dynamic split would repeat per chunk).  Loop order,
+ * as in BLIS: activation chunk → k-block (pack x: BC×KC, in L2) → block of JB weight rows
+ * (dequantize + transpose: JB×KC, in L2) → activation micro-panel (MR×KC, stays in L1) → weight
+ * tiles of the block, streamed from L2 as the vector operand.
+ */
+static AVX512 void batch_thread_avx512(struct batch_job *j, int ith, int nth)
+{
+    const int64_t k = j->w->k, n = j->w->n;
+    const int64_t tiles = (n + NR - 1) / NR;
+    const int64_t t0 = tiles * ith / nth, t1 = tiles * (ith + 1) / nth;
+    struct mm_scratch *s = &j->ctx->thr[ith];
+
+    if (t0 == t1)
+        return;
+    for (int64_t b0 = 0; b0 < j->b; b0 += BC) {
+        const int64_t bc = min64(BC, j->b - b0);
+        for (int64_t l0 = 0; l0 < k; l0 += KC) {
+            const int64_t kc = min64(KC, k - l0);
+            pack_x(j->x + b0 * k + l0, k, bc, kc, s->xpack);
+            for (int64_t tb = t0; tb < t1; tb += JB / NR) {
+                const int64_t te = min64(t1, tb + JB / NR);
+                for (int64_t t = tb; t < te; t++)
+                    load_w_tile(j, t * NR, (int)min64(NR, n - t * NR), l0, kc, s->wtmp,
+                                s->wpack + (t - tb) * KC * NR);
+                for (int64_t i = 0; i < bc; i += MR) {
+                    const int mr = (int)min64(MR, bc - i);
+                    for (int64_t t = tb; t < te; t++) {
+                        const int64_t left = n - t * NR;
+                        kern_dispatch(mr, s->xpack + i * kc, s->wpack + (t - tb) * KC * NR, kc,
+                                      j->y + (b0 + i) * n + t * NR, n, lane_mask(left),
+                                      lane_mask(left - 16), l0 > 0);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif /* MM_X86 */
+
+static void batch_thread(void *arg, int ith, int nth)
+{
+#if MM_X86
+    batch_thread_avx512(arg, ith, nth);
+#else
+    (void)arg;
+    (void)ith;
+    (void)nth;
+#endif
+}
+
+/* ---- entry points ----------------------------------------------------------------------- */
+
+static int check_weight(const struct mm_ctx *ctx, const struct mm_weight *w, int64_t k)
+{
+    const struct quant_traits *tr = quant_traits_get(w->type);
+    if (!tr || !tr->supported || !tr->vec_dot || !tr->to_f32)
+        return STATUS_UNSUPPORTED;
+    if (w->k != k || k < 1 || k > ctx->max_k || k % tr->blck != 0 || w->n < 0)
+        return STATUS_INVALID;
+    const struct quant_traits *vt = quant_traits_get(tr->vec_dot_type);
+    if (!vt || (tr->vec_dot_type != QTYPE_F32 && !vt->from_f32))
+        return STATUS_UNSUPPORTED;
+    return STATUS_OK;
+}
+
+int matmul_multi(struct threadpool *p, struct mm_ctx *ctx, int nw, const struct mm_weight *const *w,
+                 const float *x, int64_t b, float *const *y)
+{
+    if (nw < 1 || nw > MATMUL_MULTI_MAX || b < 0 || threadpool_n_threads(p) > ctx->n_threads)
+        return STATUS_INVALID;
+    for (int i = 0; i < nw; i++) {
+        const int rc = check_weight(ctx, w[i], w[0]->k);
+        if (rc != STATUS_OK)
+            return rc;
+    }
+    if (b == 0)
+        return STATUS_OK;
+    if (!ctx->batch_ok || b < MATMUL_BATCH_MIN) {
+        matmul_decode(p, ctx, nw, w, x, b, y);
+        return STATUS_OK;
+    }
+    for (int i = 0; i < nw; i++) {
+        struct batch_job j = { .w = w[i], .tr = quant_traits_get(w[i]->type), .x = x, .b = b,
+                               .y = y[i], .ctx = ctx };
+        j.row_bytes = quant_row_size(w[i]->type, w[i]->k);
+        threadpool_run(p, batch_thread, &j);
+    }
+    return STATUS_OK;
+}
+
+int matmul(struct threadpool *p, struct mm_ctx *ctx, const struct mm_weight *w, const float *x,
+           int64_t b, float *y)
+{
+    return matmul_multi(p, ctx, 1, &w, x, b, &y);
+}
+
+void matmul_f32_ref(const float *w, const float *x, int64_t k, int64_t n, int64_t b, float *y)
+{
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int64_t l = 0; l < k; l++)
+                s += (double)x[i * k + l] * (double)w[j * k + l];
+            y[i * n + j] = (float)s;
+        }
+}
+
+int matmul_get_rows(const struct mm_weight *w, const int32_t *ids, int n_ids, float *out)
+{
+    const struct quant_traits *tr = quant_traits_get(w->type);
+    if (!tr || !tr->to_f32)
+        return STATUS_UNSUPPORTED;
+    if (w->k % tr->blck != 0)
+        return STATUS_INVALID;
+    const size_t row_bytes = quant_row_size(w->type, w->k);
+    for (int i = 0; i < n_ids; i++) {
+        if (ids[i] < 0 || ids[i] >= w->n)
+            return STATUS_INVALID;
+        tr->to_f32((const char *)w->data + (size_t)ids[i] * row_bytes, out + (int64_t)i * w->k,
+                   w->k);
+    }
+    return STATUS_OK;
+}

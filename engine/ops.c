@@ -1,0 +1,469 @@
+/*
+ * ops.c — norms, softmax, RoPE, activations, element-wise arithmetic and attention (see ops.h).
+ *
+ * Each SIMD kernel exists twice: a plain scalar version (ops_ref_*, the test oracle and the
+ * fallback) and an AVX-512 version compiled with __attribute__((target)) so that the rest of the
+ * engine keeps building for the baseline ISA.  The choice is made per call from a CPU-feature
+ * flag computed once.  Everything else is plain C: it is either tiny (layernorm, element-wise
+ * arithmetic) or dominated by libm (RoPE's sin/cos per token and pair, shared by all heads).
+ */
+#include "config.h"
+#include "ops.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "status.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define OPS_X86 1
+#include <immintrin.h>
+#else
+#define OPS_X86 0
+#endif
+
+#define GELU_COEF_A 0.044715f
+#define SQRT_2_OVER_PI 0.7978845608f
+
+/* ---- CPU features (the only mutable static: computed once, idempotent) ------------------- */
+
+static int have_avx512(void)
+{
+#if OPS_X86
+    static atomic_int level = -1;
+    int l = atomic_load_explicit(&level, memory_order_relaxed);
+    if (l < 0) {
+        __builtin_cpu_init();
+        l = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        atomic_store_explicit(&level, l, memory_order_relaxed);
+    }
+    return l;
+#else
+    return 0;
+#endif
+}
+
+const char *ops_simd_name(void)
+{
+    return have_avx512() ? "avx512" : "scalar";
+}
+
+/* ---- scalar references -------------------------------------------------------------------- */
+
+void ops_ref_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    /* two roundings, as ggml's rms_norm followed by a separate mul */
+    for (int64_t i = 0; i < n; i++)
+        out[i] = w ? (x[i] * scale) * w[i] : x[i] * scale;
+}
+
+void ops_ref_softmax(float *x, int64_t n)
+{
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+void ops_ref_silu(const float *x, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+static inline float gelu_tanh1(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * x * (1.0f + GELU_COEF_A * x * x)));
+}
+
+void ops_ref_gelu_tanh(const float *x, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = gelu_tanh1(x[i]);
+}
+
+void ops_ref_swiglu(const float *gate, const float *up, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+float ops_ref_dot(const float *a, const float *b, int64_t n)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+void ops_ref_axpy(float a, const float *x, int64_t n, float *y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+/* ---- AVX-512 kernels --------------------------------------------------------------------- */
+#if OPS_X86
+#define AVX512 __attribute__((target("avx512f")))
+
+/*
+ * e^x for 16 lanes: x = n·ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor polynomial
+ * (truncation error < 6e-9, below f32 resolution), then scalef by 2^n, which also produces
+ * correct subnormals, 0 and +inf at the ends of the clamped range.  Max error ~2 ulp.
+ */
+static inline AVX512 __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(89.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline AVX512 __mmask16 tail_mask(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* x / (1 + e^-x) */
+static inline AVX512 __m512 silu16(__m512 x)
+{
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+/* 0.5x(1 + tanh z) == x · sigmoid(2z) == x / (1 + e^-2z): no cancellation near 0 */
+static inline AVX512 __m512 gelu16(__m512 x)
+{
+    const __m512 x2 = _mm512_mul_ps(x, x);
+    const __m512 inner = _mm512_fmadd_ps(x2, _mm512_set1_ps(GELU_COEF_A), _mm512_set1_ps(1.0f));
+    const __m512 z2 = _mm512_mul_ps(_mm512_mul_ps(x, inner), _mm512_set1_ps(-2.0f * SQRT_2_OVER_PI));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(z2)));
+}
+
+static AVX512 void act_avx512(int kind, const float *x, const float *up, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 y = kind == 0 ? silu16(v) : gelu16(v);
+        if (up)
+            y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, up + i));
+        _mm512_mask_storeu_ps(out + i, m, y);
+    }
+}
+
+/* Sum of 16 lanes in double, so the result matches a double accumulation closely. */
+static inline AVX512 __m512d widen_lo(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+}
+
+static inline AVX512 __m512d widen_hi(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+static AVX512 void softmax_avx512(float *x, int64_t n)
+{
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), max));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s0 = _mm512_add_pd(s0, widen_lo(e));
+        s1 = _mm512_add_pd(s1, widen_hi(e));
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
+}
+
+static AVX512 void rmsnorm_avx512(const float *x, const float *w, int64_t n, float eps, float *out)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+        const __m512 sq = _mm512_mul_ps(v, v); /* squared in f32, summed in double, as ggml */
+        s0 = _mm512_add_pd(s0, widen_lo(sq));
+        s1 = _mm512_add_pd(s1, widen_hi(sq));
+    }
+    const float mean = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n);
+    const __m512 scale = _mm512_set1_ps(1.0f / sqrtf(mean + eps));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), scale);
+        if (w)
+            y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(out + i, m, y);
+    }
+}
+
+static AVX512 float dot_avx512(const float *a, const float *b, int64_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+static AVX512 void axpy_avx512(float a, const float *x, int64_t n, float *y)
+{
+    const __m512 va = _mm512_set1_ps(a);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 r = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i),
+                                         _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, r);
+    }
+}
+#endif /* OPS_X86 */
+
+/* ---- dispatching entry points --------------------------------------------------------------- */
+
+void ops_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        rmsnorm_avx512(x, w, n, eps, out);
+        return;
+    }
+#endif
+    ops_ref_rmsnorm(x, w, n, eps, out);
+}
+
+void ops_softmax(float *x, int64_t n)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        softmax_avx512(x, n);
+        return;
+    }
+#endif
+    ops_ref_softmax(x, n);
+}
+
+void ops_silu(const float *x, int64_t n, float *out)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        act_avx512(0, x, NULL, n, out);
+        return;
+    }
+#endif
+    ops_ref_silu(x, n, out);
+}
+
+void ops_gelu_tanh(const float *x, int64_t n, float *out)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        act_avx512(1, x, NULL, n, out);
+        return;
+    }
+#endif
+    ops_ref_gelu_tanh(x, n, out);
+}
+
+void ops_swiglu(const float *gate, const float *up, int64_t n, float *out)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        act_avx512(0, gate, up, n, out);
+        return;
+    }
+#endif
+    ops_ref_swiglu(gate, up, n, out);
+}
+
+void ops_geglu(const float *gate, const float *up, int64_t n, float *out)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        act_avx512(1, gate, up, n, out);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        out[i] = gelu_tanh1(gate[i]) * up[i];
+}
+
+float ops_dot(const float *a, const float *b, int64_t n)
+{
+#if OPS_X86
+    if (have_avx512())
+        return dot_avx512(a, b, n);
+#endif
+    return ops_ref_dot(a, b, n);
+}
+
+void ops_axpy(float a, const float *x, int64_t n, float *y)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        axpy_avx512(a, x, n, y);
+        return;
+    }
+#endif
+    ops_ref_axpy(a, x, n, y);
+}
+
+/* ---- plain kernels ---------------------------------------------------------------------- */
+
+void ops_layernorm(const float *x, const float *w, const float *b, int64_t n, float eps,
+                   float *out)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)x[i];
+    const float mean = (float)(sum / (double)n);
+    double sum2 = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i] - mean;
+        out[i] = v;
+        sum2 += (double)(v * v);
+    }
+    const float scale = 1.0f / sqrtf((float)(sum2 / (double)n) + eps);
+    for (int64_t i = 0; i < n; i++) {
+        float y = out[i] * scale;
+        if (w)
+            y *= w[i];
+        if (b)
+            y += b[i];
+        out[i] = y;
+    }
+}
+
+void ops_mul(const float *a, const float *b, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] * b[i];
+}
+
+void ops_add(const float *a, const float *b, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+void ops_scale(const float *x, float s, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = s * x[i];
+}
+
+/* ---- RoPE ------------------------------------------------------------------------------- */
+
+/* cos/sin of θ_i for one position, built like ggml_rope_cache_init (θ *= θ_scale in f32). */
+static void rope_cache(float p, const struct ops_rope_params *rp, float theta_scale, float *cs)
+{
+    float theta = p;
+    for (int i = 0; i < rp->n_rot / 2; i++) {
+        const float ff = rp->freq_factors ? rp->freq_factors[i] : 1.0f;
+        const float t = rp->freq_scale * (theta / ff);
+        cs[2 * i] = cosf(t);
+        cs[2 * i + 1] = sinf(t);
+        theta *= theta_scale;
+    }
+}
+
+int ops_rope(const float *x, float *out, int64_t n_tokens, int n_heads, int head_dim,
+             int64_t stride, const int32_t *pos, const struct ops_rope_params *rp)
+{
+    float cs[OPS_ROPE_MAX_ROT];
+    const int n_rot = rp->n_rot, half = n_rot / 2;
+
+    if (n_rot < 0 || n_rot % 2 || n_rot > head_dim || n_rot > OPS_ROPE_MAX_ROT ||
+        (rp->mode != OPS_ROPE_NORM && rp->mode != OPS_ROPE_NEOX))
+        return STATUS_INVALID;
+    const float theta_scale = powf(rp->base, -2.0f / (float)n_rot);
+
+    for (int64_t t = 0; t < n_tokens; t++) {
+        rope_cache((float)pos[t], rp, theta_scale, cs);
+        for (int h = 0; h < n_heads; h++) {
+            const float *src = x + t * stride + (int64_t)h * head_dim;
+            float *dst = out + t * stride + (int64_t)h * head_dim;
+            /* the pair's two elements are read before either is written: in place is safe */
+            if (rp->mode == OPS_ROPE_NORM) {
+                for (int i = 0; i < half; i++) {
+                    const float c = cs[2 * i], s = cs[2 * i + 1];
+                    const float x0 = src[2 * i], x1 = src[2 * i + 1];
+                    dst[2 * i] = x0 * c - x1 * s;
+                    dst[2 * i + 1] = x0 * s + x1 * c;
+                }
+            } else {
+                for (int i = 0; i < half; i++) {
+                    const float c = cs[2 * i], s = cs[2 * i + 1];
+                    const float x0 = src[i], x1 = src[i + half];
+                    dst[i] = x0 * c - x1 * s;
+                    dst[i + half] = x0 * s + x1 * c;
+                }
+            }
+            if (dst != src && head_dim > n_rot)
+                memcpy(dst + n_rot, src + n_rot, (size_t)(head_dim - n_rot) * sizeof(float));
+        }
+    }
+    return STATUS_OK;
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+void ops_attention(const float *q, const float *k, const float *v, int64_t n_kv, int head_dim,
+                   int64_t kv_stride, float scale, float alibi_slope, int64_t q_pos,
+                   int64_t kv_pos0, float *att, float *out)
+{
+    for (int64_t j = 0; j < n_kv; j++) {
+        float s = scale * ops_dot(q, k + j * kv_stride, head_dim);
+        if (alibi_slope != 0.0f) {
+            const int64_t d = q_pos - (kv_pos0 + j);
+            s -= alibi_slope * (float)(d < 0 ? -d : d);
+        }
+        att[j] = s;
+    }
+    ops_softmax(att, n_kv);
+    memset(out, 0, (size_t)head_dim * sizeof(float));
+    for (int64_t j = 0; j < n_kv; j++)
+        ops_axpy(att[j], v + j * kv_stride, head_dim, out);
+}

@@ -1,0 +1,102 @@
+/*
+ * ops.h — the element-wise and small vector kernels of the forward pass (everything but matmul):
+ * normalisation, softmax, RoPE, activations, element-wise arithmetic and single-query attention.
+ *
+ * All kernels work on f32, single-threaded (the caller splits rows across threads if it wants).
+ * Unless a function says otherwise, `out` may alias an input exactly (in place), but not
+ * partially.  Numerics follow ggml's CPU kernels (sums of squares and softmax denominators in
+ * double, RoPE angles built in f32 the way ggml builds them) so that we track llama.cpp closely.
+ *
+ * The hot kernels (dot, axpy, exp-based activations, softmax, rmsnorm) have an AVX-512 version
+ * chosen at run time; the scalar versions are exported as ops_ref_* so tests can compare the two.
+ */
+#ifndef KF_OPS_H
+#define KF_OPS_H
+
+#include <stdint.h>
+
+/* y_i = x_i / sqrt(mean(x²) + eps) · w_i; w == NULL means w_i = 1. */
+void ops_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out);
+
+/* y_i = (x_i − μ) / sqrt(var + eps) · w_i + b_i; w and b may each be NULL (1 and 0). */
+void ops_layernorm(const float *x, const float *w, const float *b, int64_t n, float eps,
+                   float *out);
+
+/* In-place softmax over n values, max-subtracted.  -INFINITY entries get probability 0; at least
+ * one entry must be finite. */
+void ops_softmax(float *x, int64_t n);
+
+/* Activations, out[i] = f(x[i]). */
+void ops_silu(const float *x, int64_t n, float *out);      /* x / (1 + e^-x) */
+void ops_gelu_tanh(const float *x, int64_t n, float *out); /* 0.5x(1 + tanh(0.79788456(x + 0.044715x³))) */
+/* Gated FFN activations: out[i] = silu(gate[i]) · up[i]  /  gelu_tanh(gate[i]) · up[i]. */
+void ops_swiglu(const float *gate, const float *up, int64_t n, float *out);
+void ops_geglu(const float *gate, const float *up, int64_t n, float *out);
+
+/* Element-wise arithmetic. */
+void ops_mul(const float *a, const float *b, int64_t n, float *out);   /* a_i · b_i */
+void ops_add(const float *a, const float *b, int64_t n, float *out);   /* a_i + b_i */
+void ops_scale(const float *x, float s, int64_t n, float *out);        /* s · x_i   */
+
+/* Σ a_i·b_i (f32 accumulation in a fixed order: deterministic for a given n). */
+float ops_dot(const float *a, const float *b, int64_t n);
+/* y_i += a · x_i.  x and y must not overlap. */
+void ops_axpy(float a, const float *x, int64_t n, float *y);
+
+/* ---- RoPE ------------------------------------------------------------------------------- */
+
+enum ops_rope_mode {
+    OPS_ROPE_NORM = 0, /* rotate pairs (x[2i], x[2i+1]) — llama, GPT-J */
+    OPS_ROPE_NEOX = 2, /* rotate pairs (x[i], x[i + n_rot/2]) — qwen2, gemma3, NeoX (ggml's id 2) */
+};
+
+#define OPS_ROPE_MAX_ROT 1024 /* n_rot limit (the cos/sin cache lives on the stack) */
+
+struct ops_rope_params {
+    int mode;                 /* enum ops_rope_mode */
+    int n_rot;                /* rotated dimensions: even, <= head_dim; the rest is copied */
+    float base;               /* freq_base, e.g. 10000 */
+    float freq_scale;         /* 1 / rope scaling factor (linear scaling); 1 = none */
+    const float *freq_factors; /* n_rot/2 divisors of θ_i (rope_freqs tensor), or NULL */
+};
+
+/*
+ * Rotate a block of n_tokens × n_heads head vectors of head_dim floats.  Head h of token t starts
+ * at x + t·stride + h·head_dim (stride in floats, >= n_heads·head_dim, so Q inside a fused QKV row
+ * works); the result goes to the same offsets of out (out == x for in place).  pos[t] is the
+ * position of token t.  θ_i = freq_scale · pos · base^(−2i/n_rot) / ff_i, with base^(−2/n_rot)
+ * accumulated by repeated f32 multiplication as ggml does.  YaRN is not supported.
+ * Returns STATUS_OK, or STATUS_INVALID for an odd/too large n_rot or an unknown mode.
+ */
+int ops_rope(const float *x, float *out, int64_t n_tokens, int n_heads, int head_dim,
+             int64_t stride, const int32_t *pos, const struct ops_rope_params *rp);
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+/*
+ * Attention of one query head over n_kv >= 1 keys (all of them visible: the caller applies the
+ * causal / sliding-window mask by choosing the range it passes).
+ *   q      head_dim floats
+ *   k, v   key j at k + j·kv_stride, value j at v + j·kv_stride (floats; kv_stride >= head_dim),
+ *          so a cache laid out as [pos][n_head_kv][head_dim] is passed as k + h_kv·head_dim with
+ *          kv_stride = n_head_kv·head_dim
+ *   score_j = scale · q·k_j − alibi_slope · |q_pos − (kv_pos0 + j)|   (slope 0: no ALiBi)
+ *   att    scratch of n_kv floats; holds the probabilities on return
+ *   out    head_dim floats, Σ_j softmax(score)_j · v_j; must not overlap q, k, v or att
+ */
+void ops_attention(const float *q, const float *k, const float *v, int64_t n_kv, int head_dim,
+                   int64_t kv_stride, float scale, float alibi_slope, int64_t q_pos,
+                   int64_t kv_pos0, float *att, float *out);
+
+/* ---- scalar references of the SIMD kernels (test oracles) ------------------------------- */
+void ops_ref_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out);
+void ops_ref_softmax(float *x, int64_t n);
+void ops_ref_silu(const float *x, int64_t n, float *out);
+void ops_ref_gelu_tanh(const float *x, int64_t n, float *out);
+void ops_ref_swiglu(const float *gate, const float *up, int64_t n, float *out);
+float ops_ref_dot(const float *a, const float *b, int64_t n);
+void ops_ref_axpy(float a, const float *x, int64_t n, float *y);
+/* "avx512" or "scalar": the level the dispatching kernels above use on this CPU. */
+const char *ops_simd_name(void);
+
+#endif

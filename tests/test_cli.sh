@@ -1,2 +1,83 @@
 #!/bin/sh
-echo "1..0 # SKIP not written yet"
+# test_cli.sh — the kfchat command line on bad input: each case must fail with exit status
+# non-zero and exactly one line on stderr that says what is wrong, and never crash (status
+# >= 128 would be a signal).  Also checks the happy paths of generate/tokenize/bench on a tiny
+# generated model.  TAP output.
+set -u
+B=${KF_BUILDDIR:-.}
+KF="$B/kfchat"
+MK="$B/kfchat-mkmodel"
+VOCAB="${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf"
+T=$(mktemp -d "${TMPDIR:-/tmp}/kfchat-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+n=0
+fails=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
+
+# expect_error NAME PATTERN CMD... : non-zero exit (not a signal), one stderr line matching PATTERN
+expect_error() {
+    name=$1; pat=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err" </dev/null
+    rc=$?
+    lines=$(wc -l <"$T/err")
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ] && grep -q -- "$pat" "$T/err"; then
+        ok 0 "$name"
+    else
+        ok 1 "$name"
+        echo "# rc=$rc lines=$lines stderr: $(head -c 300 "$T/err")"
+    fi
+}
+
+if [ ! -x "$KF" ] || [ ! -x "$MK" ] || [ ! -f "$VOCAB" ]; then
+    echo "1..0 # SKIP kfchat, kfchat-mkmodel or $VOCAB missing"
+    exit 0
+fi
+
+"$MK" --arch llama --vocab "$VOCAB" --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 \
+    --type q8_0 --ctx 256 -o "$T/tiny.gguf" >/dev/null 2>"$T/mkerr"
+ok $? "kfchat-mkmodel writes a tiny llama model"
+
+# --- happy paths -----------------------------------------------------------------------------
+"$KF" --version | grep -q "^kfchat " ; ok $? "--version"
+"$KF" --help | grep -q "usage: kfchat" ; ok $? "--help"
+out=$("$KF" tokenize -m "$T/tiny.gguf" --no-bos "Hello world" 2>&1)
+[ "$out" = "15043 3186" ]; ok $? "tokenize --no-bos prints ids (got '$out')"
+out=$("$KF" tokenize -m "$T/tiny.gguf" "Hello world" 2>&1)
+[ "$out" = "1 15043 3186" ]; ok $? "tokenize adds BOS (got '$out')"
+"$KF" generate -m "$T/tiny.gguf" -p "Hello" -n 8 --temp 0 >"$T/g1" 2>"$T/ge"; rc=$?
+[ $rc -eq 0 ] && [ -s "$T/g1" ]; ok $? "generate greedy runs (rc=$rc)"
+echo "Hello" | "$KF" generate -m "$T/tiny.gguf" -n 8 --temp 0 >"$T/g2" 2>/dev/null
+cmp -s "$T/g1" "$T/g2"; ok $? "generate reads the prompt from stdin, greedy is deterministic"
+"$KF" generate -m "$T/tiny.gguf" -p "Hello" -n 8 --seed 7 >"$T/s1" 2>/dev/null
+"$KF" generate -m "$T/tiny.gguf" -p "Hello" -n 8 --seed 7 -t 1 >"$T/s2" 2>/dev/null
+cmp -s "$T/s1" "$T/s2"; ok $? "same seed, different thread count: same text"
+"$KF" bench -m "$T/tiny.gguf" -p 16 -n 4 -r 1 --json >"$T/b" 2>&1
+grep -q '"tokens_per_s"' "$T/b" && grep -q '"peak_rss_bytes"' "$T/b"; ok $? "bench --json"
+"$KF" bench -m "$T/tiny.gguf" -p 16 -n 4 -r 1 -d 8 >"$T/b2" 2>&1
+grep -q "tg4 @ d8" "$T/b2"; ok $? "bench table with depth"
+printf 'hi\nhow are you\n' | "$KF" chat -m "$T/tiny.gguf" -n 4 --temp 0 >"$T/c" 2>"$T/ce"
+[ $? -eq 0 ] && [ "$(wc -l <"$T/c")" -eq 2 ]; ok $? "line-mode chat answers one reply per input line"
+
+# --- bad input -----------------------------------------------------------------------------
+expect_error "missing model file" "No such file" "$KF" generate -m "$T/nope.gguf" -p hi
+expect_error "a directory as model" "directory" "$KF" generate -m "$T" -p hi
+printf 'this is not a model at all, just text\n' >"$T/text.gguf"
+expect_error "non-GGUF file" "not a GGUF file" "$KF" generate -m "$T/text.gguf" -p hi
+size=$(wc -c <"$T/tiny.gguf")
+head -c $((size / 2)) "$T/tiny.gguf" >"$T/trunc.gguf"
+expect_error "truncated GGUF (half)" "truncated\|past the end" "$KF" generate -m "$T/trunc.gguf" -p hi
+head -c 100 "$T/tiny.gguf" >"$T/trunc2.gguf"
+expect_error "truncated GGUF (header)" "trunc\|past end" "$KF" generate -m "$T/trunc2.gguf" -p hi
+expect_error "vocab-only file as a model" "architecture" "$KF" generate -m "$VOCAB" -p hi
+long=$(yes "word" | head -n 400 | tr '\n' ' ')
+expect_error "prompt longer than the context" "context" "$KF" generate -m "$T/tiny.gguf" -c 64 -p "$long"
+expect_error "bad thread count" "threads" "$KF" generate -m "$T/tiny.gguf" -t 0 -p hi
+expect_error "bad temperature" "temp" "$KF" generate -m "$T/tiny.gguf" --temp abc -p hi
+expect_error "unknown template" "template" "$KF" generate -m "$T/tiny.gguf" --template nosuch -p hi
+expect_error "unknown option" "unknown option" "$KF" generate --frobnicate
+expect_error "unknown command" "unknown command" "$KF" frobnicate
+expect_error "mkmodel: unknown arch" "arch" "$MK" --arch nosuch --vocab "$VOCAB" --embd 64 \
+    --layers 1 --heads 4 --kv-heads 4 --ff 128 --type f32 -o "$T/x.gguf"
+
+echo "1..$n"
+[ $fails -eq 0 ]
