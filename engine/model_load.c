@@ -351,6 +351,11 @@ int model_load(struct model **out, struct gguf *g, const struct model_params *p,
         goto fail;
     }
     L.arch = arch_names[m->hp.arch];
+    if (gguf_n_tensors(g) == 0) {
+        st = status_set(err, errlen, STATUS_FORMAT,
+                        "%s: has no tensors (a vocabulary-only file, not a model)", gguf_path(g));
+        goto fail;
+    }
     if ((st = read_hparams(&L)) || (st = bind_all(&L)))
         goto fail;
     int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);

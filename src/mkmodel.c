@@ -50,15 +50,15 @@ enum dim {
     DIM_CTX,   /* n_ctx (learned position embeddings) */
 };
 
-/* How a tensor's values are drawn (see init_sigma). */
+/* How a tensor's values are drawn (see init_params). */
 enum init {
-    INIT_EMBD,   /* token / position embeddings */
-    INIT_OUTPUT, /* untied output projection */
-    INIT_IN,     /* matrices reading the normalized stream: N(0, 1/sqrt(fan_in)) */
-    INIT_RESID,  /* matrices writing into the residual stream: smaller */
-    INIT_NORM,   /* norm weights: 1 + N(0, 0.1) */
+    INIT_EMBD,     /* token / position embeddings */
+    INIT_OUTPUT,   /* untied output projection */
+    INIT_IN,       /* matrices reading a normalized vector: N(0, 1/sqrt(fan_in)) */
+    INIT_RESID,    /* matrices writing into the residual stream: half that */
+    INIT_NORM,     /* norm weights: 1 + N(0, 0.1) */
     INIT_OUT_NORM, /* final norm: its gain sets the logit scale */
-    INIT_BIAS,   /* biases: N(0, 0.02) */
+    INIT_BIAS,     /* biases: N(0, 0.02) */
 };
 
 /* What llama-quant's Q4_K_M rules key on. */
@@ -312,22 +312,33 @@ static const struct option long_opts[] = {
 /* Limits that keep every size computation far from overflow and match llama.cpp's own caps. */
 #define MAX_DIM ((int64_t)1 << 20)
 #define MAX_LAYERS 512 /* LLAMA_MAX_LAYERS */
+#define MAX_THREADS 64
+
+#define N_ARCHS (sizeof(arch_table) / sizeof(arch_table[0]))
+#define N_TYPES (sizeof(type_table) / sizeof(type_table[0]))
 
 static const struct arch_desc *arch_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof(arch_table) / sizeof(arch_table[0]); i++)
+    char known[256] = "";
+    for (size_t i = 0; i < N_ARCHS; i++) {
         if (strcmp(arch_table[i].name, name) == 0)
             return &arch_table[i];
-    die("unknown architecture '%s' (known: llama, qwen2, gemma3)", name);
+        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "",
+                 arch_table[i].name);
+    }
+    die("unknown architecture '%s' (known: %s)", name, known);
 }
 
 static const struct type_opt *type_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof(type_table) / sizeof(type_table[0]); i++)
+    char known[256] = "";
+    for (size_t i = 0; i < N_TYPES; i++) {
         if (strcasecmp(type_table[i].name, name) == 0)
             return &type_table[i];
-    die("unknown type '%s' (known: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k "
-        "q6_k q4_k_m)", name);
+        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? " " : "",
+                 type_table[i].name);
+    }
+    die("unknown type '%s' (known: %s)", name, known);
 }
 
 /* Parse argv into hp; -1 marks "not given" until hparams_check fills defaults. */
@@ -369,7 +380,7 @@ static void options_parse(int argc, char **argv, struct hparams *hp)
         case OPT_TIED: tie = 1; break;
         case OPT_UNTIED: tie = 0; break;
         case OPT_NAME: hp->name = optarg; break;
-        case 't': hp->n_threads = (int)parse_int("--threads", optarg, 1, 256); break;
+        case 't': hp->n_threads = (int)parse_int("--threads", optarg, 1, MAX_THREADS); break;
         case 'h': usage(stdout); exit(0);
         case OPT_VERSION: printf(PROG " " PACKAGE_VERSION "\n"); exit(0);
         case ':': die("option '%s' needs a value (see --help)", argv[optind - 1]);
@@ -429,7 +440,7 @@ static void hparams_check(struct hparams *hp)
         hp->eps = a->eps;
     if (!hp->n_threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        hp->n_threads = n < 1 ? 1 : n > 64 ? 64 : (int)n;
+        hp->n_threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
     }
 }
 
@@ -600,7 +611,7 @@ static uint8_t *tensor_generate(const struct hparams *hp, const char *name, enum
     int nt = hp->n_threads;
     if (n_rows < (int64_t)nt * ROWS_PER_GRAB)
         nt = 1; /* not worth a thread */
-    pthread_t th[64];
+    pthread_t th[MAX_THREADS];
     int started = 0;
     for (int i = 1; i < nt; i++)
         if (pthread_create(&th[started], NULL, gen_worker, &j) == 0)

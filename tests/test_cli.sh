@@ -46,7 +46,7 @@ out=$("$KF" tokenize -m "$T/tiny.gguf" "Hello world" 2>&1)
 [ "$out" = "1 15043 3186" ]; ok $? "tokenize adds BOS (got '$out')"
 "$KF" generate -m "$T/tiny.gguf" -p "Hello" -n 8 --temp 0 >"$T/g1" 2>"$T/ge"; rc=$?
 [ $rc -eq 0 ] && [ -s "$T/g1" ]; ok $? "generate greedy runs (rc=$rc)"
-echo "Hello" | "$KF" generate -m "$T/tiny.gguf" -n 8 --temp 0 >"$T/g2" 2>/dev/null
+printf "Hello" | "$KF" generate -m "$T/tiny.gguf" -n 8 --temp 0 >"$T/g2" 2>/dev/null
 cmp -s "$T/g1" "$T/g2"; ok $? "generate reads the prompt from stdin, greedy is deterministic"
 "$KF" generate -m "$T/tiny.gguf" -p "Hello" -n 8 --seed 7 >"$T/s1" 2>/dev/null
 "$KF" generate -m "$T/tiny.gguf" -p "Hello" -n 8 --seed 7 -t 1 >"$T/s2" 2>/dev/null
@@ -68,10 +68,10 @@ head -c $((size / 2)) "$T/tiny.gguf" >"$T/trunc.gguf"
 expect_error "truncated GGUF (half)" "truncated\|past the end" "$KF" generate -m "$T/trunc.gguf" -p hi
 head -c 100 "$T/tiny.gguf" >"$T/trunc2.gguf"
 expect_error "truncated GGUF (header)" "trunc\|past end" "$KF" generate -m "$T/trunc2.gguf" -p hi
-expect_error "vocab-only file as a model" "architecture" "$KF" generate -m "$VOCAB" -p hi
+expect_error "vocab-only file as a model" "no tensors" "$KF" generate -m "$VOCAB" -p hi
 long=$(yes "word" | head -n 400 | tr '\n' ' ')
 expect_error "prompt longer than the context" "context" "$KF" generate -m "$T/tiny.gguf" -c 64 -p "$long"
-expect_error "bad thread count" "threads" "$KF" generate -m "$T/tiny.gguf" -t 0 -p hi
+expect_error "bad thread count" "needs an integer" "$KF" generate -m "$T/tiny.gguf" -t 0 -p hi
 expect_error "bad temperature" "temp" "$KF" generate -m "$T/tiny.gguf" --temp abc -p hi
 expect_error "unknown template" "template" "$KF" generate -m "$T/tiny.gguf" --template nosuch -p hi
 expect_error "unknown option" "unknown option" "$KF" generate --frobnicate

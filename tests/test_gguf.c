@@ -245,7 +245,8 @@ static void test_scalars(void)
     ok(gguf_get_u32(g, "t.i32", &v32) == STATUS_FORMAT, "u32 of a negative i32: FORMAT");
     ok(gguf_get_u32(g, "t.u64", &v32) == STATUS_FORMAT, "u32 of 2^40: FORMAT");
     v32 = 7;
-    ok(gguf_get_u32(g, "t.f32", &v32) == STATUS_FORMAT && v32 == 7, "u32 of f32: FORMAT, untouched");
+    ok(gguf_get_u32(g, "t.f32", &v32) == STATUS_FORMAT && v32 == 7,
+       "u32 of f32: FORMAT, out untouched");
     ok(gguf_get_u32(g, "t.str", &v32) == STATUS_FORMAT, "u32 of string: FORMAT");
     ok(gguf_get_i64(g, "t.u64big", &v64) == STATUS_FORMAT && v64 == 7, "i64 of 2^63+5: FORMAT");
     ok(gguf_get_f32(g, "t.f32", &f) == STATUS_OK && f == 1.5f, "f32 of f32");
@@ -961,8 +962,10 @@ static int mk_check_keys(struct gguf *g, const struct mk_case *c, int ti)
     good &= gguf_get_str(g, "general.name", &s, &len) == STATUS_OK && len == 14 + strlen(a);
     good &= mk_key_u32(g, NULL, "general.file_type", mk_types[ti].ftype);
     good &= mk_key_u32(g, NULL, "general.quantization_version", 2);
-    good &= mk_key_u32(g, a, "context_length", 2048) && mk_key_u32(g, a, "embedding_length", c->embd);
-    good &= mk_key_u32(g, a, "block_count", c->layers) && mk_key_u32(g, a, "feed_forward_length", c->ff);
+    good &= mk_key_u32(g, a, "context_length", 2048);
+    good &= mk_key_u32(g, a, "embedding_length", c->embd);
+    good &= mk_key_u32(g, a, "block_count", c->layers);
+    good &= mk_key_u32(g, a, "feed_forward_length", c->ff);
     good &= mk_key_u32(g, a, "attention.head_count", c->heads);
     good &= mk_key_u32(g, a, "attention.head_count_kv", c->kv);
     good &= mk_key_f32(g, a, "rope.freq_base", is_llama ? 10000.0f : 1000000.0f);
@@ -981,8 +984,8 @@ static int mk_check_keys(struct gguf *g, const struct mk_case *c, int ti)
     }
     if (is_gemma) {
         good &= mk_key_u32(g, a, "attention.sliding_window", 512);
-        good &= c->swa_pattern ? mk_key_u32(g, a, "attention.sliding_window_pattern", c->swa_pattern)
-                               : mk_key_absent(g, a, "attention.sliding_window_pattern");
+        const char *pat = "attention.sliding_window_pattern";
+        good &= c->swa_pattern ? mk_key_u32(g, a, pat, c->swa_pattern) : mk_key_absent(g, a, pat);
     }
     /* the tokenizer, verbatim */
     good &= gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &d) == STATUS_OK &&
@@ -1092,7 +1095,8 @@ static int mk_same_file(const char *a, const char *b)
 
 static void mk_determinism(void)
 {
-    const char *a = tmp_file("det_a.gguf"), *b = tmp_file("det_b.gguf"), *c = tmp_file("det_c.gguf");
+    const char *a = tmp_file("det_a.gguf"), *b = tmp_file("det_b.gguf");
+    const char *c = tmp_file("det_c.gguf");
     const char *base[] = { "--arch", "llama", "--vocab", mk_vocab, "--embd", "256", "--layers",
                            "2", "--heads", "4", "--ff", "512", "--type", "q4_k", NULL, NULL,
                            NULL, NULL, NULL };

@@ -554,6 +554,7 @@ int main(void)
 // ---- throughput (not a test) -----------------------------------------------------------------
 
 #ifdef QUANT_SIMD_BENCH
+#include <immintrin.h>
 #include <time.h>
 
 /* Thread CPU time: on a shared machine, wall time counts other processes' slices too. */
@@ -592,6 +593,30 @@ static double bench_one(const struct kernel *k, dot_fn fn, const uint8_t *w, siz
     return (double)(rows * row) / best / 1e9;
 }
 
+/* The ceiling: a plain 32-byte-load read of the same buffer, no arithmetic. */
+__attribute__((target("avx2"), noinline)) static double bench_read(const uint8_t *w, size_t bytes)
+{
+    double best = 1e30;
+    volatile long long sink = 0;
+    for (int p = 0; p < 5; p++) {
+        const double t0 = now_s();
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t i = 0; i + 128 <= bytes; i += 128) {
+            a0 = _mm256_add_epi8(a0, _mm256_loadu_si256((const __m256i *)(w + i)));
+            a1 = _mm256_add_epi8(a1, _mm256_loadu_si256((const __m256i *)(w + i + 32)));
+            a2 = _mm256_add_epi8(a2, _mm256_loadu_si256((const __m256i *)(w + i + 64)));
+            a3 = _mm256_add_epi8(a3, _mm256_loadu_si256((const __m256i *)(w + i + 96)));
+        }
+        const __m256i t = _mm256_add_epi8(_mm256_add_epi8(a0, a1), _mm256_add_epi8(a2, a3));
+        const double dt = now_s() - t0;
+        sink += _mm256_extract_epi64(t, 0);
+        if (dt < best)
+            best = dt;
+    }
+    (void)sink;
+    return (double)bytes / best / 1e9;
+}
+
 static int bench(void)
 {
     static const enum qtype ids[] = { QTYPE_Q4_K, QTYPE_Q4_0, QTYPE_Q4_1, QTYPE_Q6_K, QTYPE_Q8_0,
@@ -609,6 +634,8 @@ static int bench(void)
     if (!w || !a || !tmp)
         return 1;
     printf("# weight streaming, single thread, 64 MiB of weights, rows of %d (GB/s of weights)\n", n);
+    memset(w, 1, wbytes);
+    printf("# plain read of the buffer (ceiling): %.2f GB/s\n", bench_read(w, wbytes));
     printf("%-6s %10s %10s %12s\n", "type", "ref", "avx2", "avx512vnni");
     for (size_t t = 0; t < sizeof(ids) / sizeof(ids[0]); t++) {
         const struct kernel *k = NULL;
