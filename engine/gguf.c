@@ -284,11 +284,15 @@ static int map_file(struct gguf *g, const char *path, char *err, size_t errlen)
     if (fd < 0)
         return status_set(err, errlen, STATUS_IO, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
+        return status_set(err, errlen, STATUS_IO, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
         return status_set(err, errlen, STATUS_IO, "%s: %s", path,
-                          S_ISDIR(st.st_mode) ? "is a directory" : strerror(e));
+                          S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
     }
     g->size = (size_t)st.st_size;
     if (g->size < 24) {

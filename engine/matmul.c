@@ -42,10 +42,12 @@
 #endif
 #define NR 32
 #ifndef KC
-#define KC 256
+#define KC 512
 #endif
 #define BC (516 / MR * MR)
+#ifndef JB
 #define JB 256 /* weight rows dequantized per block (JB × KC f32 = 256 KiB, in L2) */
+#endif
 
 #define DEC_XQ_ROWS 64 /* activation rows quantized per decode pass (per weight type) */
 
@@ -211,6 +213,11 @@ static void dec_thread(void *arg, int ith, int nth)
         /* rows outer: a weight row is read from memory once and reused for all b activations */
         for (int64_t r = r0; r < r1; r++) {
             const char *wr = (const char *)w->data + r * j->w_stride[wi];
+#ifdef MM_PF
+            if (r + MM_PF < r1)
+                for (size_t o = 0; o < j->w_stride[wi]; o += 64)
+                    __builtin_prefetch(wr + MM_PF * j->w_stride[wi] + o, 0, 0);
+#endif
             for (int64_t i = 0; i < j->b; i++)
                 dot((int)w->k, &y[i * w->n + r], wr, j->xa[wi] + i * j->xa_stride[wi]);
         }

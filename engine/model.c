@@ -52,20 +52,24 @@ size_t model_weight_bytes(const struct model *m)
     return m->weight_bytes;
 }
 
-static size_t kv_bytes_per_pos(const struct model *m)
-{
-    const struct model_hparams *hp = &m->hp;
-    return (size_t)hp->n_layer * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * sizeof(float);
-}
-
 size_t model_kv_bytes(const struct model *m)
 {
-    return kv_bytes_per_pos(m) * (size_t)m->n_ctx;
+    return kv_cache_bytes_alloc(m->kv);
 }
 
 size_t model_kv_bytes_used(const struct model *m)
 {
-    return kv_bytes_per_pos(m) * (size_t)m->n_past;
+    return kv_cache_bytes_used(m->kv);
+}
+
+size_t model_kv_bytes_full(const struct model *m)
+{
+    return kv_cache_bytes_full(m->kv);
+}
+
+const struct kv_cache *model_kv(const struct model *m)
+{
+    return m->kv;
 }
 
 const float *model_logits(const struct model *m)
@@ -75,57 +79,41 @@ const float *model_logits(const struct model *m)
 
 int model_n_past(const struct model *m)
 {
-    return m->n_past;
+    return kv_cache_n_past(m->kv);
 }
 
 void model_truncate(struct model *m, int n_past)
 {
-    if (n_past >= 0 && n_past < m->n_past)
-        m->n_past = n_past;
+    kv_cache_truncate(m->kv, n_past);
 }
 
-/* Row p of KV head h of layer il in the key / value cache. */
-static float *k_row(const struct model *m, int il, int h, int p)
-{
-    const struct model_hparams *hp = &m->hp;
-    size_t idx = (((size_t)il * hp->n_head_kv + (size_t)h) * (size_t)m->n_ctx + (size_t)p);
-    return m->k_cache + idx * (size_t)hp->head_dim;
-}
-
-static float *v_row(const struct model *m, int il, int h, int p)
-{
-    const struct model_hparams *hp = &m->hp;
-    size_t idx = (((size_t)il * hp->n_head_kv + (size_t)h) * (size_t)m->n_ctx + (size_t)p);
-    return m->v_cache + idx * (size_t)hp->head_dim_v;
-}
-
-/* ---- attention over the cache, parallel over (token, head) -------------------------------- */
+/* ---- attention over the cache, parallel over query heads ----------------------------------- */
 
 struct attn_job {
     struct model *m;
-    int il, n;
-    const struct layer_weights *w;
+    int il, n, scoring;
 };
 
+/*
+ * One job = one query head over every token of the chunk, so that each head's score
+ * accumulator has a single writer and the sums do not depend on the thread count.
+ */
 static void attn_worker(void *arg, int ith, int nth)
 {
     struct attn_job *J = arg;
     struct model *m = J->m;
     const struct model_hparams *hp = &m->hp;
-    int group = hp->n_head / hp->n_head_kv;
-    int total = J->n * hp->n_head;
-    float *att = m->scores + (size_t)ith * (size_t)m->n_ctx;
-    for (int job = ith; job < total; job += nth) {
-        int t = job / hp->n_head, h = job % hp->n_head, g = h / group;
-        int p = m->pos[t];
-        int lo = 0;
-        if (J->w->is_swa && p - hp->n_swa + 1 > 0)
-            lo = p - hp->n_swa + 1;
-        const float *q = m->q + ((size_t)t * hp->n_head + h) * hp->head_dim;
-        float *out = m->attn + ((size_t)t * hp->n_head + h) * hp->head_dim_v;
-        /* rows of one KV head are contiguous: stride = head_dim */
-        ops_attention(q, k_row(m, J->il, g, lo), v_row(m, J->il, g, lo), p - lo + 1,
-                      hp->head_dim, hp->head_dim, hp->attn_scale, 0.0f, p, lo, att, out);
+    int cap = kv_cache_cap(m->kv);
+    float *att = m->scores + (size_t)ith * 2 * (size_t)cap;
+    for (int h = ith; h < hp->n_head; h += nth) {
+        float *acc = J->scoring ? m->acc + (size_t)h * cap : NULL;
+        if (acc)
+            memset(acc, 0, (size_t)cap * sizeof(float));
+        for (int t = 0; t < J->n; t++) {
+            const float *q = m->q + ((size_t)t * hp->n_head + h) * hp->head_dim;
+            float *out = m->attn + ((size_t)t * hp->n_head + h) * hp->head_dim_v;
+            kv_cache_attend(m->kv, J->il, h, q, m->pos[t], out, att, acc);
+        }
     }
 }
 
@@ -180,15 +168,15 @@ static int layer_forward(struct model *m, int il, int n)
         return st;
     /* append k, v to the cache (post-RoPE keys: never re-rotated) */
     for (int t = 0; t < n; t++)
-        for (int g = 0; g < hp->n_head_kv; g++) {
-            memcpy(k_row(m, il, g, m->pos[t]), m->k + (size_t)t * nk + (size_t)g * hd,
-                   (size_t)hd * sizeof(float));
-            memcpy(v_row(m, il, g, m->pos[t]),
-                   m->v + (size_t)t * nv + (size_t)g * hp->head_dim_v,
-                   (size_t)hp->head_dim_v * sizeof(float));
-        }
-    struct attn_job job = { .m = m, .il = il, .n = n, .w = w };
+        for (int g = 0; g < hp->n_head_kv; g++)
+            kv_cache_store(m->kv, il, g, m->pos[t], m->k + (size_t)t * nk + (size_t)g * hd,
+                           m->v + (size_t)t * nv + (size_t)g * hp->head_dim_v);
+    struct attn_job job = { .m = m, .il = il, .n = n, .scoring = kv_cache_scoring(m->kv, il) };
     threadpool_run(m->pool, attn_worker, &job);
+    float *accs[1024];
+    for (int h = 0; h < hp->n_head && job.scoring; h++)
+        accs[h] = m->acc + (size_t)h * kv_cache_cap(m->kv);
+    kv_cache_commit_layer(m->kv, il, job.scoring ? accs : NULL);
     if ((st = matmul(m->pool, m->mm, &w->wo, m->attn, n, m->tmp)))
         return st;
     add_bias_rows(m->tmp, w->bo, n, E);
@@ -237,12 +225,12 @@ static int output_forward(struct model *m, int r0, int rows, float *out)
 static int forward_chunk(struct model *m, const int32_t *tokens, int n, float *all_out)
 {
     const struct model_hparams *hp = &m->hp;
-    int st;
-    for (int t = 0; t < n; t++) {
-        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
-            return STATUS_INVALID;
-        m->pos[t] = m->n_past + t;
-    }
+    int n_past = kv_cache_n_past(m->kv);
+    int st = kv_cache_begin(m->kv, n_past, n);
+    if (st)
+        return st;
+    for (int t = 0; t < n; t++)
+        m->pos[t] = n_past + t;
     if ((st = matmul_get_rows(&m->tok_embd, tokens, n, m->x)))
         return st;
     if (hp->embd_scale != 1.0f)
@@ -250,7 +238,7 @@ static int forward_chunk(struct model *m, const int32_t *tokens, int n, float *a
     for (int il = 0; il < hp->n_layer; il++)
         if ((st = layer_forward(m, il, n)))
             return st;
-    m->n_past += n;
+    kv_cache_end(m->kv);
     if (all_out)
         return output_forward(m, 0, n, all_out);
     return output_forward(m, n - 1, 1, m->logits);
@@ -262,8 +250,11 @@ int model_forward(struct model *m, const int32_t *tokens, int n, float *logits, 
 {
     if (n <= 0)
         return STATUS_OK;
-    if (n > m->n_ctx - m->n_past)
+    if (n > m->n_ctx - kv_cache_n_past(m->kv))
         return STATUS_CONTEXT_FULL;
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= m->hp.n_vocab)
+            return STATUS_INVALID;
     for (int done = 0; done < n;) {
         if (cancel && *cancel)
             return STATUS_STOPPED;

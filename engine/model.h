@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv_cache.h"
+
 struct gguf;
 struct model;
 
@@ -29,6 +31,8 @@ struct model_params {
     int n_ctx;     /* positions the KV cache holds; 0 = min(training context, 4096) */
     int n_batch;   /* max tokens per forward call; 0 = 512 */
     int n_threads; /* 0 = number of online CPUs */
+    struct kv_params kv; /* cache policy and budget (kv_params_default(): budget 0 = full) */
+    const char *kv_budget; /* if set, parsed into kv.budget once n_ctx is known ("50%", ...) */
 };
 
 /* Hyperparameters, read from the file and validated at load. */
@@ -68,7 +72,9 @@ int model_n_threads(const struct model *m);
 uint64_t model_n_params(const struct model *m);
 size_t model_weight_bytes(const struct model *m);
 size_t model_kv_bytes(const struct model *m);       /* bytes of KV cache allocated */
-size_t model_kv_bytes_used(const struct model *m);  /* bytes holding live positions */
+size_t model_kv_bytes_used(const struct model *m);  /* bytes holding live entries */
+size_t model_kv_bytes_full(const struct model *m);  /* what an unbounded cache would hold */
+const struct kv_cache *model_kv(const struct model *m);
 
 /* Logits of the last token evaluated by model_forward (n_vocab floats), borrowed. */
 const float *model_logits(const struct model *m);

@@ -8,6 +8,7 @@
 #ifndef KF_MODEL_IMPL_H
 #define KF_MODEL_IMPL_H
 
+#include "kv_cache.h"
 #include "matmul.h"
 #include "model.h"
 
@@ -47,10 +48,9 @@ struct model {
     struct layer_weights *layers;      /* [n_layer] */
     float *f32_pool;                   /* owns every float* above (dequantized 1-D tensors) */
 
-    /* KV cache: per layer, per KV head, n_ctx rows; row p holds position p. */
-    float *k_cache;                    /* [n_layer][n_head_kv][n_ctx][hd] */
-    float *v_cache;                    /* [n_layer][n_head_kv][n_ctx][hdv] */
-    int n_past;
+    struct kv_cache *kv;               /* keys/values, positions, scores; eviction policy */
+    int *swa;                          /* [n_layer] sliding window per layer (0 = global) */
+    float *acc;                        /* [n_head][kv cap] per-query-head score accumulators */
 
     /* activations for a batch of up to n_batch tokens */
     float *x;                          /* [n_batch × n_embd] residual stream */
@@ -62,7 +62,7 @@ struct model {
     float *tmp;                        /* [n_batch × n_embd] */
     float *ff_a;                       /* [n_batch × n_ff] */
     float *ff_b;                       /* [n_batch × n_ff] */
-    float *scores;                     /* [n_threads × n_ctx] attention rows */
+    float *scores;                     /* [n_threads × 2·kv cap] attention scratch */
     float *logits;                     /* [n_vocab] last token's logits */
     int *pos;                          /* [n_batch] */
     size_t weight_bytes;

@@ -256,9 +256,11 @@ static int alloc_buffers(struct loader *L)
     size_t B = (size_t)m->n_batch, C = (size_t)m->n_ctx, nl = (size_t)hp->n_layer;
     size_t kvh = (size_t)hp->n_head_kv;
     int st;
-    if ((st = alloc_f32(L, &m->k_cache, nl * kvh * C * (size_t)hp->head_dim)) ||
-        (st = alloc_f32(L, &m->v_cache, nl * kvh * C * (size_t)hp->head_dim_v)) ||
-        (st = alloc_f32(L, &m->x, B * (size_t)hp->n_embd)) ||
+    size_t cap = (size_t)kv_cache_cap(m->kv);
+    (void)C;
+    (void)nl;
+    (void)kvh;
+    if ((st = alloc_f32(L, &m->x, B * (size_t)hp->n_embd)) ||
         (st = alloc_f32(L, &m->xn, B * (size_t)hp->n_embd)) ||
         (st = alloc_f32(L, &m->q, B * (size_t)hp->n_head * (size_t)hp->head_dim)) ||
         (st = alloc_f32(L, &m->k, B * kvh * (size_t)hp->head_dim)) ||
@@ -267,7 +269,8 @@ static int alloc_buffers(struct loader *L)
         (st = alloc_f32(L, &m->tmp, B * (size_t)hp->n_embd)) ||
         (st = alloc_f32(L, &m->ff_a, B * (size_t)hp->n_ff)) ||
         (st = alloc_f32(L, &m->ff_b, B * (size_t)hp->n_ff)) ||
-        (st = alloc_f32(L, &m->scores, (size_t)m->n_threads * C)) ||
+        (st = alloc_f32(L, &m->scores, (size_t)m->n_threads * 2 * cap)) ||
+        (st = alloc_f32(L, &m->acc, (size_t)hp->n_head * cap)) ||
         (st = alloc_f32(L, &m->logits, (size_t)hp->n_vocab)))
         return st;
     m->pos = calloc(B, sizeof(int));
@@ -282,6 +285,32 @@ static int alloc_buffers(struct loader *L)
     if (!m->mm)
         return status_set(L->err, L->errlen, STATUS_NOMEM, "out of memory (matmul scratch)");
     return STATUS_OK;
+}
+
+/* The KV cache: policy and budget from p (default: full), sliding windows from the layers. */
+static int make_kv(struct loader *L, const struct model_params *p)
+{
+    struct model *m = L->m;
+    const struct model_hparams *hp = &m->hp;
+    struct kv_params kp = p ? p->kv : kv_params_default();
+    if (!p)
+        kp.policy = KV_POLICY_FULL;
+    m->swa = calloc((size_t)hp->n_layer, sizeof(int));
+    if (!m->swa)
+        return status_set(L->err, L->errlen, STATUS_NOMEM, "out of memory");
+    for (int il = 0; il < hp->n_layer; il++)
+        m->swa[il] = m->layers[il].is_swa ? hp->n_swa : 0;
+    size_t per_tok = 2 * (size_t)hp->n_layer * hp->n_head_kv * hp->head_dim * sizeof(float);
+    int st;
+    if (p && p->kv_budget &&
+        (st = kv_budget_parse(p->kv_budget, m->n_ctx, per_tok, &kp.budget, L->err, L->errlen)))
+        return st;
+    struct kv_shape sh = {
+        .n_layer = hp->n_layer, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+        .head_dim = hp->head_dim, .n_ctx = m->n_ctx, .n_batch = m->n_batch, .swa = m->swa,
+        .scale = hp->attn_scale,
+    };
+    return kv_cache_new(&m->kv, &sh, &kp, L->err, L->errlen);
 }
 
 static int bind_all(struct loader *L)
@@ -372,6 +401,8 @@ int model_load(struct model **out, struct gguf *g, const struct model_params *p,
     m->n_threads = p && p->n_threads > 0 ? p->n_threads : (ncpu > 0 ? (int)ncpu : 1);
     if (m->n_threads > 256)
         m->n_threads = 256;
+    if ((st = make_kv(&L, p)))
+        goto fail;
     m->pool = threadpool_new(m->n_threads);
     if (!m->pool) {
         st = status_set(err, errlen, STATUS_NOMEM, "cannot start %d threads", m->n_threads);
@@ -396,8 +427,9 @@ void model_free(struct model *m)
         mm_ctx_free(m->mm);
     free(m->layers);
     free(m->f32_pool);
-    free(m->k_cache);
-    free(m->v_cache);
+    kv_cache_free(m->kv);
+    free(m->swa);
+    free(m->acc);
     free(m->x);
     free(m->xn);
     free(m->q);

@@ -9,9 +9,9 @@
  * arch_table (which keys it writes, which tensors it has); gpt2/gptj/mpt add rows, not code.
  *
  * Weights come from a counter-based PRNG keyed by (seed, tensor name, row), so a file depends only
- * on its options — not on the thread count, nor on which other tensors exist — and each row is
- * quantized with the type traits' from_f32 as soon as it is drawn: only the quantized tensor is
- * ever held (gguf_writer then keeps its own copy until the file is written).
+ * on its options — not on the thread count, the CPU, nor on which other tensors exist — and
+ * each row is quantized (reference quantizers) as soon as it is drawn: only the quantized tensor
+ * is ever held (gguf_writer then keeps its own copy until the file is written).
  */
 #include "config.h"
 
@@ -31,6 +31,7 @@
 #include "gguf.h"
 #include "gguf_write.h"
 #include "quant.h"
+#include "quant_ref.h"
 #include "status.h"
 
 #define PROG "kfchat-mkmodel"
@@ -556,8 +557,7 @@ static void init_params(const struct hparams *hp, enum init init, int64_t ne0, f
 }
 
 struct gen_job {
-    const struct hparams *hp;
-    const struct quant_traits *tr;
+    quant_from_f32_fn quantize;
     uint64_t key;      /* seed ^ tensor name */
     float mean, sigma;
     int64_t ne0, n_rows;
@@ -566,6 +566,31 @@ struct gen_job {
     int64_t next_row;  /* shared work counter */
     pthread_mutex_t lock;
 };
+
+/*
+ * The scalar reference quantizers, not the traits' from_f32 (which quant_init may replace with
+ * SIMD versions): a model must be bit-identical on every machine, because the golden tests
+ * regenerate it and check its SHA-256.  They are also what llama-quantize uses for weights.
+ */
+static quant_from_f32_fn quantizer(uint32_t type)
+{
+    switch (type) {
+    case QTYPE_F32: return quantize_f32_ref;
+    case QTYPE_F16: return quantize_f16_ref;
+    case QTYPE_BF16: return quantize_bf16_ref;
+    case QTYPE_Q4_0: return quantize_q4_0_ref;
+    case QTYPE_Q4_1: return quantize_q4_1_ref;
+    case QTYPE_Q5_0: return quantize_q5_0_ref;
+    case QTYPE_Q5_1: return quantize_q5_1_ref;
+    case QTYPE_Q8_0: return quantize_q8_0_ref;
+    case QTYPE_Q2_K: return quantize_q2_k_ref;
+    case QTYPE_Q3_K: return quantize_q3_k_ref;
+    case QTYPE_Q4_K: return quantize_q4_k_ref;
+    case QTYPE_Q5_K: return quantize_q5_k_ref;
+    case QTYPE_Q6_K: return quantize_q6_k_ref;
+    default: die("no quantizer for type %u", (unsigned)type);
+    }
+}
 
 #define ROWS_PER_GRAB 16
 
@@ -585,9 +610,10 @@ static void *gen_worker(void *arg)
         int64_t r1 = r0 + ROWS_PER_GRAB < j->n_rows ? r0 + ROWS_PER_GRAB : j->n_rows;
         for (int64_t r = r0; r < r1; r++) {
             uint64_t s = mix64(j->key ^ mix64((uint64_t)r + 1));
+            /* in double, the product of two floats is exact: no FMA contraction can change it */
             for (int64_t i = 0; i < j->ne0; i++)
-                row[i] = j->mean + j->sigma * rng_normal(&s);
-            j->tr->from_f32(row, j->out + (size_t)r * j->row_bytes, j->ne0);
+                row[i] = (float)((double)j->mean + (double)j->sigma * (double)rng_normal(&s));
+            j->quantize(row, j->out + (size_t)r * j->row_bytes, j->ne0);
         }
     }
     free(row);
@@ -598,9 +624,7 @@ static void *gen_worker(void *arg)
 static uint8_t *tensor_generate(const struct hparams *hp, const char *name, enum init init,
                                 uint32_t type, int64_t ne0, int64_t n_rows)
 {
-    struct gen_job j = { .hp = hp, .tr = quant_traits_get(type), .ne0 = ne0, .n_rows = n_rows };
-    if (!j.tr || !j.tr->from_f32)
-        die("type %u has no quantizer in this build", (unsigned)type);
+    struct gen_job j = { .quantize = quantizer(type), .ne0 = ne0, .n_rows = n_rows };
     j.key = mix64(hp->seed) ^ name_hash(name);
     init_params(hp, init, ne0, &j.mean, &j.sigma);
     j.row_bytes = quant_row_size(type, ne0);
@@ -796,10 +820,7 @@ int main(int argc, char **argv)
 
     options_parse(argc, argv, &hp);
     hparams_check(&hp);
-    quant_init();
     struct gguf *vocab = vocab_open(&hp);
-    if (hp.n_vocab * hp.n_embd > (int64_t)1 << 36)
-        die("vocab %lld x embd %lld is too large", (long long)hp.n_vocab, (long long)hp.n_embd);
 
     struct gguf_writer *w = gguf_writer_new();
     keys_add(w, &hp, vocab);

@@ -1,0 +1,699 @@
+/*
+ * quant_x86.c — x86 SIMD kernels for the quant traits table, and the run-time choice of them.
+ *
+ * This file owns the dispatch (quant_x86_install) and the kernels for the float types (F32, F16,
+ * BF16 weights against F32 activations), the 32-element legacy quants (Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q8_0) and the activation quantizers (Q8_0, Q8_1, Q8_K); quant_x86_k.c has the K-quant dots.
+ * There are two levels: "avx2" (AVX2 + FMA + F16C) and "avx512vnni" (AVX-512 F/BW/VL + VNNI,
+ * 64-byte vectors and vpdpbusd).  Nothing here depends on -march: every kernel carries its own
+ * target attribute and the level is picked once at run time with __builtin_cpu_supports, so one
+ * binary runs everywhere; a CPU below AVX2 keeps the scalar references of quant_ref.c.
+ *
+ * Contract (checked by tests/test_quant_simd.c): a dot product equals its vec_dot_*_ref up to the
+ * order of float additions (integer block sums are exact), and a quantizer's output is
+ * bit-identical to its quantize_*_ref.  Activations are assumed to come from those quantizers,
+ * so a Q8 activation byte is never -128 (the sign trick below relies on it).
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "half.h"
+#include "quant.h"
+#include "quant_ref.h"
+
+/* Levels in increasing order (also the index of x86_level_name). */
+enum { LEVEL_SCALAR = 0, LEVEL_AVX2 = 1, LEVEL_AVX512 = 2 };
+
+static const char *const x86_level_name[] = { "scalar", "avx2", "avx512vnni" };
+
+/* Test hook: install the kernels of one level; NULL if this CPU cannot run it. */
+const char *quant_x86_install_level(int level, struct quant_traits *table, int n);
+/* quant_x86_k.c: install the K-quant dots of a level this CPU is known to run. */
+void quant_x86_k_install(struct quant_traits *table, int n, int level);
+
+#if defined(__x86_64__)
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+#define X86_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define X86_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+static inline X86_AVX2 float x86_hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline X86_AVX2 float x86_hmax_ps(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static inline X86_AVX2 int x86_hsum_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* fp16 -> f32 (F16C converts every input exactly, subnormals included). */
+static inline X86_AVX2 float x86_h2f(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* Two adjacent fp16 (d and m of a weight block, or d and s of a Q8_1 block) as floats 0 and 1. */
+static inline X86_AVX2 __m128 x86_h2f_pair(const void *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
+}
+
+static inline X86_AVX2 __m256i x86_load(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/*
+ * The 32 quants of a 4-bit legacy block as bytes 0..15: byte j holds element j in its low nibble
+ * and element j + 16 in its high nibble, so one 128-bit broadcast and a per-half shift of 0 or 4
+ * put every element in its own byte, in element order.
+ */
+static inline X86_AVX2 __m256i x86_nibbles(const uint8_t *qs)
+{
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)),
+                            _mm256_set1_epi8(0x0F));
+}
+
+/* 0x10 in byte e where bit e of qh is set: the fifth bit of a Q5 block's elements. */
+static inline X86_AVX2 __m256i x86_bit5(const uint8_t *qh)
+{
+    uint32_t bits;
+    memcpy(&bits, qh, 4);
+    const __m256i rep = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
+        _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(rep, sel), sel);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+/* Sum of 32 products of unsigned bytes (<= 63) with signed bytes, as 8 float partial sums. */
+static inline X86_AVX2 __m256 x86_dot_u8_ps(__m256i u, __m256i s)
+{
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+/* Sum of (u - off) * s over 32 bytes, u unsigned <= 31: maddubs needs an unsigned operand, so
+ * the offset is taken off as off * s in 16 bits, where neither term nor difference overflows. */
+static inline X86_AVX2 __m256 x86_dot_u8_off_ps(__m256i u, __m256i s, int off)
+{
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, s),
+                                       _mm256_maddubs_epi16(_mm256_set1_epi8((char)off), s));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* Sum of 32 products of signed bytes: the sign of x moves onto y (y is never -128). */
+static inline X86_AVX2 __m256 x86_dot_i8_ps(__m256i x, __m256i y)
+{
+    return x86_dot_u8_ps(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+// ---- float weights ---------------------------------------------------------------------------
+
+/*
+ * Float dots keep 4 independent accumulators so the FMA latency is hidden.  The references sum
+ * in double; float partial sums over 32 lanes stay well within the tests' tolerance.
+ */
+static X86_AVX2 void dot_f32_avx2(int n, float *s, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+    float sum = x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++)
+        sum += x[i] * y[i];
+    *s = sum;
+}
+
+static inline X86_AVX2 __m256 x86_load_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static X86_AVX2 void dot_f16_avx2(int n, float *s, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(x86_load_f16(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(x86_load_f16(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(x86_load_f16(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(x86_load_f16(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(x86_load_f16(x + i), _mm256_loadu_ps(y + i), acc0);
+    float sum = x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++)
+        sum += x86_h2f(x[i]) * y[i];
+    *s = sum;
+}
+
+/* bf16 is the top half of an f32: widen to 32 bits and shift. */
+static inline X86_AVX2 __m256 x86_load_bf16(const uint16_t *p)
+{
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static X86_AVX2 void dot_bf16_avx2(int n, float *s, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(x86_load_bf16(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(x86_load_bf16(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(x86_load_bf16(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(x86_load_bf16(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(x86_load_bf16(x + i), _mm256_loadu_ps(y + i), acc0);
+    float sum = x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++)
+        sum += bf16_to_fp32(x[i]) * y[i];
+    *s = sum;
+}
+
+/* AVX-512: 16 lanes, and the tail is one masked step instead of a scalar loop. */
+#define X86_DOT_FLOAT_512(name, LOAD, MASKLOAD)                                                 \
+    static X86_AVX512 void name(int n, float *s, const void *w, const void *a)                 \
+    {                                                                                           \
+        const uint16_t *x = w;                                                                  \
+        const float *y = a;                                                                     \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;               \
+        int i = 0;                                                                              \
+        for (; i + 64 <= n; i += 64) {                                                          \
+            acc0 = _mm512_fmadd_ps(LOAD(x + i), _mm512_loadu_ps(y + i), acc0);                  \
+            acc1 = _mm512_fmadd_ps(LOAD(x + i + 16), _mm512_loadu_ps(y + i + 16), acc1);        \
+            acc2 = _mm512_fmadd_ps(LOAD(x + i + 32), _mm512_loadu_ps(y + i + 32), acc2);        \
+            acc3 = _mm512_fmadd_ps(LOAD(x + i + 48), _mm512_loadu_ps(y + i + 48), acc3);        \
+        }                                                                                       \
+        for (; i + 16 <= n; i += 16)                                                            \
+            acc0 = _mm512_fmadd_ps(LOAD(x + i), _mm512_loadu_ps(y + i), acc0);                  \
+        if (i < n) {                                                                            \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                               \
+            acc1 = _mm512_fmadd_ps(MASKLOAD(m, x + i), _mm512_maskz_loadu_ps(m, y + i), acc1);  \
+        }                                                                                       \
+        *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1),                      \
+                                                _mm512_add_ps(acc2, acc3)));                    \
+    }
+
+#define X86_F16_LOAD(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define X86_F16_MASKLOAD(m, p) _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p))
+#define X86_BF16_LOAD(p) \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+#define X86_BF16_MASKLOAD(m, p) \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16))
+
+X86_DOT_FLOAT_512(dot_f16_avx512, X86_F16_LOAD, X86_F16_MASKLOAD)
+X86_DOT_FLOAT_512(dot_bf16_avx512, X86_BF16_LOAD, X86_BF16_MASKLOAD)
+
+static X86_AVX512 void dot_f32_avx512(int n, float *s, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), acc1);
+        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), acc2);
+        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), acc3);
+    }
+    for (; i + 16 <= n; i += 16)
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), acc0);
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i),
+                               acc1);
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+// ---- legacy quants, AVX2: one block of 32 per step, two accumulators -------------------------
+
+static inline X86_AVX2 __m256 x86_q4_0_block(const struct blk_q4_0 *x, const struct blk_q8_0 *y,
+                                             __m256 acc)
+{
+    const __m256 d = _mm256_set1_ps(x86_h2f(x->d) * x86_h2f(y->d));
+    return _mm256_fmadd_ps(d, x86_dot_u8_off_ps(x86_nibbles(x->qs), x86_load(y->qs), 8), acc);
+}
+
+static inline X86_AVX2 __m256 x86_q5_0_block(const struct blk_q5_0 *x, const struct blk_q8_0 *y,
+                                             __m256 acc)
+{
+    const __m256 d = _mm256_set1_ps(x86_h2f(x->d) * x86_h2f(y->d));
+    const __m256i q = _mm256_or_si256(x86_nibbles(x->qs), x86_bit5(x->qh));
+    return _mm256_fmadd_ps(d, x86_dot_u8_off_ps(q, x86_load(y->qs), 16), acc);
+}
+
+static inline X86_AVX2 __m256 x86_q8_0_block(const struct blk_q8_0 *x, const struct blk_q8_0 *y,
+                                             __m256 acc)
+{
+    const __m256 d = _mm256_set1_ps(x86_h2f(x->d) * x86_h2f(y->d));
+    return _mm256_fmadd_ps(d, x86_dot_i8_ps(x86_load(x->qs), x86_load(y->qs)), acc);
+}
+
+/*
+ * Q4_1/Q5_1 against Q8_1: sum((q*dx + m) * qy*dy) = dx*dy*sum(q*qy) + m*s, where s = dy*sum(qy)
+ * comes with the activation.  One multiply of [dx, m] by [dy, s] gives both factors; lane 1 of
+ * *accm collects the m*s terms.
+ */
+static inline X86_AVX2 __m256 x86_q4_1_block(const struct blk_q4_1 *x, const struct blk_q8_1 *y,
+                                             __m256 acc, __m128 *accm)
+{
+    const __m128 ds = _mm_mul_ps(x86_h2f_pair(&x->d), x86_h2f_pair(&y->d));
+    *accm = _mm_add_ps(*accm, ds);
+    const __m256 p = x86_dot_u8_ps(x86_nibbles(x->qs), x86_load(y->qs));
+    return _mm256_fmadd_ps(_mm256_broadcastss_ps(ds), p, acc);
+}
+
+static inline X86_AVX2 __m256 x86_q5_1_block(const struct blk_q5_1 *x, const struct blk_q8_1 *y,
+                                             __m256 acc, __m128 *accm)
+{
+    const __m128 ds = _mm_mul_ps(x86_h2f_pair(&x->d), x86_h2f_pair(&y->d));
+    *accm = _mm_add_ps(*accm, ds);
+    const __m256i q = _mm256_or_si256(x86_nibbles(x->qs), x86_bit5(x->qh));
+    return _mm256_fmadd_ps(_mm256_broadcastss_ps(ds), x86_dot_u8_ps(q, x86_load(y->qs)), acc);
+}
+
+/* Two accumulators: one block is about as long as an FMA's latency. */
+#define X86_DOT_LEGACY_AVX2(name, WT, AT, BLOCK)                                                \
+    static X86_AVX2 void name(int n, float *s, const void *w, const void *a)                   \
+    {                                                                                           \
+        const WT *x = w;                                                                        \
+        const AT *y = a;                                                                        \
+        const int nb = n / QK;                                                                  \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;                                         \
+        int i = 0;                                                                              \
+        for (; i + 2 <= nb; i += 2) {                                                           \
+            acc0 = BLOCK(x + i, y + i, acc0);                                                   \
+            acc1 = BLOCK(x + i + 1, y + i + 1, acc1);                                           \
+        }                                                                                       \
+        if (i < nb)                                                                             \
+            acc0 = BLOCK(x + i, y + i, acc0);                                                   \
+        *s = x86_hsum_ps(_mm256_add_ps(acc0, acc1));                                            \
+    }
+
+#define X86_DOT_LEGACY_MIN_AVX2(name, WT, BLOCK)                                                \
+    static X86_AVX2 void name(int n, float *s, const void *w, const void *a)                   \
+    {                                                                                           \
+        const WT *x = w;                                                                        \
+        const struct blk_q8_1 *y = a;                                                           \
+        const int nb = n / QK;                                                                  \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;                                         \
+        __m128 accm = _mm_setzero_ps();                                                         \
+        int i = 0;                                                                              \
+        for (; i + 2 <= nb; i += 2) {                                                           \
+            acc0 = BLOCK(x + i, y + i, acc0, &accm);                                            \
+            acc1 = BLOCK(x + i + 1, y + i + 1, acc1, &accm);                                    \
+        }                                                                                       \
+        if (i < nb)                                                                             \
+            acc0 = BLOCK(x + i, y + i, acc0, &accm);                                            \
+        *s = x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + _mm_cvtss_f32(_mm_movehdup_ps(accm));     \
+    }
+
+X86_DOT_LEGACY_AVX2(dot_q4_0_avx2, struct blk_q4_0, struct blk_q8_0, x86_q4_0_block)
+X86_DOT_LEGACY_AVX2(dot_q5_0_avx2, struct blk_q5_0, struct blk_q8_0, x86_q5_0_block)
+X86_DOT_LEGACY_AVX2(dot_q8_0_avx2, struct blk_q8_0, struct blk_q8_0, x86_q8_0_block)
+X86_DOT_LEGACY_MIN_AVX2(dot_q4_1_avx2, struct blk_q4_1, x86_q4_1_block)
+X86_DOT_LEGACY_MIN_AVX2(dot_q5_1_avx2, struct blk_q5_1, x86_q5_1_block)
+
+// ---- legacy quants, AVX-512 VNNI: two blocks per 64-byte vector -------------------------------
+
+/* Two 32-byte runs (the quants of two blocks, 34 or more bytes apart) as one vector. */
+static inline X86_AVX512 __m512i x86_load2(const void *p0, const void *p1)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p0)),
+                              _mm256_loadu_si256((const __m256i *)p1), 1);
+}
+
+/* x86_nibbles for two blocks: 128-bit lanes are lo0, hi0, lo1, hi1. */
+static inline X86_AVX512 __m512i x86_nibbles2(const uint8_t *qs0, const uint8_t *qs1)
+{
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qs0));
+    v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)qs1));
+    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)),
+                            _mm512_set1_epi8(0x0F));
+}
+
+/* Block scales d0 over the first 8 lanes and d1 over the last 8. */
+static inline X86_AVX512 __m512 x86_scale2(float d0, float d1)
+{
+    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(d0), 0xFF00, _mm_set_ss(d1));
+}
+
+/* Sums of 4 products of unsigned by signed bytes in each int32 lane. */
+static inline X86_AVX512 __m512i x86_dpbusd(__m512i u, __m512i s)
+{
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
+}
+
+/* The offset form of x86_dot_u8_off_ps: sum((u - off) * s) = sum(u * s) - sum(off * s). */
+static inline X86_AVX512 __m512 x86_dot2_u8_off_ps(__m512i u, __m512i s, int off)
+{
+    const __m512i p = _mm512_sub_epi32(x86_dpbusd(u, s), x86_dpbusd(_mm512_set1_epi8((char)off), s));
+    return _mm512_cvtepi32_ps(p);
+}
+
+static inline X86_AVX512 __m512 x86_q4_0_pair(const struct blk_q4_0 *x, const struct blk_q8_0 *y,
+                                              __m512 acc)
+{
+    const __m512 d = x86_scale2(x86_h2f(x[0].d) * x86_h2f(y[0].d), x86_h2f(x[1].d) * x86_h2f(y[1].d));
+    const __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
+    return _mm512_fmadd_ps(d, x86_dot2_u8_off_ps(q, x86_load2(y[0].qs, y[1].qs), 8), acc);
+}
+
+/* The fifth bits of both blocks form one 64-bit mask, one bit per byte lane. */
+static inline X86_AVX512 __m512 x86_q5_0_pair(const struct blk_q5_0 *x, const struct blk_q8_0 *y,
+                                              __m512 acc)
+{
+    const __m512 d = x86_scale2(x86_h2f(x[0].d) * x86_h2f(y[0].d), x86_h2f(x[1].d) * x86_h2f(y[1].d));
+    uint32_t h0, h1;
+    memcpy(&h0, x[0].qh, 4);
+    memcpy(&h1, x[1].qh, 4);
+    __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
+    q = _mm512_mask_add_epi8(q, _cvtu64_mask64((uint64_t)h1 << 32 | h0), q, _mm512_set1_epi8(16));
+    return _mm512_fmadd_ps(d, x86_dot2_u8_off_ps(q, x86_load2(y[0].qs, y[1].qs), 16), acc);
+}
+
+/* Signed by signed: |x| times y with x's sign (there is no 512-bit vpsignb). */
+static inline X86_AVX512 __m512 x86_q8_0_pair(const struct blk_q8_0 *x, const struct blk_q8_0 *y,
+                                              __m512 acc)
+{
+    const __m512 d = x86_scale2(x86_h2f(x[0].d) * x86_h2f(y[0].d), x86_h2f(x[1].d) * x86_h2f(y[1].d));
+    const __m512i xx = x86_load2(x[0].qs, x[1].qs), yy = x86_load2(y[0].qs, y[1].qs);
+    const __m512i sy = _mm512_mask_sub_epi8(yy, _mm512_movepi8_mask(xx), _mm512_setzero_si512(), yy);
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(x86_dpbusd(_mm512_abs_epi8(xx), sy)), acc);
+}
+
+static inline X86_AVX512 __m512 x86_q4_1_pair(const struct blk_q4_1 *x, const struct blk_q8_1 *y,
+                                              __m512 acc, __m128 *accm)
+{
+    const __m128 ds0 = _mm_mul_ps(x86_h2f_pair(&x[0].d), x86_h2f_pair(&y[0].d));
+    const __m128 ds1 = _mm_mul_ps(x86_h2f_pair(&x[1].d), x86_h2f_pair(&y[1].d));
+    *accm = _mm_add_ps(*accm, _mm_add_ps(ds0, ds1));
+    const __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
+    const __m512 p = _mm512_cvtepi32_ps(x86_dpbusd(q, x86_load2(y[0].qs, y[1].qs)));
+    return _mm512_fmadd_ps(x86_scale2(_mm_cvtss_f32(ds0), _mm_cvtss_f32(ds1)), p, acc);
+}
+
+static inline X86_AVX512 __m512 x86_q5_1_pair(const struct blk_q5_1 *x, const struct blk_q8_1 *y,
+                                              __m512 acc, __m128 *accm)
+{
+    const __m128 ds0 = _mm_mul_ps(x86_h2f_pair(&x[0].d), x86_h2f_pair(&y[0].d));
+    const __m128 ds1 = _mm_mul_ps(x86_h2f_pair(&x[1].d), x86_h2f_pair(&y[1].d));
+    *accm = _mm_add_ps(*accm, _mm_add_ps(ds0, ds1));
+    uint32_t h0, h1;
+    memcpy(&h0, x[0].qh, 4);
+    memcpy(&h1, x[1].qh, 4);
+    __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
+    q = _mm512_mask_add_epi8(q, _cvtu64_mask64((uint64_t)h1 << 32 | h0), q, _mm512_set1_epi8(16));
+    const __m512 p = _mm512_cvtepi32_ps(x86_dpbusd(q, x86_load2(y[0].qs, y[1].qs)));
+    return _mm512_fmadd_ps(x86_scale2(_mm_cvtss_f32(ds0), _mm_cvtss_f32(ds1)), p, acc);
+}
+
+/* Pairs of blocks on two accumulators; an odd last block goes through the AVX2 step. */
+#define X86_DOT_LEGACY_AVX512(name, WT, AT, PAIR, BLOCK)                                        \
+    static X86_AVX512 void name(int n, float *s, const void *w, const void *a)                 \
+    {                                                                                           \
+        const WT *x = w;                                                                        \
+        const AT *y = a;                                                                        \
+        const int nb = n / QK;                                                                  \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                         \
+        int i = 0;                                                                              \
+        for (; i + 4 <= nb; i += 4) {                                                           \
+            acc0 = PAIR(x + i, y + i, acc0);                                                    \
+            acc1 = PAIR(x + i + 2, y + i + 2, acc1);                                            \
+        }                                                                                       \
+        if (i + 2 <= nb) {                                                                      \
+            acc0 = PAIR(x + i, y + i, acc0);                                                    \
+            i += 2;                                                                             \
+        }                                                                                       \
+        __m256 tail = _mm256_setzero_ps();                                                      \
+        if (i < nb)                                                                             \
+            tail = BLOCK(x + i, y + i, tail);                                                   \
+        *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + x86_hsum_ps(tail);               \
+    }
+
+#define X86_DOT_LEGACY_MIN_AVX512(name, WT, PAIR, BLOCK)                                        \
+    static X86_AVX512 void name(int n, float *s, const void *w, const void *a)                 \
+    {                                                                                           \
+        const WT *x = w;                                                                        \
+        const struct blk_q8_1 *y = a;                                                           \
+        const int nb = n / QK;                                                                  \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                         \
+        __m128 accm = _mm_setzero_ps();                                                         \
+        int i = 0;                                                                              \
+        for (; i + 4 <= nb; i += 4) {                                                           \
+            acc0 = PAIR(x + i, y + i, acc0, &accm);                                             \
+            acc1 = PAIR(x + i + 2, y + i + 2, acc1, &accm);                                     \
+        }                                                                                       \
+        if (i + 2 <= nb) {                                                                      \
+            acc0 = PAIR(x + i, y + i, acc0, &accm);                                             \
+            i += 2;                                                                             \
+        }                                                                                       \
+        __m256 tail = _mm256_setzero_ps();                                                      \
+        if (i < nb)                                                                             \
+            tail = BLOCK(x + i, y + i, tail, &accm);                                            \
+        *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + x86_hsum_ps(tail) +              \
+             _mm_cvtss_f32(_mm_movehdup_ps(accm));                                              \
+    }
+
+X86_DOT_LEGACY_AVX512(dot_q4_0_avx512, struct blk_q4_0, struct blk_q8_0, x86_q4_0_pair,
+                      x86_q4_0_block)
+X86_DOT_LEGACY_AVX512(dot_q5_0_avx512, struct blk_q5_0, struct blk_q8_0, x86_q5_0_pair,
+                      x86_q5_0_block)
+X86_DOT_LEGACY_AVX512(dot_q8_0_avx512, struct blk_q8_0, struct blk_q8_0, x86_q8_0_pair,
+                      x86_q8_0_block)
+X86_DOT_LEGACY_MIN_AVX512(dot_q4_1_avx512, struct blk_q4_1, x86_q4_1_pair, x86_q4_1_block)
+X86_DOT_LEGACY_MIN_AVX512(dot_q5_1_avx512, struct blk_q5_1, x86_q5_1_pair, x86_q5_1_block)
+
+// ---- activation quantizers (bit-identical to quantize_q8_{0,1,k}_ref) ------------------------
+
+/* roundf() on 8 lanes: halfway cases away from zero, unlike the FPU's half-to-even. */
+static inline X86_AVX2 __m256 x86_roundf_ps(__m256 v)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t)); /* exact */
+    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f)); /* +-1 */
+    return _mm256_add_ps(t, _mm256_and_ps(up, one));
+}
+
+/* 32 int32 in -128..127 to 32 bytes in order (the packs work per 128-bit lane). */
+static inline X86_AVX2 __m256i x86_pack_i8(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    const __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/*
+ * One block of ref_q8_block: d = amax/127, q = roundf(x * (1/d)).  max_ps returns its second
+ * operand when the first is NaN, so NaNs are skipped as fmaxf skips them.  Returns d; *qsum gets
+ * the sum of the quants (Q8_1's s).
+ */
+static inline X86_AVX2 float x86_q8_block(const float *x, int8_t *qs, int *qsum)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax);
+    }
+    const float d = x86_hmax_ps(amax) / 127;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++)
+        q[k] = _mm256_cvttps_epi32(x86_roundf_ps(_mm256_mul_ps(v[k], id)));
+    _mm256_storeu_si256((__m256i *)qs, x86_pack_i8(q[0], q[1], q[2], q[3]));
+    if (qsum)
+        *qsum = x86_hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
+                                                _mm256_add_epi32(q[2], q[3])));
+    return d;
+}
+
+static X86_AVX2 void quantize_q8_0_avx2(const float *src, void *dst, int64_t n)
+{
+    struct blk_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / QK; i++)
+        b[i].d = fp32_to_fp16(x86_q8_block(src + i * QK, b[i].qs, NULL));
+}
+
+static X86_AVX2 void quantize_q8_1_avx2(const float *src, void *dst, int64_t n)
+{
+    struct blk_q8_1 *b = dst;
+    for (int64_t i = 0; i < n / QK; i++) {
+        int qsum;
+        const float d = x86_q8_block(src + i * QK, b[i].qs, &qsum);
+        b[i].d = fp32_to_fp16(d);
+        b[i].s = fp32_to_fp16(qsum * d);
+    }
+}
+
+/*
+ * Q8_K as quantize_q8_k_ref: the first element of largest magnitude (sign kept) maps to -127,
+ * q = nearest_int(iscale * x) (cvtps rounds half to even, as lrintf does), d = 1/iscale.
+ */
+static X86_AVX2 void quantize_q8_k_avx2(const float *src, void *dst, int64_t n)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    struct blk_q8_k *b = dst;
+    for (int64_t i = 0; i < n / QK_K; i++, b++) {
+        const float *x = src + i * QK_K;
+        __m256 vmax = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K; k += 8)
+            vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), absmask), vmax);
+        const float amax = x86_hmax_ps(vmax);
+        if (amax == 0.0f) {
+            memset(b, 0, sizeof(*b));
+            continue;
+        }
+        int first = 0;
+        for (int k = 0; k < QK_K; k += 8) {
+            const __m256 ax = _mm256_and_ps(_mm256_loadu_ps(x + k), absmask);
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(ax, _mm256_set1_ps(amax), _CMP_EQ_OQ));
+            if (m) {
+                first = k + __builtin_ctz((unsigned)m);
+                break;
+            }
+        }
+        const float iscale = -127.0f / x[first];
+        const __m256 vs = _mm256_set1_ps(iscale);
+        __m256i sums[8];
+        for (int k = 0; k < 8; k++) {
+            __m256i q[4];
+            for (int j = 0; j < 4; j++)
+                q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + 32 * k + 8 * j)));
+            /* the packs saturate at 127, which is the reference's clamp */
+            const __m256i q8 = x86_pack_i8(q[0], q[1], q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(b->qs + 32 * k), q8);
+            /* lanes 0-3 sum to bsums[2k], lanes 4-7 to bsums[2k+1] */
+            sums[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8),
+                                        _mm256_set1_epi16(1));
+        }
+        /* two rounds of hadd leave groups 0,2,4,6 | 1,3,5,7 and 8,10,12,14 | 9,11,13,15 */
+        const __m256i g0 = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]),
+                                             _mm256_hadd_epi32(sums[2], sums[3]));
+        const __m256i g1 = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[4], sums[5]),
+                                             _mm256_hadd_epi32(sums[6], sums[7]));
+        const __m256i g = _mm256_packs_epi32(g0, g1); /* even groups | odd groups */
+        const __m128i even = _mm256_castsi256_si128(g), odd = _mm256_extracti128_si256(g, 1);
+        _mm_storeu_si128((__m128i *)b->bsums, _mm_unpacklo_epi16(even, odd));
+        _mm_storeu_si128((__m128i *)(b->bsums + 8), _mm_unpackhi_epi16(even, odd));
+        b->d = 1 / iscale;
+    }
+}
+
+// ---- dispatch --------------------------------------------------------------------------------
+
+/* The highest level this CPU (and OS: __builtin_cpu_supports checks XCR0) runs. */
+static int x86_cpu_level(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return LEVEL_SCALAR;
+    /* clang's __builtin_cpu_supports does not know "f16c" */
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_F16C))
+        return LEVEL_SCALAR;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        return LEVEL_AVX512;
+    return LEVEL_AVX2;
+}
+
+static void x86_set(struct quant_traits *t, int n, enum qtype id, quant_vec_dot_fn dot,
+                    quant_from_f32_fn quantize)
+{
+    if ((int)id >= n)
+        return;
+    if (dot)
+        t[id].vec_dot = dot;
+    if (quantize)
+        t[id].from_f32 = quantize;
+}
+
+/*
+ * The quantizers stay AVX2 at every level: they run once per activation row, not per weight
+ * row, so wider versions would not show.
+ */
+static void x86_install(struct quant_traits *t, int n, int level)
+{
+    const int v512 = level >= LEVEL_AVX512;
+    x86_set(t, n, QTYPE_F32, v512 ? dot_f32_avx512 : dot_f32_avx2, NULL);
+    x86_set(t, n, QTYPE_F16, v512 ? dot_f16_avx512 : dot_f16_avx2, NULL);
+    x86_set(t, n, QTYPE_BF16, v512 ? dot_bf16_avx512 : dot_bf16_avx2, NULL);
+    x86_set(t, n, QTYPE_Q4_0, v512 ? dot_q4_0_avx512 : dot_q4_0_avx2, NULL);
+    x86_set(t, n, QTYPE_Q4_1, v512 ? dot_q4_1_avx512 : dot_q4_1_avx2, NULL);
+    x86_set(t, n, QTYPE_Q5_0, v512 ? dot_q5_0_avx512 : dot_q5_0_avx2, NULL);
+    x86_set(t, n, QTYPE_Q5_1, v512 ? dot_q5_1_avx512 : dot_q5_1_avx2, NULL);
+    x86_set(t, n, QTYPE_Q8_0, v512 ? dot_q8_0_avx512 : dot_q8_0_avx2, quantize_q8_0_avx2);
+    x86_set(t, n, QTYPE_Q8_1, NULL, quantize_q8_1_avx2);
+    x86_set(t, n, QTYPE_Q8_K, NULL, quantize_q8_k_avx2);
+    quant_x86_k_install(t, n, level);
+}
+
+const char *quant_x86_install_level(int level, struct quant_traits *table, int n)
+{
+    if (level < LEVEL_SCALAR || level > LEVEL_AVX512 || level > x86_cpu_level())
+        return NULL;
+    if (level > LEVEL_SCALAR)
+        x86_install(table, n, level);
+    return x86_level_name[level];
+}
+
+const char *quant_x86_install(struct quant_traits *table, int n)
+{
+    return quant_x86_install_level(x86_cpu_level(), table, n);
+}
+
+#else /* not x86-64: the references stay */
+
+const char *quant_x86_install_level(int level, struct quant_traits *table, int n)
+{
+    (void)table;
+    (void)n;
+    return level == LEVEL_SCALAR ? x86_level_name[LEVEL_SCALAR] : NULL;
+}
+
+const char *quant_x86_install(struct quant_traits *table, int n)
+{
+    return quant_x86_install_level(LEVEL_SCALAR, table, n);
+}
+
+#endif

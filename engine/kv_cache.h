@@ -1,0 +1,150 @@
+/*
+ * kv_cache.h — the KV cache: a physically bounded store of keys and values per layer and KV head,
+ * the attention over it, and the eviction policies (Keyformer and its baselines).
+ *
+ * Storage.  Each (layer, KV head) has `cap` slots; a slot holds one token's post-RoPE key, its
+ * value, its original absolute position and its accumulated score.  Slots are not ordered: a
+ * token is appended in the first free slot, an evicted slot is refilled by moving the last used
+ * slot into it (so memory stays compact), and attention masks by position, never by slot index.
+ * An evicted token never comes back.  Keys are never re-rotated.
+ *
+ * Budget.  With a budget B (entries per layer and KV head), the cache holds at most B entries
+ * between forward calls; during one call of n tokens it may hold B + n, so cap = B + n_batch
+ * (documented headroom of one batch).  `full` has no budget: cap = n_ctx.
+ *
+ * Gemma 3 rule.  Sliding-window layers keep their own window (n_swa entries, the model's mask):
+ * they evict the oldest entry once it falls out of the window, whatever the policy; the budget
+ * and the policy govern the global layers (all layers of models without sliding windows).
+ *
+ * Policies (keyformer.md §1, §3):
+ *   full              no eviction; a clear STATUS_CONTEXT_FULL when n_ctx is reached.
+ *   window            keep the newest B.
+ *   sink              StreamingLLM: the first n_sink (4) positions plus the newest B − n_sink.
+ *                     Positions keep their original values (keys are stored after RoPE).
+ *   h2o               accumulated softmax probability; keep the w most recent plus the
+ *                     highest-scored others; the token leaving the window competes.
+ *   keyformer         as h2o, but the score is the softmax of (logit + Gumbel noise) / τ, with τ
+ *                     rising linearly from tau_init to tau_end over tau_steps decode steps
+ *                     (reset at each multi-token prefill).
+ *   keyformer-static  the authors' released behaviour: scored like keyformer until the first
+ *                     decode step, which freezes the key tokens = top (B − w) of the positions
+ *                     < n − w (n = tokens so far), keeps positions > n − w and drops position
+ *                     n − w (their off-by-one); afterwards only the recent window slides.
+ * The recent window w = round(recent · B) counts the newest positions, the current token
+ * included.  For GQA, a KV head's score is the sum over its query heads.
+ *
+ * Noise.  G(seed, layer, query head, query pos, key pos) is a standard Gumbel variate from a
+ * counter-based hash (kv_noise_gumbel), the same on every backend, so runs are reproducible.
+ *
+ * Threading: kv_cache_attend may run concurrently for different query heads of one layer (each
+ * with its own score accumulator); everything else is called from one thread.
+ */
+#ifndef KF_KV_CACHE_H
+#define KF_KV_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum kv_policy {
+    KV_POLICY_FULL,
+    KV_POLICY_WINDOW,
+    KV_POLICY_SINK,
+    KV_POLICY_H2O,
+    KV_POLICY_KEYFORMER,
+    KV_POLICY_KEYFORMER_STATIC,
+    KV_POLICY_COUNT
+};
+
+struct kv_params {
+    enum kv_policy policy;
+    int budget;        /* B: entries kept per layer and KV head (ignored by full) */
+    float recent;      /* window share of B (default 0.3) */
+    int n_sink;        /* sink policy (default 4) */
+    float tau_init;    /* default 1 */
+    float tau_end;     /* default 2 */
+    int tau_steps;     /* default 128 */
+    uint64_t seed;     /* Gumbel noise seed */
+};
+
+/* Shape of the cache, from the model. */
+struct kv_shape {
+    int n_layer, n_head, n_head_kv, head_dim;
+    int n_ctx;         /* positions a sequence may reach */
+    int n_batch;       /* max tokens per forward call */
+    const int *swa;    /* [n_layer]: sliding window of the layer, 0 = global; may be NULL */
+    float scale;       /* attention logit scale */
+};
+
+struct kv_cache;
+
+/* Defaults: keyformer, recent 0.3, 4 sinks, τ 1 → 2 over 128 steps, seed 0; budget 0 (full). */
+struct kv_params kv_params_default(void);
+const char *kv_policy_name(enum kv_policy p);
+int kv_policy_from_name(const char *name); /* -1 if unknown */
+const char *kv_policy_names(void);         /* "full, window, ..." for messages */
+/*
+ * Parse a --kv-budget value: "2048" (tokens), "50%" (of n_ctx) or "256MiB"/"1GiB"/"512KiB"
+ * (bytes of K+V over all layers, bytes_per_token given) into tokens.  STATUS_INVALID with a
+ * one-line message naming the valid range on nonsense (negative, zero, > n_ctx, garbage).
+ */
+int kv_budget_parse(const char *s, int n_ctx, size_t bytes_per_token, int *out, char *err,
+                    size_t errlen);
+/* Check params against a shape: budget within [window + 2, n_ctx], recent in [0, 1], ... */
+int kv_params_check(const struct kv_params *p, int n_ctx, char *err, size_t errlen);
+
+int kv_cache_new(struct kv_cache **out, const struct kv_shape *shape, const struct kv_params *p,
+                 char *err, size_t errlen);
+void kv_cache_free(struct kv_cache *kv);
+void kv_cache_reset(struct kv_cache *kv);
+const struct kv_params *kv_cache_params(const struct kv_cache *kv);
+
+/* --- one forward call ------------------------------------------------------------------------ */
+/*
+ * Begin a call that adds n tokens at positions pos0 .. pos0+n-1.  Returns STATUS_CONTEXT_FULL if
+ * a position would reach n_ctx (or, for full, a slot would be missing).
+ */
+int kv_cache_begin(struct kv_cache *kv, int pos0, int n);
+/* Store token t's key/value (head_dim floats each) for (layer, KV head g). */
+void kv_cache_store(struct kv_cache *kv, int layer, int g, int pos, const float *k, const float *v);
+/*
+ * Attention of query head h at position qpos over the visible entries of its KV head:
+ * out (head_dim) = Σ softmax(scale·q·k)_j v_j.  att: scratch of 2·kv_cache_cap() floats.
+ * acc: the head's score accumulator (kv_cache_cap() floats, zeroed by the caller before the
+ * layer) or NULL; receives this row's score contribution per slot if the policy scores.
+ */
+void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q, int qpos,
+                     float *out, float *att, float *acc);
+/* Does the current call need score accumulators? */
+int kv_cache_scoring(const struct kv_cache *kv, int layer);
+/*
+ * After a layer's attention: fold the per-query-head accumulators acc[h] (n_head of them, may be
+ * NULL when not scoring) into the KV heads' scores and evict down to the budget.
+ */
+void kv_cache_commit_layer(struct kv_cache *kv, int layer, float *const *acc);
+/* End the call (advances n_past, the τ step counter, the static freeze). */
+void kv_cache_end(struct kv_cache *kv);
+/* Forget positions >= n_past (only exact when nothing was evicted past it). */
+void kv_cache_truncate(struct kv_cache *kv, int n_past);
+
+/* --- sizes and trace ------------------------------------------------------------------------- */
+int kv_cache_cap(const struct kv_cache *kv);          /* slots per (layer, KV head) */
+int kv_cache_n_past(const struct kv_cache *kv);       /* positions seen */
+size_t kv_cache_bytes_alloc(const struct kv_cache *kv);
+size_t kv_cache_bytes_used(const struct kv_cache *kv); /* entries held × entry bytes */
+size_t kv_cache_bytes_full(const struct kv_cache *kv); /* what a full cache would hold now */
+int kv_cache_recent_window(const struct kv_cache *kv); /* w */
+/*
+ * Trace of (layer, KV head g) after the last call: up to max entries sorted by position:
+ * positions, scores (0 when the policy has none) and flags (KV_TRACE_*).  Returns the count.
+ */
+#define KV_TRACE_RECENT 1
+#define KV_TRACE_SINK 2
+#define KV_TRACE_KEY 4
+int kv_cache_trace(const struct kv_cache *kv, int layer, int g, int32_t *pos, float *score,
+                   uint8_t *flags, int max);
+int kv_cache_n_used(const struct kv_cache *kv, int layer, int g);
+
+/* The Gumbel noise of the scoring function (exposed for tests and the CUDA backend). */
+float kv_noise_gumbel(uint64_t seed, int layer, int qhead, int qpos, int kpos);
+
+#endif
