@@ -91,7 +91,11 @@ int engine_open(struct engine **out, const struct engine_params *p, char *err, s
     }
     setup_chat(e, g, p->template_name);
     struct model_params mp = { .n_ctx = p->n_ctx, .n_batch = p->n_batch,
-                               .n_threads = p->n_threads };
+                               .n_threads = p->n_threads, .kv_budget = p->kv_budget };
+    if (p->kv_set)
+        mp.kv = p->kv;
+    else
+        mp.kv.policy = KV_POLICY_FULL;
     if ((st = model_load(&e->model, g, &mp, err, errlen))) /* takes g */
         goto fail;
     if (tokenizer_n_vocab(e->tok) > model_hparams(e->model)->n_vocab) {
@@ -129,6 +133,8 @@ void engine_get_info(const struct engine *e, struct engine_info *info)
     info->file_bytes = e->file_bytes;
     info->weight_bytes = model_weight_bytes(e->model);
     info->kv_bytes = model_kv_bytes(e->model);
+    info->kv_policy = kv_policy_name(kv_cache_params(model_kv(e->model))->policy);
+    info->kv_budget = kv_cache_params(model_kv(e->model))->budget;
     info->n_vocab = hp->n_vocab;
     info->n_embd = hp->n_embd;
     info->n_layer = hp->n_layer;
@@ -239,6 +245,16 @@ void engine_truncate(struct engine *e, int n_past)
 size_t engine_kv_bytes_used(const struct engine *e)
 {
     return model_kv_bytes_used(e->model);
+}
+
+size_t engine_kv_bytes_full(const struct engine *e)
+{
+    return model_kv_bytes_full(e->model);
+}
+
+const struct kv_cache *engine_kv(const struct engine *e)
+{
+    return model_kv(e->model);
 }
 
 int engine_chat_format(const struct engine *e)

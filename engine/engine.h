@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "chat_template.h"
+#include "kv_cache.h"
 #include "sampler.h"
 #include "status.h"
 
@@ -25,6 +26,9 @@ struct engine_params {
     int n_batch;               /* 0: 512 */
     int n_threads;             /* 0: all online CPUs */
     const char *template_name; /* NULL: detect from the file */
+    struct kv_params kv;       /* KV policy (kv_params_default() for keyformer) */
+    const char *kv_budget;     /* "2048", "50%", "256MiB"; NULL: the whole context (no eviction) */
+    int kv_set;                /* kv is filled in; 0: full cache */
 };
 
 struct engine_info {
@@ -33,6 +37,8 @@ struct engine_info {
     const char *name;          /* general.name or the file name */
     const char *template_name; /* chat format in use */
     const char *simd;          /* kernel level in use */
+    const char *kv_policy;     /* policy name */
+    int kv_budget;             /* entries per layer and KV head (n_ctx when unbounded) */
     uint64_t n_params;
     size_t file_bytes, weight_bytes, kv_bytes;
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_ctx_train, n_threads;
@@ -75,6 +81,10 @@ void engine_reset(struct engine *e);
 /* Forget everything after the first n_past positions (n_past <= engine_n_past). */
 void engine_truncate(struct engine *e, int n_past);
 size_t engine_kv_bytes_used(const struct engine *e);
+/* What an unbounded cache would hold now (the saving is this minus bytes used). */
+size_t engine_kv_bytes_full(const struct engine *e);
+/* The KV cache, for its trace API (kv_cache_trace etc.); borrowed, read between calls only. */
+const struct kv_cache *engine_kv(const struct engine *e);
 
 /* --- chat ------------------------------------------------------------------------------------- */
 int engine_chat_format(const struct engine *e);

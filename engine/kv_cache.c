@@ -90,7 +90,8 @@ static int window_of(const struct kv_params *p)
         return p->budget;
     if (p->policy == KV_POLICY_SINK)
         return p->budget - p->n_sink;
-    return (int)lroundf(p->recent * (float)p->budget);
+    /* floor, as the authors compute w = floor(k * recent / 100) */
+    return (int)floorf(p->recent * (float)p->budget + 1e-4f);
 }
 
 int kv_params_check(const struct kv_params *p, int n_ctx, char *err, size_t errlen)
@@ -108,13 +109,12 @@ int kv_params_check(const struct kv_params *p, int n_ctx, char *err, size_t errl
                           "--tau-init/--tau-end must be in (0, 100] and --tau-steps >= 1");
     if (p->policy == KV_POLICY_FULL || p->budget == 0 || p->budget >= n_ctx)
         return STATUS_OK; /* budget 0 or >= the context: no eviction can ever happen */
-    int w = window_of(p);
-    int lo = p->policy == KV_POLICY_SINK ? p->n_sink + 1 : w + 1;
+    int lo = p->policy == KV_POLICY_SINK ? p->n_sink + 1 : 1;
     if (p->policy == KV_POLICY_H2O || p->policy == KV_POLICY_KEYFORMER ||
         p->policy == KV_POLICY_KEYFORMER_STATIC) {
         /* need budget >= w + 1: solve for the smallest budget whose window fits */
         lo = 2;
-        while (lo <= n_ctx && (int)lroundf(p->recent * (float)lo) + 1 > lo)
+        while (lo <= n_ctx && (int)floorf(p->recent * (float)lo + 1e-4f) + 1 > lo)
             lo++;
     }
     if (p->budget < lo || p->budget > n_ctx)

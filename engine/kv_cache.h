@@ -30,7 +30,7 @@
  *                     decode step, which freezes the key tokens = top (B − w) of the positions
  *                     < n − w (n = tokens so far), keeps positions > n − w and drops position
  *                     n − w (their off-by-one); afterwards only the recent window slides.
- * The recent window w = round(recent · B) counts the newest positions, the current token
+ * The recent window w = floor(recent · B) counts the newest positions, the current token
  * included.  For GQA, a KV head's score is the sum over its query heads.
  *
  * Noise.  G(seed, layer, query head, query pos, key pos) is a standard Gumbel variate from a

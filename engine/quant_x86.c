@@ -263,54 +263,101 @@ static X86_AVX512 void dot_f32_avx512(int n, float *s, const void *w, const void
     *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
 }
 
-// ---- legacy quants, AVX2: one block of 32 per step, two accumulators -------------------------
+// ---- legacy quants: block scales, a group at a time ------------------------------------------
+
+/*
+ * Converting the two fp16 scales of one block and multiplying them costs more vector work than
+ * the block's integer dot; done for 4 or 8 blocks at once (scalar loads packed into one vector,
+ * one conversion, one multiply) it costs about one permute per block.
+ */
+static inline uint64_t x86_gather_h4(const void *p, size_t stride)
+{
+    const uint8_t *b = p;
+    uint16_t h[4];
+    for (int k = 0; k < 4; k++)
+        memcpy(&h[k], b + k * stride, 2);
+    return h[0] | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 32 | (uint64_t)h[3] << 48;
+}
+
+/* The 32-bit fp16 pairs (d, m or d, s) at p and p + stride. */
+static inline uint64_t x86_gather_h2x2(const void *p, size_t stride)
+{
+    const uint8_t *b = p;
+    uint32_t u0, u1;
+    memcpy(&u0, b, 4);
+    memcpy(&u1, b + stride, 4);
+    return u0 | (uint64_t)u1 << 32;
+}
+
+/* dx*dy of the 4 blocks whose scales are at xd, yd (+ k * stride) as floats 0..3. */
+static inline X86_AVX2 __m256 x86_scales4(const void *xd, size_t xs, const void *yd, size_t ys)
+{
+    const __m256 f = _mm256_cvtph_ps(_mm_set_epi64x((long long)x86_gather_h4(yd, ys),
+                                                    (long long)x86_gather_h4(xd, xs)));
+    return _mm256_castps128_ps256(_mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1)));
+}
+
+/* For Q4_1/Q5_1 against Q8_1: [dx*dy, m*s] of 4 blocks, interleaved. */
+static inline X86_AVX2 __m256 x86_scales4_min(const void *xd, size_t xs, const void *yd, size_t ys)
+{
+    const uint8_t *xb = xd, *yb = yd;
+    const __m256 fx = _mm256_cvtph_ps(_mm_set_epi64x((long long)x86_gather_h2x2(xb + 2 * xs, xs),
+                                                     (long long)x86_gather_h2x2(xb, xs)));
+    const __m256 fy = _mm256_cvtph_ps(_mm_set_epi64x((long long)x86_gather_h2x2(yb + 2 * ys, ys),
+                                                     (long long)x86_gather_h2x2(yb, ys)));
+    return _mm256_mul_ps(fx, fy);
+}
+
+static inline X86_AVX2 __m256 x86_lane(__m256 v, int k)
+{
+    return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k));
+}
+
+/* One block's scale the slow way, for the last blocks of a row. */
+static inline X86_AVX2 __m256 x86_scale1(uint16_t xd, uint16_t yd)
+{
+    return _mm256_set1_ps(x86_h2f(xd) * x86_h2f(yd));
+}
+
+// ---- legacy quants, AVX2: one block of 32 per step ---------------------------------------------
 
 static inline X86_AVX2 __m256 x86_q4_0_block(const struct blk_q4_0 *x, const struct blk_q8_0 *y,
-                                             __m256 acc)
+                                             __m256 d, __m256 acc)
 {
-    const __m256 d = _mm256_set1_ps(x86_h2f(x->d) * x86_h2f(y->d));
     return _mm256_fmadd_ps(d, x86_dot_u8_off_ps(x86_nibbles(x->qs), x86_load(y->qs), 8), acc);
 }
 
 static inline X86_AVX2 __m256 x86_q5_0_block(const struct blk_q5_0 *x, const struct blk_q8_0 *y,
-                                             __m256 acc)
+                                             __m256 d, __m256 acc)
 {
-    const __m256 d = _mm256_set1_ps(x86_h2f(x->d) * x86_h2f(y->d));
     const __m256i q = _mm256_or_si256(x86_nibbles(x->qs), x86_bit5(x->qh));
     return _mm256_fmadd_ps(d, x86_dot_u8_off_ps(q, x86_load(y->qs), 16), acc);
 }
 
 static inline X86_AVX2 __m256 x86_q8_0_block(const struct blk_q8_0 *x, const struct blk_q8_0 *y,
-                                             __m256 acc)
+                                             __m256 d, __m256 acc)
 {
-    const __m256 d = _mm256_set1_ps(x86_h2f(x->d) * x86_h2f(y->d));
     return _mm256_fmadd_ps(d, x86_dot_i8_ps(x86_load(x->qs), x86_load(y->qs)), acc);
 }
 
 /*
  * Q4_1/Q5_1 against Q8_1: sum((q*dx + m) * qy*dy) = dx*dy*sum(q*qy) + m*s, where s = dy*sum(qy)
- * comes with the activation.  One multiply of [dx, m] by [dy, s] gives both factors; lane 1 of
- * *accm collects the m*s terms.
+ * comes with the activation; the m*s terms are summed apart (x86_scales4_min's odd lanes).
  */
 static inline X86_AVX2 __m256 x86_q4_1_block(const struct blk_q4_1 *x, const struct blk_q8_1 *y,
-                                             __m256 acc, __m128 *accm)
+                                             __m256 d, __m256 acc)
 {
-    const __m128 ds = _mm_mul_ps(x86_h2f_pair(&x->d), x86_h2f_pair(&y->d));
-    *accm = _mm_add_ps(*accm, ds);
-    const __m256 p = x86_dot_u8_ps(x86_nibbles(x->qs), x86_load(y->qs));
-    return _mm256_fmadd_ps(_mm256_broadcastss_ps(ds), p, acc);
+    return _mm256_fmadd_ps(d, x86_dot_u8_ps(x86_nibbles(x->qs), x86_load(y->qs)), acc);
 }
 
 static inline X86_AVX2 __m256 x86_q5_1_block(const struct blk_q5_1 *x, const struct blk_q8_1 *y,
-                                             __m256 acc, __m128 *accm)
+                                             __m256 d, __m256 acc)
 {
-    const __m128 ds = _mm_mul_ps(x86_h2f_pair(&x->d), x86_h2f_pair(&y->d));
-    *accm = _mm_add_ps(*accm, ds);
     const __m256i q = _mm256_or_si256(x86_nibbles(x->qs), x86_bit5(x->qh));
-    return _mm256_fmadd_ps(_mm256_broadcastss_ps(ds), x86_dot_u8_ps(q, x86_load(y->qs)), acc);
+    return _mm256_fmadd_ps(d, x86_dot_u8_ps(q, x86_load(y->qs)), acc);
 }
 
-/* Two accumulators: one block is about as long as an FMA's latency. */
+/* Groups of 4 blocks on two accumulators (one block is shorter than an FMA's latency). */
 #define X86_DOT_LEGACY_AVX2(name, WT, AT, BLOCK)                                                \
     static X86_AVX2 void name(int n, float *s, const void *w, const void *a)                   \
     {                                                                                           \
@@ -319,31 +366,42 @@ static inline X86_AVX2 __m256 x86_q5_1_block(const struct blk_q5_1 *x, const str
         const int nb = n / QK;                                                                  \
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;                                         \
         int i = 0;                                                                              \
-        for (; i + 2 <= nb; i += 2) {                                                           \
-            acc0 = BLOCK(x + i, y + i, acc0);                                                   \
-            acc1 = BLOCK(x + i + 1, y + i + 1, acc1);                                           \
+        for (; i + 4 <= nb; i += 4) {                                                           \
+            const __m256 d = x86_scales4(&x[i].d, sizeof(WT), &y[i].d, sizeof(AT));            \
+            acc0 = BLOCK(x + i, y + i, x86_lane(d, 0), acc0);                                   \
+            acc1 = BLOCK(x + i + 1, y + i + 1, x86_lane(d, 1), acc1);                           \
+            acc0 = BLOCK(x + i + 2, y + i + 2, x86_lane(d, 2), acc0);                           \
+            acc1 = BLOCK(x + i + 3, y + i + 3, x86_lane(d, 3), acc1);                           \
         }                                                                                       \
-        if (i < nb)                                                                             \
-            acc0 = BLOCK(x + i, y + i, acc0);                                                   \
+        for (; i < nb; i++)                                                                     \
+            acc0 = BLOCK(x + i, y + i, x86_scale1(x[i].d, y[i].d), acc0);                       \
         *s = x86_hsum_ps(_mm256_add_ps(acc0, acc1));                                            \
     }
 
+/* The same for Q4_1/Q5_1; accm's odd lanes collect the m*s terms. */
 #define X86_DOT_LEGACY_MIN_AVX2(name, WT, BLOCK)                                                \
     static X86_AVX2 void name(int n, float *s, const void *w, const void *a)                   \
     {                                                                                           \
         const WT *x = w;                                                                        \
         const struct blk_q8_1 *y = a;                                                           \
         const int nb = n / QK;                                                                  \
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;                                         \
-        __m128 accm = _mm_setzero_ps();                                                         \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, accm = acc0;                            \
         int i = 0;                                                                              \
-        for (; i + 2 <= nb; i += 2) {                                                           \
-            acc0 = BLOCK(x + i, y + i, acc0, &accm);                                            \
-            acc1 = BLOCK(x + i + 1, y + i + 1, acc1, &accm);                                    \
+        for (; i + 4 <= nb; i += 4) {                                                           \
+            const __m256 dm = x86_scales4_min(&x[i].d, sizeof(WT), &y[i].d, sizeof(*y));       \
+            accm = _mm256_add_ps(accm, dm);                                                     \
+            acc0 = BLOCK(x + i, y + i, x86_lane(dm, 0), acc0);                                  \
+            acc1 = BLOCK(x + i + 1, y + i + 1, x86_lane(dm, 2), acc1);                          \
+            acc0 = BLOCK(x + i + 2, y + i + 2, x86_lane(dm, 4), acc0);                          \
+            acc1 = BLOCK(x + i + 3, y + i + 3, x86_lane(dm, 6), acc1);                          \
         }                                                                                       \
-        if (i < nb)                                                                             \
-            acc0 = BLOCK(x + i, y + i, acc0, &accm);                                            \
-        *s = x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + _mm_cvtss_f32(_mm_movehdup_ps(accm));     \
+        for (; i < nb; i++) {                                                                   \
+            const __m128 dm = _mm_mul_ps(x86_h2f_pair(&x[i].d), x86_h2f_pair(&y[i].d));        \
+            accm = _mm256_add_ps(accm, _mm256_insertf128_ps(_mm256_setzero_ps(), dm, 0));      \
+            acc0 = BLOCK(x + i, y + i, _mm256_broadcastss_ps(dm), acc0);                        \
+        }                                                                                       \
+        const __m256 mins = _mm256_blend_ps(_mm256_setzero_ps(), accm, 0xAA);                   \
+        *s = x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + x86_hsum_ps(mins);                        \
     }
 
 X86_DOT_LEGACY_AVX2(dot_q4_0_avx2, struct blk_q4_0, struct blk_q8_0, x86_q4_0_block)
@@ -370,10 +428,13 @@ static inline X86_AVX512 __m512i x86_nibbles2(const uint8_t *qs0, const uint8_t 
                             _mm512_set1_epi8(0x0F));
 }
 
-/* Block scales d0 over the first 8 lanes and d1 over the last 8. */
-static inline X86_AVX512 __m512 x86_scale2(float d0, float d1)
+/* The fifth bits of two Q5 blocks as one mask, one bit per byte lane. */
+static inline X86_AVX512 __mmask64 x86_bit5_mask2(const uint8_t *qh0, const uint8_t *qh1)
 {
-    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(d0), 0xFF00, _mm_set_ss(d1));
+    uint32_t h0, h1;
+    memcpy(&h0, qh0, 4);
+    memcpy(&h1, qh1, 4);
+    return _cvtu64_mask64((uint64_t)h1 << 32 | h0);
 }
 
 /* Sums of 4 products of unsigned by signed bytes in each int32 lane. */
@@ -382,72 +443,85 @@ static inline X86_AVX512 __m512i x86_dpbusd(__m512i u, __m512i s)
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
 }
 
-/* The offset form of x86_dot_u8_off_ps: sum((u - off) * s) = sum(u * s) - sum(off * s). */
+/* sum((u - off) * s) = sum(u * s) - sum(off * s), per int32 lane. */
 static inline X86_AVX512 __m512 x86_dot2_u8_off_ps(__m512i u, __m512i s, int off)
 {
-    const __m512i p = _mm512_sub_epi32(x86_dpbusd(u, s), x86_dpbusd(_mm512_set1_epi8((char)off), s));
-    return _mm512_cvtepi32_ps(p);
+    const __m512i o = _mm512_set1_epi8((char)off);
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(x86_dpbusd(u, s), x86_dpbusd(o, s)));
+}
+
+/* dx*dy of 8 consecutive blocks, as 8 floats. */
+static inline X86_AVX512 __m256 x86_scales8(const void *xd, size_t xs, const void *yd, size_t ys)
+{
+    const __m256i h = _mm256_setr_epi64x(
+        (long long)x86_gather_h4(xd, xs), (long long)x86_gather_h4((const uint8_t *)xd + 4 * xs, xs),
+        (long long)x86_gather_h4(yd, ys), (long long)x86_gather_h4((const uint8_t *)yd + 4 * ys, ys));
+    const __m512 f = _mm512_cvtph_ps(h);
+    return _mm256_mul_ps(_mm512_castps512_ps256(f),
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+}
+
+/* [dx*dy, m*s] of 8 consecutive Q4_1/Q5_1 blocks against Q8_1, interleaved (16 floats). */
+static inline X86_AVX512 __m512 x86_scales8_min(const void *xd, size_t xs, const void *yd, size_t ys)
+{
+    const uint8_t *xb = xd, *yb = yd;
+    const __m256i hx = _mm256_setr_epi64x(
+        (long long)x86_gather_h2x2(xb, xs), (long long)x86_gather_h2x2(xb + 2 * xs, xs),
+        (long long)x86_gather_h2x2(xb + 4 * xs, xs), (long long)x86_gather_h2x2(xb + 6 * xs, xs));
+    const __m256i hy = _mm256_setr_epi64x(
+        (long long)x86_gather_h2x2(yb, ys), (long long)x86_gather_h2x2(yb + 2 * ys, ys),
+        (long long)x86_gather_h2x2(yb + 4 * ys, ys), (long long)x86_gather_h2x2(yb + 6 * ys, ys));
+    return _mm512_mul_ps(_mm512_cvtph_ps(hx), _mm512_cvtph_ps(hy));
+}
+
+/* Lane k0 of v over the first 8 lanes, lane k1 over the last 8. */
+static inline X86_AVX512 __m512 x86_lane2(__m512 v, int k0, int k1)
+{
+    return _mm512_permutexvar_ps(
+        _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(k0), _mm512_set1_epi32(k1)), v);
 }
 
 static inline X86_AVX512 __m512 x86_q4_0_pair(const struct blk_q4_0 *x, const struct blk_q8_0 *y,
-                                              __m512 acc)
+                                              __m512 d, __m512 acc)
 {
-    const __m512 d = x86_scale2(x86_h2f(x[0].d) * x86_h2f(y[0].d), x86_h2f(x[1].d) * x86_h2f(y[1].d));
     const __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
     return _mm512_fmadd_ps(d, x86_dot2_u8_off_ps(q, x86_load2(y[0].qs, y[1].qs), 8), acc);
 }
 
-/* The fifth bits of both blocks form one 64-bit mask, one bit per byte lane. */
 static inline X86_AVX512 __m512 x86_q5_0_pair(const struct blk_q5_0 *x, const struct blk_q8_0 *y,
-                                              __m512 acc)
+                                              __m512 d, __m512 acc)
 {
-    const __m512 d = x86_scale2(x86_h2f(x[0].d) * x86_h2f(y[0].d), x86_h2f(x[1].d) * x86_h2f(y[1].d));
-    uint32_t h0, h1;
-    memcpy(&h0, x[0].qh, 4);
-    memcpy(&h1, x[1].qh, 4);
     __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
-    q = _mm512_mask_add_epi8(q, _cvtu64_mask64((uint64_t)h1 << 32 | h0), q, _mm512_set1_epi8(16));
+    q = _mm512_mask_add_epi8(q, x86_bit5_mask2(x[0].qh, x[1].qh), q, _mm512_set1_epi8(16));
     return _mm512_fmadd_ps(d, x86_dot2_u8_off_ps(q, x86_load2(y[0].qs, y[1].qs), 16), acc);
 }
 
 /* Signed by signed: |x| times y with x's sign (there is no 512-bit vpsignb). */
 static inline X86_AVX512 __m512 x86_q8_0_pair(const struct blk_q8_0 *x, const struct blk_q8_0 *y,
-                                              __m512 acc)
+                                              __m512 d, __m512 acc)
 {
-    const __m512 d = x86_scale2(x86_h2f(x[0].d) * x86_h2f(y[0].d), x86_h2f(x[1].d) * x86_h2f(y[1].d));
     const __m512i xx = x86_load2(x[0].qs, x[1].qs), yy = x86_load2(y[0].qs, y[1].qs);
     const __m512i sy = _mm512_mask_sub_epi8(yy, _mm512_movepi8_mask(xx), _mm512_setzero_si512(), yy);
     return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(x86_dpbusd(_mm512_abs_epi8(xx), sy)), acc);
 }
 
 static inline X86_AVX512 __m512 x86_q4_1_pair(const struct blk_q4_1 *x, const struct blk_q8_1 *y,
-                                              __m512 acc, __m128 *accm)
+                                              __m512 d, __m512 acc)
 {
-    const __m128 ds0 = _mm_mul_ps(x86_h2f_pair(&x[0].d), x86_h2f_pair(&y[0].d));
-    const __m128 ds1 = _mm_mul_ps(x86_h2f_pair(&x[1].d), x86_h2f_pair(&y[1].d));
-    *accm = _mm_add_ps(*accm, _mm_add_ps(ds0, ds1));
     const __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
-    const __m512 p = _mm512_cvtepi32_ps(x86_dpbusd(q, x86_load2(y[0].qs, y[1].qs)));
-    return _mm512_fmadd_ps(x86_scale2(_mm_cvtss_f32(ds0), _mm_cvtss_f32(ds1)), p, acc);
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(x86_dpbusd(q, x86_load2(y[0].qs, y[1].qs))), acc);
 }
 
 static inline X86_AVX512 __m512 x86_q5_1_pair(const struct blk_q5_1 *x, const struct blk_q8_1 *y,
-                                              __m512 acc, __m128 *accm)
+                                              __m512 d, __m512 acc)
 {
-    const __m128 ds0 = _mm_mul_ps(x86_h2f_pair(&x[0].d), x86_h2f_pair(&y[0].d));
-    const __m128 ds1 = _mm_mul_ps(x86_h2f_pair(&x[1].d), x86_h2f_pair(&y[1].d));
-    *accm = _mm_add_ps(*accm, _mm_add_ps(ds0, ds1));
-    uint32_t h0, h1;
-    memcpy(&h0, x[0].qh, 4);
-    memcpy(&h1, x[1].qh, 4);
     __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
-    q = _mm512_mask_add_epi8(q, _cvtu64_mask64((uint64_t)h1 << 32 | h0), q, _mm512_set1_epi8(16));
-    const __m512 p = _mm512_cvtepi32_ps(x86_dpbusd(q, x86_load2(y[0].qs, y[1].qs)));
-    return _mm512_fmadd_ps(x86_scale2(_mm_cvtss_f32(ds0), _mm_cvtss_f32(ds1)), p, acc);
+    q = _mm512_mask_add_epi8(q, x86_bit5_mask2(x[0].qh, x[1].qh), q, _mm512_set1_epi8(16));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(x86_dpbusd(q, x86_load2(y[0].qs, y[1].qs))), acc);
 }
 
-/* Pairs of blocks on two accumulators; an odd last block goes through the AVX2 step. */
-#define X86_DOT_LEGACY_AVX512(name, WT, AT, PAIR, BLOCK)                                        \
+/* Groups of 8 blocks (4 pairs, two accumulators); the last < 8 blocks go through AVX2. */
+#define X86_DOT_LEGACY_AVX512(name, WT, AT, PAIR, AVX2DOT)                                      \
     static X86_AVX512 void name(int n, float *s, const void *w, const void *a)                 \
     {                                                                                           \
         const WT *x = w;                                                                        \
@@ -455,52 +529,51 @@ static inline X86_AVX512 __m512 x86_q5_1_pair(const struct blk_q5_1 *x, const st
         const int nb = n / QK;                                                                  \
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                         \
         int i = 0;                                                                              \
-        for (; i + 4 <= nb; i += 4) {                                                           \
-            acc0 = PAIR(x + i, y + i, acc0);                                                    \
-            acc1 = PAIR(x + i + 2, y + i + 2, acc1);                                            \
+        for (; i + 8 <= nb; i += 8) {                                                           \
+            const __m512 d = _mm512_castps256_ps512(                                            \
+                x86_scales8(&x[i].d, sizeof(WT), &y[i].d, sizeof(AT)));                         \
+            acc0 = PAIR(x + i, y + i, x86_lane2(d, 0, 1), acc0);                                \
+            acc1 = PAIR(x + i + 2, y + i + 2, x86_lane2(d, 2, 3), acc1);                        \
+            acc0 = PAIR(x + i + 4, y + i + 4, x86_lane2(d, 4, 5), acc0);                        \
+            acc1 = PAIR(x + i + 6, y + i + 6, x86_lane2(d, 6, 7), acc1);                        \
         }                                                                                       \
-        if (i + 2 <= nb) {                                                                      \
-            acc0 = PAIR(x + i, y + i, acc0);                                                    \
-            i += 2;                                                                             \
-        }                                                                                       \
-        __m256 tail = _mm256_setzero_ps();                                                      \
+        float tail = 0.0f;                                                                      \
         if (i < nb)                                                                             \
-            tail = BLOCK(x + i, y + i, tail);                                                   \
-        *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + x86_hsum_ps(tail);               \
+            AVX2DOT((nb - i) * QK, &tail, x + i, y + i);                                        \
+        *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;                            \
     }
 
-#define X86_DOT_LEGACY_MIN_AVX512(name, WT, PAIR, BLOCK)                                        \
+#define X86_DOT_LEGACY_MIN_AVX512(name, WT, PAIR, AVX2DOT)                                      \
     static X86_AVX512 void name(int n, float *s, const void *w, const void *a)                 \
     {                                                                                           \
         const WT *x = w;                                                                        \
         const struct blk_q8_1 *y = a;                                                           \
         const int nb = n / QK;                                                                  \
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                         \
-        __m128 accm = _mm_setzero_ps();                                                         \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, accm = acc0;                            \
         int i = 0;                                                                              \
-        for (; i + 4 <= nb; i += 4) {                                                           \
-            acc0 = PAIR(x + i, y + i, acc0, &accm);                                             \
-            acc1 = PAIR(x + i + 2, y + i + 2, acc1, &accm);                                     \
+        for (; i + 8 <= nb; i += 8) {                                                           \
+            const __m512 dm = x86_scales8_min(&x[i].d, sizeof(WT), &y[i].d, sizeof(*y));       \
+            accm = _mm512_add_ps(accm, dm);                                                     \
+            acc0 = PAIR(x + i, y + i, x86_lane2(dm, 0, 2), acc0);                               \
+            acc1 = PAIR(x + i + 2, y + i + 2, x86_lane2(dm, 4, 6), acc1);                       \
+            acc0 = PAIR(x + i + 4, y + i + 4, x86_lane2(dm, 8, 10), acc0);                      \
+            acc1 = PAIR(x + i + 6, y + i + 6, x86_lane2(dm, 12, 14), acc1);                     \
         }                                                                                       \
-        if (i + 2 <= nb) {                                                                      \
-            acc0 = PAIR(x + i, y + i, acc0, &accm);                                             \
-            i += 2;                                                                             \
-        }                                                                                       \
-        __m256 tail = _mm256_setzero_ps();                                                      \
+        float tail = 0.0f;                                                                      \
         if (i < nb)                                                                             \
-            tail = BLOCK(x + i, y + i, tail, &accm);                                            \
-        *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + x86_hsum_ps(tail) +              \
-             _mm_cvtss_f32(_mm_movehdup_ps(accm));                                              \
+            AVX2DOT((nb - i) * QK, &tail, x + i, y + i);                                        \
+        const __m512 mins = _mm512_maskz_mov_ps(0xAAAA, accm);                                  \
+        *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), mins)) + tail;       \
     }
 
 X86_DOT_LEGACY_AVX512(dot_q4_0_avx512, struct blk_q4_0, struct blk_q8_0, x86_q4_0_pair,
-                      x86_q4_0_block)
+                      dot_q4_0_avx2)
 X86_DOT_LEGACY_AVX512(dot_q5_0_avx512, struct blk_q5_0, struct blk_q8_0, x86_q5_0_pair,
-                      x86_q5_0_block)
+                      dot_q5_0_avx2)
 X86_DOT_LEGACY_AVX512(dot_q8_0_avx512, struct blk_q8_0, struct blk_q8_0, x86_q8_0_pair,
-                      x86_q8_0_block)
-X86_DOT_LEGACY_MIN_AVX512(dot_q4_1_avx512, struct blk_q4_1, x86_q4_1_pair, x86_q4_1_block)
-X86_DOT_LEGACY_MIN_AVX512(dot_q5_1_avx512, struct blk_q5_1, x86_q5_1_pair, x86_q5_1_block)
+                      dot_q8_0_avx2)
+X86_DOT_LEGACY_MIN_AVX512(dot_q4_1_avx512, struct blk_q4_1, x86_q4_1_pair, dot_q4_1_avx2)
+X86_DOT_LEGACY_MIN_AVX512(dot_q5_1_avx512, struct blk_q5_1, x86_q5_1_pair, dot_q5_1_avx2)
 
 // ---- activation quantizers (bit-identical to quantize_q8_{0,1,k}_ref) ------------------------
 

@@ -46,6 +46,22 @@ static inline X86_AVX2 __m256i x86_load(const void *p)
     return _mm256_loadu_si256((const __m256i *)p);
 }
 
+/*
+ * [d, dmin] of a super-block (adjacent fp16) times the activation scale, as floats 0 and 1:
+ * one conversion and one multiply for both.
+ */
+static inline X86_AVX2 __m128 x86_k_scales(const uint16_t *dpair, float yd)
+{
+    uint32_t u;
+    memcpy(&u, dpair, 4);
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)u)), _mm_set1_ps(yd));
+}
+
+static inline X86_AVX2 __m256 x86_lane(__m128 v, int k)
+{
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(k));
+}
+
 /* int16 element j of each 128-bit lane, broadcast over that lane. */
 static inline X86_AVX2 __m256i x86_bcast16(__m256i v, int j)
 {
@@ -144,10 +160,9 @@ static X86_AVX2 void dot_q4_k_avx2(int n, float *s, const void *w, const void *a
             _mm256_add_epi32(x86_q4k_chunk(q4, q8, sc, 0), x86_q4k_chunk(q4, q8, sc, 1)),
             _mm256_add_epi32(x86_q4k_chunk(q4, q8, sc, 2), x86_q4k_chunk(q4, q8, sc, 3)));
         const __m256i msum = x86_k4_minsum(scm, y[i].bsums);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi),
-                              acc);
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(x[i].dmin) * y[i].d),
-                               _mm256_cvtepi32_ps(msum), accm);
+        const __m128 dd = x86_k_scales(&x[i].d, y[i].d);
+        acc = _mm256_fmadd_ps(x86_lane(dd, 0), _mm256_cvtepi32_ps(sumi), acc);
+        accm = _mm256_fmadd_ps(x86_lane(dd, 1), _mm256_cvtepi32_ps(msum), accm);
     }
     *s = x86_hsum_ps(_mm256_sub_ps(acc, accm));
 }
@@ -167,10 +182,9 @@ static X86_AVX2 void dot_q5_k_avx2(int n, float *s, const void *w, const void *a
             _mm256_add_epi32(x86_q5k_chunk(q4, q8, qh, sc, 0), x86_q5k_chunk(q4, q8, qh, sc, 1)),
             _mm256_add_epi32(x86_q5k_chunk(q4, q8, qh, sc, 2), x86_q5k_chunk(q4, q8, qh, sc, 3)));
         const __m256i msum = x86_k4_minsum(scm, y[i].bsums);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi),
-                              acc);
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(x[i].dmin) * y[i].d),
-                               _mm256_cvtepi32_ps(msum), accm);
+        const __m128 dd = x86_k_scales(&x[i].d, y[i].d);
+        acc = _mm256_fmadd_ps(x86_lane(dd, 0), _mm256_cvtepi32_ps(sumi), acc);
+        accm = _mm256_fmadd_ps(x86_lane(dd, 1), _mm256_cvtepi32_ps(msum), accm);
     }
     *s = x86_hsum_ps(_mm256_sub_ps(acc, accm));
 }
@@ -229,18 +243,23 @@ static X86_AVX2 void dot_q6_k_avx2(int n, float *s, const void *w, const void *a
 
 // ---- Q2_K / Q3_K, AVX2 (also used at the AVX-512 level) --------------------------------------
 
+/* Quarter j of a Q2_K half: 2-bit quants (already shifted down), groups 2j and 2j + 1 of sch. */
+static inline X86_AVX2 __m256i x86_q2k_quarter(__m256i bits, const int8_t *q8, __m256i sch, int j)
+{
+    const __m256i p = _mm256_maddubs_epi16(_mm256_and_si256(bits, _mm256_set1_epi8(3)),
+                                           x86_load(q8 + 32 * j));
+    return _mm256_madd_epi16(p, x86_bcast16x2(sch, 2 * j, 2 * j + 1));
+}
+
 /* Half h of Q2_K: quarter j is bits 2j..2j+1 of qs[32h + l], groups 8h + 2j and 8h + 2j + 1. */
 static inline X86_AVX2 __m256i x86_q2k_half(const uint8_t *q2, const int8_t *q8, __m256i sch)
 {
-    const __m256i m3 = _mm256_set1_epi8(3);
     const __m256i bits = x86_load(q2);
-    __m256i sum = _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {
-        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
-        const __m256i p = _mm256_maddubs_epi16(q, x86_load(q8 + 32 * j));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, x86_bcast16x2(sch, 2 * j, 2 * j + 1)));
-    }
-    return sum;
+    const __m256i s01 = _mm256_add_epi32(x86_q2k_quarter(bits, q8, sch, 0),
+                                         x86_q2k_quarter(_mm256_srli_epi16(bits, 2), q8, sch, 1));
+    const __m256i s23 = _mm256_add_epi32(x86_q2k_quarter(_mm256_srli_epi16(bits, 4), q8, sch, 2),
+                                         x86_q2k_quarter(_mm256_srli_epi16(bits, 6), q8, sch, 3));
+    return _mm256_add_epi32(s01, s23);
 }
 
 static X86_AVX2 void dot_q2_k_avx2(int n, float *s, const void *w, const void *a)
@@ -257,29 +276,28 @@ static X86_AVX2 void dot_q2_k_avx2(int n, float *s, const void *w, const void *a
         const __m256i sumi = _mm256_add_epi32(
             x86_q2k_half(x[i].qs, y[i].qs, _mm256_permute2x128_si256(sc, sc, 0x00)),
             x86_q2k_half(x[i].qs + 32, y[i].qs + 128, _mm256_permute2x128_si256(sc, sc, 0x11)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi),
-                              acc);
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(x[i].dmin) * y[i].d),
-                               _mm256_cvtepi32_ps(msum), accm);
+        const __m128 dd = x86_k_scales(&x[i].d, y[i].d);
+        acc = _mm256_fmadd_ps(x86_lane(dd, 0), _mm256_cvtepi32_ps(sumi), acc);
+        accm = _mm256_fmadd_ps(x86_lane(dd, 1), _mm256_cvtepi32_ps(msum), accm);
     }
     *s = x86_hsum_ps(_mm256_sub_ps(acc, accm));
 }
 
-/* Half h of Q3_K as unsigned q + 4 = low2 | hbit << 2, hbit being bit 4h + j of hmask[l]. */
-static inline X86_AVX2 __m256i x86_q3k_half(const uint8_t *q3, __m256i hm, const int8_t *q8,
-                                            __m256i sch, int h)
-{
-    const __m256i m3 = _mm256_set1_epi8(3);
-    const __m256i bits = x86_load(q3);
-    __m256i sum = _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {
-        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
-        const __m256i q = _mm256_or_si256(low, x86_bit_to(hm, 4 * h + j, 2));
-        const __m256i p = _mm256_maddubs_epi16(q, x86_load(q8 + 32 * j));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, x86_bcast16x2(sch, 2 * j, 2 * j + 1)));
-    }
-    return sum;
-}
+/* Quarter j of Q3_K half h: low2 | hbit << 2 = q + 4, hbit being bit 4h + j of hmask[l]. */
+#define X86_Q3K_QUARTER(bits, hm, q8, sch, h, j)                                                \
+    _mm256_madd_epi16(                                                                          \
+        _mm256_maddubs_epi16(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi8(3)),        \
+                                             x86_bit_to(hm, 4 * (h) + (j), 2)),                 \
+                             x86_load((q8) + 32 * (j))),                                        \
+        x86_bcast16x2(sch, 2 * (j), 2 * (j) + 1))
+
+/* A macro rather than a function so that h stays a literal for the shifts at any -O level. */
+#define X86_Q3K_HALF(q3, hm, q8, sch, h)                                                        \
+    _mm256_add_epi32(                                                                           \
+        _mm256_add_epi32(X86_Q3K_QUARTER(x86_load(q3), hm, q8, sch, h, 0),                      \
+                         X86_Q3K_QUARTER(_mm256_srli_epi16(x86_load(q3), 2), hm, q8, sch, h, 1)), \
+        _mm256_add_epi32(X86_Q3K_QUARTER(_mm256_srli_epi16(x86_load(q3), 4), hm, q8, sch, h, 2), \
+                         X86_Q3K_QUARTER(_mm256_srli_epi16(x86_load(q3), 6), hm, q8, sch, h, 3)))
 
 static X86_AVX2 void dot_q3_k_avx2(int n, float *s, const void *w, const void *a)
 {
@@ -299,10 +317,10 @@ static X86_AVX2 void dot_q3_k_avx2(int n, float *s, const void *w, const void *a
         /* the -4 of every quant: 4 * sum_g sc_g * bsums[g] */
         const __m256i off = _mm256_madd_epi16(sc, x86_load(y[i].bsums));
         const __m256i hm = x86_load(x[i].hmask);
-        __m256i sumi = _mm256_add_epi32(
-            x86_q3k_half(x[i].qs, hm, y[i].qs, _mm256_permute2x128_si256(sc, sc, 0x00), 0),
-            x86_q3k_half(x[i].qs + 32, hm, y[i].qs + 128, _mm256_permute2x128_si256(sc, sc, 0x11),
-                         1));
+        const __m256i sc0 = _mm256_permute2x128_si256(sc, sc, 0x00);
+        const __m256i sc1 = _mm256_permute2x128_si256(sc, sc, 0x11);
+        __m256i sumi = _mm256_add_epi32(X86_Q3K_HALF(x[i].qs, hm, y[i].qs, sc0, 0),
+                                        X86_Q3K_HALF(x[i].qs + 32, hm, y[i].qs + 128, sc1, 1));
         sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 2));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi),
                               acc);
@@ -346,10 +364,11 @@ static inline X86_AVX512 __m512i x86_k5_bit5(__m512i q, __m512i qh, int c)
 }
 
 /*
- * One Q4_K or Q5_K super-block (qhp NULL for Q4_K): d*isum goes to *acc, dmin*msum to *accm.
+ * One Q4_K or Q5_K super-block (qhp NULL for Q4_K; dpair points at d, dmin): d*isum goes to
+ * *acc, dmin*msum to *accm.
  * Two integer accumulators keep the vpdpwssd chains short.
  */
-static inline X86_AVX512 void x86_k45_block(uint16_t d, uint16_t dmin, const uint8_t *scales,
+static inline X86_AVX512 void x86_k45_block(const uint16_t *dpair, const uint8_t *scales,
                                             const uint8_t *qhp, const uint8_t *q4,
                                             const struct blk_q8_k *y, __m512 *acc, __m256 *accm)
 {
@@ -369,9 +388,10 @@ static inline X86_AVX512 void x86_k45_block(uint16_t d, uint16_t dmin, const uin
         sum1 = _mm512_dpwssd_epi32(sum1, p1, x86_pick2(sc, 2 * c + 2, 2 * c + 3));
     }
     const __m256i msum = x86_k4_minsum(scm, y->bsums);
-    *acc = _mm512_fmadd_ps(_mm512_set1_ps(x86_h2f(d) * y->d),
+    const __m128 dd = x86_k_scales(dpair, y->d);
+    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd),
                            _mm512_cvtepi32_ps(_mm512_add_epi32(sum0, sum1)), *acc);
-    *accm = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(dmin) * y->d), _mm256_cvtepi32_ps(msum), *accm);
+    *accm = _mm256_fmadd_ps(x86_lane(dd, 1), _mm256_cvtepi32_ps(msum), *accm);
 }
 
 static X86_AVX512 void dot_q4_k_avx512(int n, float *s, const void *w, const void *a)
@@ -381,7 +401,7 @@ static X86_AVX512 void dot_q4_k_avx512(int n, float *s, const void *w, const voi
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++)
-        x86_k45_block(x[i].d, x[i].dmin, x[i].scales, NULL, x[i].qs, &y[i], &acc, &accm);
+        x86_k45_block(&x[i].d, x[i].scales, NULL, x[i].qs, &y[i], &acc, &accm);
     *s = _mm512_reduce_add_ps(acc) - x86_hsum_ps(accm);
 }
 
@@ -392,7 +412,7 @@ static X86_AVX512 void dot_q5_k_avx512(int n, float *s, const void *w, const voi
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++)
-        x86_k45_block(x[i].d, x[i].dmin, x[i].scales, x[i].qh, x[i].qs, &y[i], &acc, &accm);
+        x86_k45_block(&x[i].d, x[i].scales, x[i].qh, x[i].qs, &y[i], &acc, &accm);
     *s = _mm512_reduce_add_ps(acc) - x86_hsum_ps(accm);
 }
 

@@ -20,6 +20,7 @@ void cli_common_init(struct cli_common *c)
 {
     memset(c, 0, sizeof(*c));
     c->sp = sampler_params_default();
+    c->kv = kv_params_default();
 }
 
 int cli_int(const char *opt, const char *s, long lo, long hi, int *out)
@@ -65,7 +66,48 @@ int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i)
         c->verbose = 1;
         return 1;
     }
-    if (is(a, "-m", "--model")) {
+    if (is(a, "--kv-policy", NULL)) {
+        if (!v || kv_policy_from_name(v) < 0) {
+            fprintf(stderr, "kfchat: --kv-policy needs one of: %s (got '%s')\n", kv_policy_names(),
+                    v ? v : "");
+            return -1;
+        }
+        c->kv.policy = (enum kv_policy)kv_policy_from_name(v);
+        c->kv_set = 1;
+    } else if (is(a, "--kv-budget", NULL)) {
+        if (!v) {
+            fprintf(stderr, "kfchat: --kv-budget needs a size: tokens (2048), a share (50%%) or "
+                            "memory (256MiB)\n");
+            return -1;
+        }
+        c->kv_budget = v;
+        c->kv_set = 1;
+    } else if (is(a, "--kv-recent", NULL)) {
+        float pct;
+        char num[64];
+        snprintf(num, sizeof num, "%s", v ? v : "");
+        size_t nl = strlen(num);
+        if (nl && num[nl - 1] == '%')
+            num[nl - 1] = 0; /* "30" and "30%" mean the same */
+        if (cli_float(a, v ? num : NULL, 0.0, 100.0, &pct) < 0)
+            return -1;
+        c->kv.recent = pct / 100.0f;
+        c->kv_set = 1;
+    } else if (is(a, "--tau-init", NULL) || is(a, "--tau-end", NULL)) {
+        if (cli_float(a, v, 1e-3, 100.0, a[6] == 'i' ? &c->kv.tau_init : &c->kv.tau_end) < 0)
+            return -1;
+        c->kv_set = 1;
+    } else if (is(a, "--tau-steps", NULL)) {
+        if (cli_int(a, v, 1, 1 << 24, &c->kv.tau_steps) < 0)
+            return -1;
+        c->kv_set = 1;
+    } else if (is(a, "--kv-seed", NULL)) {
+        int sd;
+        if (cli_int(a, v, 0, 0x7fffffff, &sd) < 0)
+            return -1;
+        c->kv.seed = (uint64_t)sd;
+        c->kv_set = 1;
+    } else if (is(a, "-m", "--model")) {
         if (!v) {
             fprintf(stderr, "kfchat: %s needs a file name\n", a);
             return -1;
@@ -127,6 +169,13 @@ void cli_common_help(FILE *f)
           "      --top-k K         (default 40, 0 = off)   --top-p P (default 0.95)\n"
           "      --min-p P         (default 0.05)          --repeat-penalty R (default 1.0)\n"
           "      --repeat-last-n N (default 64)            -s, --seed S (default: random)\n"
+          "      --kv-policy P     KV cache policy: keyformer (default), keyformer-static, h2o,\n"
+          "                        sink, window, full\n"
+          "      --kv-budget X     KV entries kept per layer and head: tokens (2048), share of\n"
+          "                        the context (50%) or memory (256MiB); default: no eviction\n"
+          "      --kv-recent PCT   recent window, % of the budget (default 30)\n"
+          "      --tau-init T, --tau-end T, --tau-steps N   Keyformer temperature schedule\n"
+          "                        (default 1 -> 2 over 128 steps)   --kv-seed S  noise seed\n"
           "  -v, --verbose         timings and model details on stderr\n", f);
 }
 
@@ -144,7 +193,8 @@ struct engine *cli_open_engine(const struct cli_common *c)
         return NULL;
     }
     struct engine_params p = { .model_path = path, .n_ctx = c->n_ctx, .n_batch = c->n_batch,
-                               .n_threads = c->n_threads, .template_name = c->template_name };
+                               .n_threads = c->n_threads, .template_name = c->template_name,
+                               .kv = c->kv, .kv_budget = c->kv_budget, .kv_set = c->kv_set };
     struct engine *e;
     if (engine_open(&e, &p, err, sizeof err) != STATUS_OK) {
         fprintf(stderr, "kfchat: %s\n", err);
@@ -154,9 +204,10 @@ struct engine *cli_open_engine(const struct cli_common *c)
         struct engine_info in;
         engine_get_info(e, &in);
         fprintf(stderr, "kfchat: %s (%s, %.1fM params, %.1f MiB), ctx %d, %d threads, "
-                        "template %s, kernels %s\n",
+                        "template %s, kernels %s, KV %s budget %d (%.1f MiB allocated)\n",
                 in.name, in.arch, in.n_params / 1e6, in.file_bytes / 1048576.0, in.n_ctx,
-                in.n_threads, in.template_name, in.simd);
+                in.n_threads, in.template_name, in.simd, in.kv_policy, in.kv_budget,
+                in.kv_bytes / 1048576.0);
     }
     return e;
 }

@@ -17,6 +17,9 @@ struct cli_common {
     int n_batch;                /* -b */
     const char *template_name;  /* --template */
     struct sampler_params sp;   /* --temp --top-k --top-p --min-p --repeat-penalty ... --seed */
+    struct kv_params kv;        /* --kv-policy --kv-recent --tau-* --kv-seed */
+    const char *kv_budget;      /* --kv-budget */
+    int kv_set;                 /* a --kv-* option was given */
     int verbose;                /* -v */
 };
 
