@@ -14,6 +14,7 @@ static void usage(FILE *f)
           "       kfchat generate -p TEXT [options] complete TEXT (or standard input)\n"
           "       kfchat tokenize [--no-bos] TEXT   print the token ids of TEXT\n"
           "       kfchat bench [-p 512] [-n 128] [-d DEPTH] [-r REPEATS] [--json]\n"
+          "       kfchat eval --text FILE... [--kv-policy P,...] [--kv-budget X,...] [--json]\n"
           "       kfchat --help | --version\n"
           "Run 'kfchat COMMAND --help' for the options of a command.\n", f);
 }
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
             return cmd_bench(argc - 1, argv + 1);
         if (strcmp(cmd, "chat") == 0)
             return cmd_chat(argc - 1, argv + 1);
+        if (strcmp(cmd, "eval") == 0)
+            return cmd_eval(argc - 1, argv + 1);
         fprintf(stderr, "kfchat: unknown command '%s' (try kfchat --help)\n", cmd);
         return 2;
     }
