@@ -24,6 +24,7 @@ struct engine {
     int32_t stop[MAX_STOP];      /* extra EOG ids from the chat format */
     int n_stop;
     char name[128];
+    char fingerprint[17];
     size_t file_bytes;
     char errmsg[512];
 };
@@ -62,6 +63,124 @@ static void setup_chat(struct engine *e, const struct gguf *g, const char *overr
     }
 }
 
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* See engine_model_fingerprint.  Read errors leave a fingerprint of what could be read. */
+static void fingerprint(const char *path, char out[17])
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    FILE *f = fopen(path, "rb");
+    static const size_t edge = 4u << 20, sample = 64u << 10;
+    uint8_t *buf = malloc(edge);
+    if (f && buf && fseeko(f, 0, SEEK_END) == 0) {
+        off_t size = ftello(f);
+        h = fnv1a(h, (const uint8_t *)&size, sizeof size);
+        off_t offs[18];
+        size_t lens[18], n = 0;
+        offs[n] = 0, lens[n++] = edge;
+        for (int i = 1; i <= 16; i++)
+            offs[n] = size / 17 * i, lens[n++] = sample;
+        offs[n] = size > (off_t)edge ? size - (off_t)edge : 0, lens[n++] = edge;
+        for (size_t i = 0; i < n; i++)
+            if (fseeko(f, offs[i], SEEK_SET) == 0)
+                h = fnv1a(h, buf, fread(buf, 1, lens[i], f));
+    }
+    if (f)
+        fclose(f);
+    free(buf);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+const char *engine_model_fingerprint(const struct engine *e)
+{
+    return e->fingerprint;
+}
+
+#define STATE_MAGIC 0x31534645u /* "EFS1" */
+
+struct state_hdr {
+    uint32_t magic;
+    char fingerprint[17];
+    uint8_t pad[3];
+    int32_t n_ctx, n_vocab;
+    uint64_t kv_len, sampler_len;
+};
+
+int engine_state_save(struct engine *e, const struct sampler *s, void **blob, size_t *len)
+{
+    const struct kv_cache *kv = model_kv(e->model);
+    struct state_hdr h = { .magic = STATE_MAGIC, .n_ctx = engine_n_ctx(e),
+                           .n_vocab = engine_n_vocab(e) };
+    memcpy(h.fingerprint, e->fingerprint, sizeof h.fingerprint);
+    h.kv_len = kv_cache_state_size(kv);
+    h.sampler_len = s ? sampler_state_size(s) : 0;
+    size_t logits = (size_t)h.n_vocab * sizeof(float);
+    size_t n = sizeof h + logits + h.kv_len + h.sampler_len;
+    uint8_t *b = malloc(n);
+    if (!b)
+        return fail(e, STATUS_NOMEM, "out of memory saving the state (%zu bytes)", n);
+    memcpy(b, &h, sizeof h);
+    memcpy(b + sizeof h, engine_logits(e), logits);
+    kv_cache_state_save(kv, b + sizeof h + logits);
+    if (s)
+        sampler_state_save(s, b + sizeof h + logits + h.kv_len);
+    *blob = b;
+    *len = n;
+    return STATUS_OK;
+}
+
+int engine_state_load(struct engine *e, struct sampler *s, const void *blob, size_t len)
+{
+    struct state_hdr h;
+    const uint8_t *b = blob;
+    if (len < sizeof h)
+        return fail(e, STATUS_FORMAT, "saved state is damaged (too short)");
+    memcpy(&h, b, sizeof h);
+    if (h.magic != STATE_MAGIC)
+        return fail(e, STATUS_FORMAT, "saved state is damaged (bad magic)");
+    if (memcmp(h.fingerprint, e->fingerprint, sizeof h.fingerprint) != 0)
+        return fail(e, STATUS_INVALID, "the model file changed since this session was saved");
+    if (h.n_ctx != engine_n_ctx(e) || h.n_vocab != engine_n_vocab(e))
+        return fail(e, STATUS_INVALID, "saved with a context of %d tokens, now %d", h.n_ctx,
+                    engine_n_ctx(e));
+    size_t logits = (size_t)h.n_vocab * sizeof(float);
+    if (len != sizeof h + logits + h.kv_len + h.sampler_len || (h.sampler_len && !s))
+        return fail(e, STATUS_FORMAT, "saved state is damaged (size mismatch)");
+    const uint8_t *samp = b + sizeof h + logits + h.kv_len;
+    if (s && h.sampler_len) {
+        /* check the sampler part first: kv load is the step that changes the engine */
+        void *backup = malloc(sampler_state_size(s));
+        if (!backup)
+            return fail(e, STATUS_NOMEM, "out of memory");
+        sampler_state_save(s, backup);
+        int st = sampler_state_load(s, samp, h.sampler_len);
+        if (st) {
+            free(backup);
+            return fail(e, st, "saved sampler state does not fit these sampling settings");
+        }
+        st = kv_cache_state_load(model_kv_mut(e->model), b + sizeof h + logits, h.kv_len);
+        if (st) {
+            sampler_state_load(s, backup, sampler_state_size(s));
+            free(backup);
+            return fail(e, st, st == STATUS_INVALID ? "saved with another KV policy or budget"
+                                                     : "saved KV cache is damaged");
+        }
+        free(backup);
+    } else {
+        int st = kv_cache_state_load(model_kv_mut(e->model), b + sizeof h + logits, h.kv_len);
+        if (st)
+            return fail(e, st, st == STATUS_INVALID ? "saved with another KV policy or budget"
+                                                     : "saved KV cache is damaged");
+    }
+    model_set_logits(e->model, (const float *)(b + sizeof h));
+    return STATUS_OK;
+}
+
 int engine_open(struct engine **out, const struct engine_params *p, char *err, size_t errlen)
 {
     struct gguf *g = NULL;
@@ -76,6 +195,7 @@ int engine_open(struct engine **out, const struct engine_params *p, char *err, s
     if (st)
         goto fail;
     e->file_bytes = gguf_file_size(g);
+    fingerprint(p->model_path, e->fingerprint);
     const char *nm;
     size_t nlen;
     if (gguf_get_str(g, "general.name", &nm, &nlen) == STATUS_OK && nlen < sizeof e->name) {

@@ -86,6 +86,23 @@ size_t engine_kv_bytes_full(const struct engine *e);
 /* The KV cache, for its trace API (kv_cache_trace etc.); borrowed, read between calls only. */
 const struct kv_cache *engine_kv(const struct engine *e);
 
+/* --- snapshots (exact resume) ----------------------------------------------------------------- */
+/*
+ * A fingerprint of the model file (hex, 16 digits): size plus FNV-1a over its first and last
+ * 4 MiB and 16 evenly spread 64 KiB samples, so that it costs milliseconds even for large files
+ * yet changes when the file does.  Borrowed, valid for the engine's life.
+ */
+const char *engine_model_fingerprint(const struct engine *e);
+/*
+ * Save everything needed to continue exactly: the KV cache (entries, positions, scores), the
+ * last logits, and the sampler's RNG and penalty state (s may be NULL).  *blob is malloc'd.
+ * engine_state_load restores it; STATUS_INVALID means it belongs to another model file, context
+ * size or KV policy (errmsg says which) and the caller should re-process the transcript;
+ * STATUS_FORMAT means the blob is damaged.  On error the engine state is unchanged.
+ */
+int engine_state_save(struct engine *e, const struct sampler *s, void **blob, size_t *len);
+int engine_state_load(struct engine *e, struct sampler *s, const void *blob, size_t len);
+
 /* --- chat ------------------------------------------------------------------------------------- */
 int engine_chat_format(const struct engine *e);
 /*

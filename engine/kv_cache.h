@@ -144,6 +144,16 @@ int kv_cache_trace(const struct kv_cache *kv, int layer, int g, int32_t *pos, fl
                    uint8_t *flags, int max);
 int kv_cache_n_used(const struct kv_cache *kv, int layer, int g);
 
+/*
+ * Snapshot for exact resume: everything needed to continue bit for bit (entries, positions,
+ * scores, key flags, τ step, freeze).  load returns STATUS_FORMAT for a damaged or foreign
+ * buffer and STATUS_INVALID when it was taken under another policy/budget/seed (the caller then
+ * re-processes the transcript); on any error the cache is left as it was.
+ */
+size_t kv_cache_state_size(const struct kv_cache *kv);
+void kv_cache_state_save(const struct kv_cache *kv, void *buf);
+int kv_cache_state_load(struct kv_cache *kv, const void *buf, size_t len);
+
 /* The Gumbel noise of the scoring function (exposed for tests and the CUDA backend). */
 float kv_noise_gumbel(uint64_t seed, int layer, int qhead, int qpos, int kpos);
 

@@ -72,6 +72,16 @@ const struct kv_cache *model_kv(const struct model *m)
     return m->kv;
 }
 
+struct kv_cache *model_kv_mut(struct model *m)
+{
+    return m->kv;
+}
+
+void model_set_logits(struct model *m, const float *logits)
+{
+    memcpy(m->logits, logits, (size_t)m->hp.n_vocab * sizeof(float));
+}
+
 const float *model_logits(const struct model *m)
 {
     return m->logits;

@@ -75,6 +75,9 @@ size_t model_kv_bytes(const struct model *m);       /* bytes of KV cache allocat
 size_t model_kv_bytes_used(const struct model *m);  /* bytes holding live entries */
 size_t model_kv_bytes_full(const struct model *m);  /* what an unbounded cache would hold */
 const struct kv_cache *model_kv(const struct model *m);
+struct kv_cache *model_kv_mut(struct model *m);
+/* Replace the last logits (restoring a snapshot). */
+void model_set_logits(struct model *m, const float *logits);
 
 /* Logits of the last token evaluated by model_forward (n_vocab floats), borrowed. */
 const float *model_logits(const struct model *m);
