@@ -1,10 +1,6 @@
 /*
  * kv_cache.c — bounded KV storage, attention over it, and the eviction policies described in
  * kv_cache.h (which states the rules; this file says how they are carried out).
- *
- * Invariant between calls: for every (layer, KV head), slots [0, n_used) hold distinct positions
- * < n_past, n_used <= budget on global layers (when the policy has one), and on sliding-window
- * layers every held position is still visible to the next query.
  */
 #include "config.h"
 #include "kv_cache.h"
@@ -27,29 +23,8 @@ static const char *const policy_names[KV_POLICY_COUNT] = {
     [KV_POLICY_KEYFORMER_STATIC] = "keyformer-static",
 };
 
-struct kv_cache {
-    struct kv_shape sh;
-    struct kv_params p;
-    int *swa;          /* [n_layer] copy of the sliding windows */
-    int *layer_cap;    /* [n_layer] slots per KV head */
-    size_t *layer_off; /* [n_layer] slot offset of (layer, head 0) */
-    int max_cap;
-    int w;             /* recent window */
-    size_t n_slots;    /* total slots over all layers and heads */
-    float *k, *v;      /* [slot][head_dim] */
-    int32_t *pos;      /* [slot] */
-    float *score;      /* [slot] */
-    uint8_t *key;      /* [slot] keyformer-static: frozen key token */
-    int *n_used;       /* [n_layer][n_head_kv] */
-    uint8_t *victim;   /* [max_cap] scratch */
-    int *order;        /* [max_cap] scratch */
-    int n_past;
-    int call_pos0, call_n;
-    int step;          /* decode steps since the last prefill */
-    float tau;
-    int frozen;        /* keyformer-static: key tokens chosen */
-    int unbounded;     /* budget >= n_ctx: nothing is ever evicted, nothing needs scores */
-};
+#include "kv_cache_impl.h"
+
 
 struct kv_params kv_params_default(void)
 {
@@ -268,17 +243,6 @@ const struct kv_params *kv_cache_params(const struct kv_cache *kv)
     return &kv->p;
 }
 
-/* First slot of (layer, KV head g). */
-static size_t base_of(const struct kv_cache *kv, int l, int g)
-{
-    return kv->layer_off[l] + (size_t)g * (size_t)kv->layer_cap[l];
-}
-
-static int *used_of(struct kv_cache *kv, int l, int g)
-{
-    return &kv->n_used[(size_t)l * kv->sh.n_head_kv + (size_t)g];
-}
-
 int kv_cache_n_used(const struct kv_cache *kv, int layer, int g)
 {
     return kv->n_used[(size_t)layer * kv->sh.n_head_kv + (size_t)g];
@@ -312,8 +276,6 @@ float kv_noise_gumbel(uint64_t seed, int layer, int qhead, int qpos, int kpos)
 
 /* ---- one call ----------------------------------------------------------------------------- */
 
-static void static_freeze(struct kv_cache *kv);
-
 int kv_cache_begin(struct kv_cache *kv, int pos0, int n)
 {
     if (n < 1 || n > kv->sh.n_batch || pos0 != kv->n_past)
@@ -328,7 +290,7 @@ int kv_cache_begin(struct kv_cache *kv, int pos0, int n)
         kv->tau = kv->p.tau_end >= kv->p.tau_init ? fminf(t, kv->p.tau_end)
                                                   : fmaxf(t, kv->p.tau_end);
         if (kv->p.policy == KV_POLICY_KEYFORMER_STATIC && !kv->frozen && !kv->unbounded)
-            static_freeze(kv);
+            kv_static_freeze(kv);
     } else {
         kv->step = 0;
         kv->tau = kv->p.tau_init;
@@ -420,219 +382,6 @@ void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q
             acc[s] += att[s];
 }
 
-/* ---- eviction ----------------------------------------------------------------------------- */
-
-/* Move slot src into slot dst of the same (layer, head) block. */
-static void move_slot(struct kv_cache *kv, size_t base, int dst, int src)
-{
-    size_t hd = (size_t)kv->sh.head_dim, d = base + (size_t)dst, s = base + (size_t)src;
-    memcpy(kv->k + d * hd, kv->k + s * hd, hd * sizeof(float));
-    memcpy(kv->v + d * hd, kv->v + s * hd, hd * sizeof(float));
-    kv->pos[d] = kv->pos[s];
-    kv->score[d] = kv->score[s];
-    kv->key[d] = kv->key[s];
-}
-
-/* Drop the slots flagged in kv->victim[0..n) of (l, g), refilling holes from the end. */
-static void compact(struct kv_cache *kv, int l, int g)
-{
-    int *nu = used_of(kv, l, g), n = *nu, keep = 0;
-    size_t base = base_of(kv, l, g);
-    for (int s = 0; s < n; s++)
-        keep += !kv->victim[s];
-    int j = keep; /* survivors at index >= keep move down into the holes below keep */
-    for (int s = 0; s < keep; s++) {
-        if (!kv->victim[s])
-            continue;
-        while (kv->victim[j])
-            j++;
-        move_slot(kv, base, s, j++);
-    }
-    memset(kv->victim, 0, (size_t)n);
-    *nu = keep;
-}
-
-/* Orders of slot indices within one (layer, head) block, for qsort_r. */
-struct sort_ctx {
-    const struct kv_cache *kv;
-    size_t base;
-};
-
-/* Eviction order: lowest score first, then oldest. */
-static int cmp_victim(const void *a, const void *b, void *arg)
-{
-    const struct sort_ctx *c = arg;
-    size_t x = c->base + (size_t)*(const int *)a, y = c->base + (size_t)*(const int *)b;
-    float sx = c->kv->score[x], sy = c->kv->score[y];
-    if (sx != sy)
-        return sx < sy ? -1 : 1;
-    return (c->kv->pos[x] > c->kv->pos[y]) - (c->kv->pos[x] < c->kv->pos[y]);
-}
-
-static int cmp_pos(const void *a, const void *b, void *arg)
-{
-    const struct sort_ctx *c = arg;
-    size_t x = c->base + (size_t)*(const int *)a, y = c->base + (size_t)*(const int *)b;
-    return (c->kv->pos[x] > c->kv->pos[y]) - (c->kv->pos[x] < c->kv->pos[y]);
-}
-
-/*
- * Flag the `need` first victims among the candidate slots cand[0..nc) in cmp's order: a linear
- * scan for the single eviction of a decode step, a sort for a prefill chunk.
- */
-static void pick(struct kv_cache *kv, size_t base, int *cand, int nc, int need,
-                 int (*cmp)(const void *, const void *, void *))
-{
-    struct sort_ctx c = { kv, base };
-    if (need >= nc) {
-        for (int i = 0; i < nc; i++)
-            kv->victim[cand[i]] = 1;
-        return;
-    }
-    if (need == 1) {
-        int best = 0;
-        for (int i = 1; i < nc; i++)
-            if (cmp(&cand[i], &cand[best], &c) < 0)
-                best = i;
-        kv->victim[cand[best]] = 1;
-        return;
-    }
-    qsort_r(cand, (size_t)nc, sizeof(int), cmp, &c);
-    for (int i = 0; i < need; i++)
-        kv->victim[cand[i]] = 1;
-}
-
-static void evict_global(struct kv_cache *kv, int l, int g, int p_last)
-{
-    int n = *used_of(kv, l, g), B = kv->p.budget, nc = 0;
-    size_t base = base_of(kv, l, g);
-    const int32_t *P = kv->pos + base;
-    int *cand = kv->order;
-    if (kv->unbounded)
-        return;
-    switch (kv->p.policy) {
-    case KV_POLICY_FULL:
-        return;
-    case KV_POLICY_KEYFORMER_STATIC:
-        if (kv->frozen) { /* only the window slides: drop non-key tokens that left it */
-            int any = 0;
-            for (int s = 0; s < n; s++)
-                if (!kv->key[base + s] && P[s] <= p_last - kv->w)
-                    kv->victim[s] = any = 1;
-            if (any)
-                compact(kv, l, g);
-            return;
-        }
-        /* before the freeze a prompt longer than the budget is cut like keyformer */
-        __attribute__((fallthrough));
-    case KV_POLICY_H2O:
-    case KV_POLICY_KEYFORMER:
-        if (n <= B)
-            return;
-        for (int s = 0; s < n; s++)
-            if (P[s] <= p_last - kv->w)
-                cand[nc++] = s;
-        pick(kv, base, cand, nc, n - B, cmp_victim);
-        break;
-    case KV_POLICY_WINDOW:
-    case KV_POLICY_SINK:
-        if (n <= B)
-            return;
-        for (int s = 0; s < n; s++)
-            if (kv->p.policy == KV_POLICY_WINDOW || P[s] >= kv->p.n_sink)
-                cand[nc++] = s;
-        pick(kv, base, cand, nc, n - B, cmp_pos);
-        break;
-    default:
-        return;
-    }
-    compact(kv, l, g);
-}
-
-void kv_cache_commit_layer(struct kv_cache *kv, int layer, float *const *acc)
-{
-    int G = kv->sh.n_head_kv, group = kv->sh.n_head / G;
-    int p_last = kv->call_pos0 + kv->call_n - 1;
-    for (int g = 0; g < G; g++) {
-        int n = *used_of(kv, layer, g);
-        size_t base = base_of(kv, layer, g);
-        if (acc && kv_cache_scoring(kv, layer))
-            for (int h = g * group; h < (g + 1) * group; h++) /* fixed order: deterministic */
-                for (int s = 0; s < n; s++)
-                    kv->score[base + s] += acc[h][s];
-        if (kv->swa[layer] > 0) { /* keep what the next query can still see */
-            int any = 0;
-            for (int s = 0; s < n; s++)
-                if (kv->pos[base + s] <= p_last + 1 - kv->swa[layer])
-                    kv->victim[s] = any = 1;
-            if (any)
-                compact(kv, layer, g);
-        } else
-            evict_global(kv, layer, g, p_last);
-    }
-}
-
-void kv_cache_end(struct kv_cache *kv)
-{
-    kv->n_past = kv->call_pos0 + kv->call_n;
-}
-
-/*
- * The authors' selection at the end of the prompt (n tokens so far, window w, budget B): key
- * tokens = top (B − w) by score among positions < n − w; keep positions > n − w (w − 1 of them,
- * the slot of the coming token completes the window); position n − w is dropped.
- */
-static void static_freeze(struct kv_cache *kv)
-{
-    int n = kv->n_past, w = kv->w, B = kv->p.budget;
-    for (int l = 0; l < kv->sh.n_layer; l++) {
-        if (kv->swa[l] > 0)
-            continue;
-        for (int g = 0; g < kv->sh.n_head_kv; g++) {
-            int nu = *used_of(kv, l, g), nc = 0;
-            size_t base = base_of(kv, l, g);
-            int *cand = kv->order;
-            for (int s = 0; s < nu; s++) {
-                int p = kv->pos[base + s];
-                if (p < n - w)
-                    cand[nc++] = s;
-                else if (p == n - w)
-                    kv->victim[s] = 1;
-            }
-            struct sort_ctx c = { kv, base };
-            qsort_r(cand, (size_t)nc, sizeof(int), cmp_victim, &c); /* lowest first */
-            int n_key = B - w;
-            for (int i = 0; i < nc; i++) {
-                if (i < nc - n_key)
-                    kv->victim[cand[i]] = 1;
-                else
-                    kv->key[base + cand[i]] = 1;
-            }
-            compact(kv, l, g);
-        }
-    }
-    kv->frozen = 1;
-}
-
-void kv_cache_truncate(struct kv_cache *kv, int n_past)
-{
-    if (n_past < 0 || n_past >= kv->n_past)
-        return;
-    for (int l = 0; l < kv->sh.n_layer; l++)
-        for (int g = 0; g < kv->sh.n_head_kv; g++) {
-            int nu = *used_of(kv, l, g), any = 0;
-            size_t base = base_of(kv, l, g);
-            for (int s = 0; s < nu; s++)
-                if (kv->pos[base + s] >= n_past)
-                    kv->victim[s] = any = 1;
-            if (any)
-                compact(kv, l, g);
-        }
-    kv->n_past = n_past;
-    if (n_past == 0)
-        kv_cache_reset(kv);
-}
-
 /* ---- sizes and trace ---------------------------------------------------------------------- */
 
 int kv_cache_cap(const struct kv_cache *kv)
@@ -682,7 +431,7 @@ int kv_cache_trace(const struct kv_cache *kv, int layer, int g, int32_t *pos, fl
     for (int s = 0; s < n; s++)
         idx[s] = s;
     struct sort_ctx c = { kv, base };
-    qsort_r(idx, (size_t)n, sizeof(int), cmp_pos, &c);
+    qsort_r(idx, (size_t)n, sizeof(int), kv_cmp_pos, &c);
     int p_last = kv->n_past - 1, k = n < max ? n : max;
     for (int i = 0; i < k; i++) {
         size_t s = base + (size_t)idx[i];
@@ -703,106 +452,3 @@ int kv_cache_trace(const struct kv_cache *kv, int layer, int g, int32_t *pos, fl
     return k;
 }
 
-/* ---- snapshot ------------------------------------------------------------------------------ */
-
-#define KV_STATE_MAGIC 0x3153564bu /* "KVS1" */
-
-struct kv_state_hdr {
-    uint32_t magic, policy;
-    int32_t n_layer, n_head_kv, head_dim, budget, n_past, step, frozen, pad;
-    float tau, recent;
-    uint64_t seed;
-};
-
-size_t kv_cache_state_size(const struct kv_cache *kv)
-{
-    size_t n = 0, hd = (size_t)kv->sh.head_dim;
-    for (size_t i = 0; i < (size_t)kv->sh.n_layer * kv->sh.n_head_kv; i++)
-        n += (size_t)kv->n_used[i];
-    return sizeof(struct kv_state_hdr) + (size_t)kv->sh.n_layer * kv->sh.n_head_kv * sizeof(int32_t) +
-           n * (sizeof(int32_t) + sizeof(float) + 1 + 2 * hd * sizeof(float));
-}
-
-/* Append n bytes at *p (a cursor into the caller's buffer). */
-static void put(uint8_t **p, const void *src, size_t n)
-{
-    memcpy(*p, src, n);
-    *p += n;
-}
-
-void kv_cache_state_save(const struct kv_cache *kv, void *buf)
-{
-    uint8_t *p = buf;
-    size_t hd = (size_t)kv->sh.head_dim;
-    struct kv_state_hdr h = {
-        .magic = KV_STATE_MAGIC, .policy = (uint32_t)kv->p.policy, .n_layer = kv->sh.n_layer,
-        .n_head_kv = kv->sh.n_head_kv, .head_dim = kv->sh.head_dim, .budget = kv->p.budget,
-        .n_past = kv->n_past, .step = kv->step, .frozen = kv->frozen, .tau = kv->tau,
-        .recent = kv->p.recent, .seed = kv->p.seed,
-    };
-    put(&p, &h, sizeof h);
-    put(&p, kv->n_used, (size_t)kv->sh.n_layer * kv->sh.n_head_kv * sizeof(int32_t));
-    for (int l = 0; l < kv->sh.n_layer; l++)
-        for (int g = 0; g < kv->sh.n_head_kv; g++) {
-            size_t b = base_of(kv, l, g), n = (size_t)kv_cache_n_used(kv, l, g);
-            put(&p, kv->pos + b, n * sizeof(int32_t));
-            put(&p, kv->score + b, n * sizeof(float));
-            put(&p, kv->key + b, n);
-            put(&p, kv->k + b * hd, n * hd * sizeof(float));
-            put(&p, kv->v + b * hd, n * hd * sizeof(float));
-        }
-}
-
-int kv_cache_state_load(struct kv_cache *kv, const void *buf, size_t len)
-{
-    const uint8_t *p = buf, *end = p + len;
-    struct kv_state_hdr h;
-    size_t hd = (size_t)kv->sh.head_dim, nh = (size_t)kv->sh.n_layer * kv->sh.n_head_kv;
-    if (len < sizeof h)
-        return STATUS_FORMAT;
-    memcpy(&h, p, sizeof h);
-    p += sizeof h;
-    if (h.magic != KV_STATE_MAGIC || h.n_layer != kv->sh.n_layer ||
-        h.n_head_kv != kv->sh.n_head_kv || h.head_dim != kv->sh.head_dim)
-        return STATUS_FORMAT;
-    if (h.policy != (uint32_t)kv->p.policy || h.budget != kv->p.budget || h.seed != kv->p.seed ||
-        h.recent != kv->p.recent || h.n_past < 0 || h.n_past > kv->sh.n_ctx)
-        return STATUS_INVALID; /* another policy or budget: the caller re-processes instead */
-    if ((size_t)(end - p) < nh * sizeof(int32_t))
-        return STATUS_FORMAT;
-    int32_t *used = malloc(nh * sizeof(int32_t));
-    if (!used)
-        return STATUS_NOMEM;
-    memcpy(used, p, nh * sizeof(int32_t));
-    p += nh * sizeof(int32_t);
-    size_t need = 0;
-    for (int l = 0; l < kv->sh.n_layer; l++)
-        for (int g = 0; g < kv->sh.n_head_kv; g++) {
-            int32_t u = used[(size_t)l * kv->sh.n_head_kv + (size_t)g];
-            if (u < 0 || u > kv->layer_cap[l]) {
-                free(used);
-                return STATUS_FORMAT;
-            }
-            need += (size_t)u * (sizeof(int32_t) + sizeof(float) + 1 + 2 * hd * sizeof(float));
-        }
-    if ((size_t)(end - p) != need) {
-        free(used);
-        return STATUS_FORMAT;
-    }
-    memcpy(kv->n_used, used, nh * sizeof(int32_t));
-    free(used);
-    for (int l = 0; l < kv->sh.n_layer; l++)
-        for (int g = 0; g < kv->sh.n_head_kv; g++) {
-            size_t b = base_of(kv, l, g), n = (size_t)kv_cache_n_used(kv, l, g);
-            memcpy(kv->pos + b, p, n * sizeof(int32_t)), p += n * sizeof(int32_t);
-            memcpy(kv->score + b, p, n * sizeof(float)), p += n * sizeof(float);
-            memcpy(kv->key + b, p, n), p += n;
-            memcpy(kv->k + b * hd, p, n * hd * sizeof(float)), p += n * hd * sizeof(float);
-            memcpy(kv->v + b * hd, p, n * hd * sizeof(float)), p += n * hd * sizeof(float);
-        }
-    kv->n_past = h.n_past;
-    kv->step = h.step;
-    kv->frozen = h.frozen;
-    kv->tau = h.tau;
-    return STATUS_OK;
-}
