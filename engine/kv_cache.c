@@ -248,32 +248,6 @@ int kv_cache_n_used(const struct kv_cache *kv, int layer, int g)
     return kv->n_used[(size_t)layer * kv->sh.n_head_kv + (size_t)g];
 }
 
-/* ---- noise -------------------------------------------------------------------------------- */
-
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-/*
- * The counter: layer (8 bits) | query head (8) | query position (24) | key position (24),
- * hashed with the seed.  u is the top 24 bits plus one half ulp, strictly inside (0, 1), so the
- * double logarithm is always finite.
- */
-float kv_noise_gumbel(uint64_t seed, int layer, int qhead, int qpos, int kpos)
-{
-    uint64_t c = ((uint64_t)(layer & 0xff) << 56) | ((uint64_t)(qhead & 0xff) << 48) |
-                 ((uint64_t)(qpos & 0xffffff) << 24) | (uint64_t)(kpos & 0xffffff);
-    uint64_t h = mix64(c ^ mix64(seed + 0x9e3779b97f4a7c15ULL));
-    float u = ((float)(h >> 40) + 0.5f) * (1.0f / 16777216.0f);
-    return -logf(-logf(u));
-}
-
 /* ---- one call ----------------------------------------------------------------------------- */
 
 int kv_cache_begin(struct kv_cache *kv, int pos0, int n)
@@ -337,46 +311,26 @@ void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q
     const float *K = kv->k + base * (size_t)hd, *V = kv->v + base * (size_t)hd;
     const int32_t *P = kv->pos + base;
     int win = kv->swa[layer];
-    float mx = -INFINITY;
     for (int s = 0; s < n; s++) {
         int vis = P[s] <= qpos && (win <= 0 || qpos - P[s] < win);
         att[s] = vis ? kv->sh.scale * ops_dot(q, K + (size_t)s * hd, hd) : -INFINITY;
-        if (att[s] > mx)
-            mx = att[s];
     }
     /* scores first: they need the logits, which the softmax below overwrites */
     if (acc && kv->p.policy != KV_POLICY_H2O) {
-        float inv_tau = 1.0f / kv->tau, my = -INFINITY;
+        float inv_tau = 1.0f / kv->tau;
         float *y = att + kv->max_cap; /* second half of the scratch */
-        for (int s = 0; s < n; s++) {
-            y[s] = att[s] == -INFINITY
-                       ? -INFINITY
-                       : (att[s] + kv_noise_gumbel(kv->p.seed, layer, h, qpos, P[s])) * inv_tau;
-            if (y[s] > my)
-                my = y[s];
-        }
-        double sum = 0;
-        for (int s = 0; s < n; s++) {
-            y[s] = y[s] == -INFINITY ? 0.0f : expf(y[s] - my);
-            sum += y[s];
-        }
-        float inv = (float)(1.0 / sum);
+        kv_noise_gumbel_row(kv->p.seed, layer, h, qpos, P, n, y);
         for (int s = 0; s < n; s++)
-            acc[s] += y[s] * inv;
+            y[s] = (att[s] + y[s]) * inv_tau; /* masked logits stay -inf */
+        ops_softmax(y, n);
+        for (int s = 0; s < n; s++)
+            acc[s] += y[s];
     }
-    double sum = 0;
-    for (int s = 0; s < n; s++) {
-        att[s] = att[s] == -INFINITY ? 0.0f : expf(att[s] - mx);
-        sum += att[s];
-    }
-    float inv = (float)(1.0 / sum);
+    ops_softmax(att, n);
     memset(out, 0, (size_t)hd * sizeof(float));
-    for (int s = 0; s < n; s++) {
-        if (att[s] == 0.0f)
-            continue;
-        att[s] *= inv;
-        ops_axpy(att[s], V + (size_t)s * hd, hd, out);
-    }
+    for (int s = 0; s < n; s++)
+        if (att[s] != 0.0f)
+            ops_axpy(att[s], V + (size_t)s * hd, hd, out);
     if (acc && kv->p.policy == KV_POLICY_H2O)
         for (int s = 0; s < n; s++)
             acc[s] += att[s];

@@ -154,7 +154,14 @@ size_t kv_cache_state_size(const struct kv_cache *kv);
 void kv_cache_state_save(const struct kv_cache *kv, void *buf);
 int kv_cache_state_load(struct kv_cache *kv, const void *buf, size_t len);
 
-/* The Gumbel noise of the scoring function (exposed for tests and the CUDA backend). */
+/*
+ * The Gumbel noise of the scoring function (kv_noise.c; exposed for tests and the CUDA backend):
+ * one value, and a row of n key positions (SIMD where available, same bits as the scalar row).
+ */
 float kv_noise_gumbel(uint64_t seed, int layer, int qhead, int qpos, int kpos);
+void kv_noise_gumbel_row(uint64_t seed, int layer, int qhead, int qpos, const int32_t *kpos, int n,
+                         float *out);
+void kv_noise_gumbel_row_scalar(uint64_t seed, int layer, int qhead, int qpos,
+                                const int32_t *kpos, int n, float *out);
 
 #endif
