@@ -93,7 +93,7 @@ void quant_init(void);
 const struct quant_traits *quant_traits_get(uint32_t id);
 /* Bytes of a row of n elements (n must be a multiple of blck). */
 size_t quant_row_size(uint32_t id, int64_t n);
-/* Name of the SIMD level in use ("avx512", "avx2", "scalar"). */
+/* Name of the SIMD level in use ("avx512vnni", "avx2", "scalar"). */
 const char *quant_simd_name(void);
 
 #endif

@@ -40,10 +40,28 @@ void quant_x86_k_install(struct quant_traits *table, int n, int level);
 
 #define X86_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define X86_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+/* Helpers must inline into the kernels (gcc gives up on the bigger ones otherwise). */
+#define X86_INLINE static inline __attribute__((always_inline))
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-static inline X86_AVX2 float x86_hsum_ps(__m256 v)
+/*
+ * Streaming weights from DRAM, the hardware prefetchers alone leave these kernels waiting on
+ * memory: measured over 64 MiB, Q4_K ran at about half its in-cache speed.  Asking for the bytes
+ * 4 KB ahead of the ones being read (about one DRAM latency times the bandwidth) brings it up to
+ * the in-cache speed.  Prefetches never fault, so running past the end of a row (usually into
+ * the next row of the matrix) is harmless; the address is formed as an integer.
+ */
+#define X86_PREFETCH_AHEAD 4096
+
+X86_INLINE void x86_prefetch(const void *p, int bytes)
+{
+    const uintptr_t a = (uintptr_t)p + X86_PREFETCH_AHEAD;
+    for (int o = 0; o < bytes; o += 64)
+        _mm_prefetch((const char *)(a + (uintptr_t)o), _MM_HINT_T0);
+}
+
+X86_INLINE X86_AVX2 float x86_hsum_ps(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -51,7 +69,7 @@ static inline X86_AVX2 float x86_hsum_ps(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-static inline X86_AVX2 float x86_hmax_ps(__m256 v)
+X86_INLINE X86_AVX2 float x86_hmax_ps(__m256 v)
 {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -59,7 +77,7 @@ static inline X86_AVX2 float x86_hmax_ps(__m256 v)
     return _mm_cvtss_f32(m);
 }
 
-static inline X86_AVX2 int x86_hsum_epi32(__m256i v)
+X86_INLINE X86_AVX2 int x86_hsum_epi32(__m256i v)
 {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
@@ -68,20 +86,20 @@ static inline X86_AVX2 int x86_hsum_epi32(__m256i v)
 }
 
 /* fp16 -> f32 (F16C converts every input exactly, subnormals included). */
-static inline X86_AVX2 float x86_h2f(uint16_t h)
+X86_INLINE X86_AVX2 float x86_h2f(uint16_t h)
 {
     return _cvtsh_ss(h);
 }
 
 /* Two adjacent fp16 (d and m of a weight block, or d and s of a Q8_1 block) as floats 0 and 1. */
-static inline X86_AVX2 __m128 x86_h2f_pair(const void *p)
+X86_INLINE X86_AVX2 __m128 x86_h2f_pair(const void *p)
 {
     uint32_t u;
     memcpy(&u, p, 4);
     return _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
 }
 
-static inline X86_AVX2 __m256i x86_load(const void *p)
+X86_INLINE X86_AVX2 __m256i x86_load(const void *p)
 {
     return _mm256_loadu_si256((const __m256i *)p);
 }
@@ -91,7 +109,7 @@ static inline X86_AVX2 __m256i x86_load(const void *p)
  * and element j + 16 in its high nibble, so one 128-bit broadcast and a per-half shift of 0 or 4
  * put every element in its own byte, in element order.
  */
-static inline X86_AVX2 __m256i x86_nibbles(const uint8_t *qs)
+X86_INLINE X86_AVX2 __m256i x86_nibbles(const uint8_t *qs)
 {
     const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
     return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)),
@@ -99,7 +117,7 @@ static inline X86_AVX2 __m256i x86_nibbles(const uint8_t *qs)
 }
 
 /* 0x10 in byte e where bit e of qh is set: the fifth bit of a Q5 block's elements. */
-static inline X86_AVX2 __m256i x86_bit5(const uint8_t *qh)
+X86_INLINE X86_AVX2 __m256i x86_bit5(const uint8_t *qh)
 {
     uint32_t bits;
     memcpy(&bits, qh, 4);
@@ -110,15 +128,16 @@ static inline X86_AVX2 __m256i x86_bit5(const uint8_t *qh)
     return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
-/* Sum of 32 products of unsigned bytes (<= 63) with signed bytes, as 8 float partial sums. */
-static inline X86_AVX2 __m256 x86_dot_u8_ps(__m256i u, __m256i s)
+/* Sum of 32 products of unsigned bytes (<= 128: no pair of products saturates int16) with
+ * signed bytes, as 8 float partial sums. */
+X86_INLINE X86_AVX2 __m256 x86_dot_u8_ps(__m256i u, __m256i s)
 {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
 /* Sum of (u - off) * s over 32 bytes, u unsigned <= 31: maddubs needs an unsigned operand, so
  * the offset is taken off as off * s in 16 bits, where neither term nor difference overflows. */
-static inline X86_AVX2 __m256 x86_dot_u8_off_ps(__m256i u, __m256i s, int off)
+X86_INLINE X86_AVX2 __m256 x86_dot_u8_off_ps(__m256i u, __m256i s, int off)
 {
     const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, s),
                                        _mm256_maddubs_epi16(_mm256_set1_epi8((char)off), s));
@@ -126,7 +145,7 @@ static inline X86_AVX2 __m256 x86_dot_u8_off_ps(__m256i u, __m256i s, int off)
 }
 
 /* Sum of 32 products of signed bytes: the sign of x moves onto y (y is never -128). */
-static inline X86_AVX2 __m256 x86_dot_i8_ps(__m256i x, __m256i y)
+X86_INLINE X86_AVX2 __m256 x86_dot_i8_ps(__m256i x, __m256i y)
 {
     return x86_dot_u8_ps(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
@@ -135,88 +154,42 @@ static inline X86_AVX2 __m256 x86_dot_i8_ps(__m256i x, __m256i y)
 
 /*
  * Float dots keep 4 independent accumulators so the FMA latency is hidden.  The references sum
- * in double; float partial sums over 32 lanes stay well within the tests' tolerance.
+ * in double; float partial sums over 32 or 64 lanes stay well within the tests' tolerance.
+ * WT is the weight element type, LOAD widens 8 (16) of them to floats, TO_F32 one of them.
  */
-static X86_AVX2 void dot_f32_avx2(int n, float *s, const void *w, const void *a)
-{
-    const float *x = w, *y = a;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+#define X86_DOT_FLOAT_AVX2(name, WT, LOAD, TO_F32)                                              \
+    static X86_AVX2 void name(int n, float *s, const void *w, const void *a)                   \
+    {                                                                                           \
+        const WT *x = w;                                                                        \
+        const float *y = a;                                                                     \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;               \
+        int i = 0;                                                                              \
+        for (; i + 32 <= n; i += 32) {                                                          \
+            x86_prefetch(x + i, 32 * (int)sizeof(WT));                                          \
+            acc0 = _mm256_fmadd_ps(LOAD(x + i), _mm256_loadu_ps(y + i), acc0);                  \
+            acc1 = _mm256_fmadd_ps(LOAD(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);          \
+            acc2 = _mm256_fmadd_ps(LOAD(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);        \
+            acc3 = _mm256_fmadd_ps(LOAD(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);        \
+        }                                                                                       \
+        for (; i + 8 <= n; i += 8)                                                              \
+            acc0 = _mm256_fmadd_ps(LOAD(x + i), _mm256_loadu_ps(y + i), acc0);                  \
+        float sum = x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1),                        \
+                                              _mm256_add_ps(acc2, acc3)));                      \
+        for (; i < n; i++)                                                                      \
+            sum += TO_F32(x[i]) * y[i];                                                         \
+        *s = sum;                                                                               \
     }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
-    float sum = x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; i++)
-        sum += x[i] * y[i];
-    *s = sum;
-}
-
-static inline X86_AVX2 __m256 x86_load_f16(const uint16_t *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-static X86_AVX2 void dot_f16_avx2(int n, float *s, const void *w, const void *a)
-{
-    const uint16_t *x = w;
-    const float *y = a;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(x86_load_f16(x + i), _mm256_loadu_ps(y + i), acc0);
-        acc1 = _mm256_fmadd_ps(x86_load_f16(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(x86_load_f16(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(x86_load_f16(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
-    }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(x86_load_f16(x + i), _mm256_loadu_ps(y + i), acc0);
-    float sum = x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; i++)
-        sum += x86_h2f(x[i]) * y[i];
-    *s = sum;
-}
-
-/* bf16 is the top half of an f32: widen to 32 bits and shift. */
-static inline X86_AVX2 __m256 x86_load_bf16(const uint16_t *p)
-{
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-}
-
-static X86_AVX2 void dot_bf16_avx2(int n, float *s, const void *w, const void *a)
-{
-    const uint16_t *x = w;
-    const float *y = a;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(x86_load_bf16(x + i), _mm256_loadu_ps(y + i), acc0);
-        acc1 = _mm256_fmadd_ps(x86_load_bf16(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(x86_load_bf16(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(x86_load_bf16(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
-    }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(x86_load_bf16(x + i), _mm256_loadu_ps(y + i), acc0);
-    float sum = x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; i++)
-        sum += bf16_to_fp32(x[i]) * y[i];
-    *s = sum;
-}
 
 /* AVX-512: 16 lanes, and the tail is one masked step instead of a scalar loop. */
-#define X86_DOT_FLOAT_512(name, LOAD, MASKLOAD)                                                 \
+#define X86_DOT_FLOAT_AVX512(name, WT, LOAD, MASKLOAD)                                          \
     static X86_AVX512 void name(int n, float *s, const void *w, const void *a)                 \
     {                                                                                           \
-        const uint16_t *x = w;                                                                  \
+        const WT *x = w;                                                                        \
         const float *y = a;                                                                     \
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;               \
         int i = 0;                                                                              \
         for (; i + 64 <= n; i += 64) {                                                          \
+            x86_prefetch(x + i, 64 * (int)sizeof(WT));                                          \
             acc0 = _mm512_fmadd_ps(LOAD(x + i), _mm512_loadu_ps(y + i), acc0);                  \
             acc1 = _mm512_fmadd_ps(LOAD(x + i + 16), _mm512_loadu_ps(y + i + 16), acc1);        \
             acc2 = _mm512_fmadd_ps(LOAD(x + i + 32), _mm512_loadu_ps(y + i + 32), acc2);        \
@@ -232,36 +205,23 @@ static X86_AVX2 void dot_bf16_avx2(int n, float *s, const void *w, const void *a
                                                 _mm512_add_ps(acc2, acc3)));                    \
     }
 
-#define X86_F16_LOAD(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
-#define X86_F16_MASKLOAD(m, p) _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p))
-#define X86_BF16_LOAD(p) \
-    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
-#define X86_BF16_MASKLOAD(m, p) \
-    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16))
+/* f16 converts in hardware; bf16 is the top half of an f32: widen to 32 bits and shift. */
+#define X86_F32_TO_F32(v) (v)
+#define X86_F16_LOAD8(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define X86_BF16_WIDEN8(v) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16))
+#define X86_BF16_LOAD8(p) X86_BF16_WIDEN8(_mm_loadu_si128((const __m128i *)(p)))
+#define X86_F16_LOAD16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define X86_F16_MASKLOAD16(m, p) _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p))
+#define X86_BF16_WIDEN16(v) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16))
+#define X86_BF16_LOAD16(p) X86_BF16_WIDEN16(_mm256_loadu_si256((const __m256i *)(p)))
+#define X86_BF16_MASKLOAD16(m, p) X86_BF16_WIDEN16(_mm256_maskz_loadu_epi16(m, p))
 
-X86_DOT_FLOAT_512(dot_f16_avx512, X86_F16_LOAD, X86_F16_MASKLOAD)
-X86_DOT_FLOAT_512(dot_bf16_avx512, X86_BF16_LOAD, X86_BF16_MASKLOAD)
-
-static X86_AVX512 void dot_f32_avx512(int n, float *s, const void *w, const void *a)
-{
-    const float *x = w, *y = a;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    int i = 0;
-    for (; i + 64 <= n; i += 64) {
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), acc1);
-        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), acc2);
-        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), acc3);
-    }
-    for (; i + 16 <= n; i += 16)
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), acc0);
-    if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i),
-                               acc1);
-    }
-    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-}
+X86_DOT_FLOAT_AVX2(dot_f32_avx2, float, _mm256_loadu_ps, X86_F32_TO_F32)
+X86_DOT_FLOAT_AVX2(dot_f16_avx2, uint16_t, X86_F16_LOAD8, x86_h2f)
+X86_DOT_FLOAT_AVX2(dot_bf16_avx2, uint16_t, X86_BF16_LOAD8, bf16_to_fp32)
+X86_DOT_FLOAT_AVX512(dot_f32_avx512, float, _mm512_loadu_ps, _mm512_maskz_loadu_ps)
+X86_DOT_FLOAT_AVX512(dot_f16_avx512, uint16_t, X86_F16_LOAD16, X86_F16_MASKLOAD16)
+X86_DOT_FLOAT_AVX512(dot_bf16_avx512, uint16_t, X86_BF16_LOAD16, X86_BF16_MASKLOAD16)
 
 // ---- legacy quants: block scales, a group at a time ------------------------------------------
 
@@ -270,7 +230,7 @@ static X86_AVX512 void dot_f32_avx512(int n, float *s, const void *w, const void
  * the block's integer dot; done for 4 or 8 blocks at once (scalar loads packed into one vector,
  * one conversion, one multiply) it costs about one permute per block.
  */
-static inline uint64_t x86_gather_h4(const void *p, size_t stride)
+X86_INLINE uint64_t x86_gather_h4(const void *p, size_t stride)
 {
     const uint8_t *b = p;
     uint16_t h[4];
@@ -280,7 +240,7 @@ static inline uint64_t x86_gather_h4(const void *p, size_t stride)
 }
 
 /* The 32-bit fp16 pairs (d, m or d, s) at p and p + stride. */
-static inline uint64_t x86_gather_h2x2(const void *p, size_t stride)
+X86_INLINE uint64_t x86_gather_h2x2(const void *p, size_t stride)
 {
     const uint8_t *b = p;
     uint32_t u0, u1;
@@ -290,15 +250,16 @@ static inline uint64_t x86_gather_h2x2(const void *p, size_t stride)
 }
 
 /* dx*dy of the 4 blocks whose scales are at xd, yd (+ k * stride) as floats 0..3. */
-static inline X86_AVX2 __m256 x86_scales4(const void *xd, size_t xs, const void *yd, size_t ys)
+X86_INLINE X86_AVX2 __m256 x86_scales4(const void *xd, size_t xs, const void *yd, size_t ys)
 {
     const __m256 f = _mm256_cvtph_ps(_mm_set_epi64x((long long)x86_gather_h4(yd, ys),
                                                     (long long)x86_gather_h4(xd, xs)));
-    return _mm256_castps128_ps256(_mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1)));
+    const __m128 d = _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
+    return _mm256_castps128_ps256(d);
 }
 
 /* For Q4_1/Q5_1 against Q8_1: [dx*dy, m*s] of 4 blocks, interleaved. */
-static inline X86_AVX2 __m256 x86_scales4_min(const void *xd, size_t xs, const void *yd, size_t ys)
+X86_INLINE X86_AVX2 __m256 x86_scales4_min(const void *xd, size_t xs, const void *yd, size_t ys)
 {
     const uint8_t *xb = xd, *yb = yd;
     const __m256 fx = _mm256_cvtph_ps(_mm_set_epi64x((long long)x86_gather_h2x2(xb + 2 * xs, xs),
@@ -308,34 +269,34 @@ static inline X86_AVX2 __m256 x86_scales4_min(const void *xd, size_t xs, const v
     return _mm256_mul_ps(fx, fy);
 }
 
-static inline X86_AVX2 __m256 x86_lane(__m256 v, int k)
+X86_INLINE X86_AVX2 __m256 x86_lane(__m256 v, int k)
 {
     return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k));
 }
 
 /* One block's scale the slow way, for the last blocks of a row. */
-static inline X86_AVX2 __m256 x86_scale1(uint16_t xd, uint16_t yd)
+X86_INLINE X86_AVX2 __m256 x86_scale1(uint16_t xd, uint16_t yd)
 {
     return _mm256_set1_ps(x86_h2f(xd) * x86_h2f(yd));
 }
 
 // ---- legacy quants, AVX2: one block of 32 per step ---------------------------------------------
 
-static inline X86_AVX2 __m256 x86_q4_0_block(const struct blk_q4_0 *x, const struct blk_q8_0 *y,
-                                             __m256 d, __m256 acc)
+X86_INLINE X86_AVX2 __m256 x86_q4_0_block(const struct blk_q4_0 *x, const struct blk_q8_0 *y,
+                                          __m256 d, __m256 acc)
 {
     return _mm256_fmadd_ps(d, x86_dot_u8_off_ps(x86_nibbles(x->qs), x86_load(y->qs), 8), acc);
 }
 
-static inline X86_AVX2 __m256 x86_q5_0_block(const struct blk_q5_0 *x, const struct blk_q8_0 *y,
-                                             __m256 d, __m256 acc)
+X86_INLINE X86_AVX2 __m256 x86_q5_0_block(const struct blk_q5_0 *x, const struct blk_q8_0 *y,
+                                          __m256 d, __m256 acc)
 {
     const __m256i q = _mm256_or_si256(x86_nibbles(x->qs), x86_bit5(x->qh));
     return _mm256_fmadd_ps(d, x86_dot_u8_off_ps(q, x86_load(y->qs), 16), acc);
 }
 
-static inline X86_AVX2 __m256 x86_q8_0_block(const struct blk_q8_0 *x, const struct blk_q8_0 *y,
-                                             __m256 d, __m256 acc)
+X86_INLINE X86_AVX2 __m256 x86_q8_0_block(const struct blk_q8_0 *x, const struct blk_q8_0 *y,
+                                          __m256 d, __m256 acc)
 {
     return _mm256_fmadd_ps(d, x86_dot_i8_ps(x86_load(x->qs), x86_load(y->qs)), acc);
 }
@@ -344,14 +305,14 @@ static inline X86_AVX2 __m256 x86_q8_0_block(const struct blk_q8_0 *x, const str
  * Q4_1/Q5_1 against Q8_1: sum((q*dx + m) * qy*dy) = dx*dy*sum(q*qy) + m*s, where s = dy*sum(qy)
  * comes with the activation; the m*s terms are summed apart (x86_scales4_min's odd lanes).
  */
-static inline X86_AVX2 __m256 x86_q4_1_block(const struct blk_q4_1 *x, const struct blk_q8_1 *y,
-                                             __m256 d, __m256 acc)
+X86_INLINE X86_AVX2 __m256 x86_q4_1_block(const struct blk_q4_1 *x, const struct blk_q8_1 *y,
+                                          __m256 d, __m256 acc)
 {
     return _mm256_fmadd_ps(d, x86_dot_u8_ps(x86_nibbles(x->qs), x86_load(y->qs)), acc);
 }
 
-static inline X86_AVX2 __m256 x86_q5_1_block(const struct blk_q5_1 *x, const struct blk_q8_1 *y,
-                                             __m256 d, __m256 acc)
+X86_INLINE X86_AVX2 __m256 x86_q5_1_block(const struct blk_q5_1 *x, const struct blk_q8_1 *y,
+                                          __m256 d, __m256 acc)
 {
     const __m256i q = _mm256_or_si256(x86_nibbles(x->qs), x86_bit5(x->qh));
     return _mm256_fmadd_ps(d, x86_dot_u8_ps(q, x86_load(y->qs)), acc);
@@ -367,6 +328,7 @@ static inline X86_AVX2 __m256 x86_q5_1_block(const struct blk_q5_1 *x, const str
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;                                         \
         int i = 0;                                                                              \
         for (; i + 4 <= nb; i += 4) {                                                           \
+            x86_prefetch(x + i, 4 * (int)sizeof(WT));                                           \
             const __m256 d = x86_scales4(&x[i].d, sizeof(WT), &y[i].d, sizeof(AT));            \
             acc0 = BLOCK(x + i, y + i, x86_lane(d, 0), acc0);                                   \
             acc1 = BLOCK(x + i + 1, y + i + 1, x86_lane(d, 1), acc1);                           \
@@ -388,6 +350,7 @@ static inline X86_AVX2 __m256 x86_q5_1_block(const struct blk_q5_1 *x, const str
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, accm = acc0;                            \
         int i = 0;                                                                              \
         for (; i + 4 <= nb; i += 4) {                                                           \
+            x86_prefetch(x + i, 4 * (int)sizeof(WT));                                           \
             const __m256 dm = x86_scales4_min(&x[i].d, sizeof(WT), &y[i].d, sizeof(*y));       \
             accm = _mm256_add_ps(accm, dm);                                                     \
             acc0 = BLOCK(x + i, y + i, x86_lane(dm, 0), acc0);                                  \
@@ -413,14 +376,14 @@ X86_DOT_LEGACY_MIN_AVX2(dot_q5_1_avx2, struct blk_q5_1, x86_q5_1_block)
 // ---- legacy quants, AVX-512 VNNI: two blocks per 64-byte vector -------------------------------
 
 /* Two 32-byte runs (the quants of two blocks, 34 or more bytes apart) as one vector. */
-static inline X86_AVX512 __m512i x86_load2(const void *p0, const void *p1)
+X86_INLINE X86_AVX512 __m512i x86_load2(const void *p0, const void *p1)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p0)),
                               _mm256_loadu_si256((const __m256i *)p1), 1);
 }
 
 /* x86_nibbles for two blocks: 128-bit lanes are lo0, hi0, lo1, hi1. */
-static inline X86_AVX512 __m512i x86_nibbles2(const uint8_t *qs0, const uint8_t *qs1)
+X86_INLINE X86_AVX512 __m512i x86_nibbles2(const uint8_t *qs0, const uint8_t *qs1)
 {
     __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qs0));
     v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)qs1));
@@ -429,7 +392,7 @@ static inline X86_AVX512 __m512i x86_nibbles2(const uint8_t *qs0, const uint8_t 
 }
 
 /* The fifth bits of two Q5 blocks as one mask, one bit per byte lane. */
-static inline X86_AVX512 __mmask64 x86_bit5_mask2(const uint8_t *qh0, const uint8_t *qh1)
+X86_INLINE X86_AVX512 __mmask64 x86_bit5_mask2(const uint8_t *qh0, const uint8_t *qh1)
 {
     uint32_t h0, h1;
     memcpy(&h0, qh0, 4);
@@ -438,31 +401,32 @@ static inline X86_AVX512 __mmask64 x86_bit5_mask2(const uint8_t *qh0, const uint
 }
 
 /* Sums of 4 products of unsigned by signed bytes in each int32 lane. */
-static inline X86_AVX512 __m512i x86_dpbusd(__m512i u, __m512i s)
+X86_INLINE X86_AVX512 __m512i x86_dpbusd(__m512i u, __m512i s)
 {
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
 }
 
 /* sum((u - off) * s) = sum(u * s) - sum(off * s), per int32 lane. */
-static inline X86_AVX512 __m512 x86_dot2_u8_off_ps(__m512i u, __m512i s, int off)
+X86_INLINE X86_AVX512 __m512 x86_dot2_u8_off_ps(__m512i u, __m512i s, int off)
 {
     const __m512i o = _mm512_set1_epi8((char)off);
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(x86_dpbusd(u, s), x86_dpbusd(o, s)));
 }
 
 /* dx*dy of 8 consecutive blocks, as 8 floats. */
-static inline X86_AVX512 __m256 x86_scales8(const void *xd, size_t xs, const void *yd, size_t ys)
+X86_INLINE X86_AVX512 __m256 x86_scales8(const void *xd, size_t xs, const void *yd, size_t ys)
 {
+    const uint8_t *xb = xd, *yb = yd;
     const __m256i h = _mm256_setr_epi64x(
-        (long long)x86_gather_h4(xd, xs), (long long)x86_gather_h4((const uint8_t *)xd + 4 * xs, xs),
-        (long long)x86_gather_h4(yd, ys), (long long)x86_gather_h4((const uint8_t *)yd + 4 * ys, ys));
+        (long long)x86_gather_h4(xb, xs), (long long)x86_gather_h4(xb + 4 * xs, xs),
+        (long long)x86_gather_h4(yb, ys), (long long)x86_gather_h4(yb + 4 * ys, ys));
     const __m512 f = _mm512_cvtph_ps(h);
     return _mm256_mul_ps(_mm512_castps512_ps256(f),
                          _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
 }
 
 /* [dx*dy, m*s] of 8 consecutive Q4_1/Q5_1 blocks against Q8_1, interleaved (16 floats). */
-static inline X86_AVX512 __m512 x86_scales8_min(const void *xd, size_t xs, const void *yd, size_t ys)
+X86_INLINE X86_AVX512 __m512 x86_scales8_min(const void *xd, size_t xs, const void *yd, size_t ys)
 {
     const uint8_t *xb = xd, *yb = yd;
     const __m256i hx = _mm256_setr_epi64x(
@@ -475,21 +439,21 @@ static inline X86_AVX512 __m512 x86_scales8_min(const void *xd, size_t xs, const
 }
 
 /* Lane k0 of v over the first 8 lanes, lane k1 over the last 8. */
-static inline X86_AVX512 __m512 x86_lane2(__m512 v, int k0, int k1)
+X86_INLINE X86_AVX512 __m512 x86_lane2(__m512 v, int k0, int k1)
 {
     return _mm512_permutexvar_ps(
         _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(k0), _mm512_set1_epi32(k1)), v);
 }
 
-static inline X86_AVX512 __m512 x86_q4_0_pair(const struct blk_q4_0 *x, const struct blk_q8_0 *y,
-                                              __m512 d, __m512 acc)
+X86_INLINE X86_AVX512 __m512 x86_q4_0_pair(const struct blk_q4_0 *x, const struct blk_q8_0 *y,
+                                           __m512 d, __m512 acc)
 {
     const __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
     return _mm512_fmadd_ps(d, x86_dot2_u8_off_ps(q, x86_load2(y[0].qs, y[1].qs), 8), acc);
 }
 
-static inline X86_AVX512 __m512 x86_q5_0_pair(const struct blk_q5_0 *x, const struct blk_q8_0 *y,
-                                              __m512 d, __m512 acc)
+X86_INLINE X86_AVX512 __m512 x86_q5_0_pair(const struct blk_q5_0 *x, const struct blk_q8_0 *y,
+                                           __m512 d, __m512 acc)
 {
     __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
     q = _mm512_mask_add_epi8(q, x86_bit5_mask2(x[0].qh, x[1].qh), q, _mm512_set1_epi8(16));
@@ -497,23 +461,24 @@ static inline X86_AVX512 __m512 x86_q5_0_pair(const struct blk_q5_0 *x, const st
 }
 
 /* Signed by signed: |x| times y with x's sign (there is no 512-bit vpsignb). */
-static inline X86_AVX512 __m512 x86_q8_0_pair(const struct blk_q8_0 *x, const struct blk_q8_0 *y,
-                                              __m512 d, __m512 acc)
+X86_INLINE X86_AVX512 __m512 x86_q8_0_pair(const struct blk_q8_0 *x, const struct blk_q8_0 *y,
+                                           __m512 d, __m512 acc)
 {
     const __m512i xx = x86_load2(x[0].qs, x[1].qs), yy = x86_load2(y[0].qs, y[1].qs);
-    const __m512i sy = _mm512_mask_sub_epi8(yy, _mm512_movepi8_mask(xx), _mm512_setzero_si512(), yy);
+    const __m512i sy =
+        _mm512_mask_sub_epi8(yy, _mm512_movepi8_mask(xx), _mm512_setzero_si512(), yy);
     return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(x86_dpbusd(_mm512_abs_epi8(xx), sy)), acc);
 }
 
-static inline X86_AVX512 __m512 x86_q4_1_pair(const struct blk_q4_1 *x, const struct blk_q8_1 *y,
-                                              __m512 d, __m512 acc)
+X86_INLINE X86_AVX512 __m512 x86_q4_1_pair(const struct blk_q4_1 *x, const struct blk_q8_1 *y,
+                                           __m512 d, __m512 acc)
 {
     const __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
     return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(x86_dpbusd(q, x86_load2(y[0].qs, y[1].qs))), acc);
 }
 
-static inline X86_AVX512 __m512 x86_q5_1_pair(const struct blk_q5_1 *x, const struct blk_q8_1 *y,
-                                              __m512 d, __m512 acc)
+X86_INLINE X86_AVX512 __m512 x86_q5_1_pair(const struct blk_q5_1 *x, const struct blk_q8_1 *y,
+                                           __m512 d, __m512 acc)
 {
     __m512i q = x86_nibbles2(x[0].qs, x[1].qs);
     q = _mm512_mask_add_epi8(q, x86_bit5_mask2(x[0].qh, x[1].qh), q, _mm512_set1_epi8(16));
@@ -530,6 +495,7 @@ static inline X86_AVX512 __m512 x86_q5_1_pair(const struct blk_q5_1 *x, const st
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                         \
         int i = 0;                                                                              \
         for (; i + 8 <= nb; i += 8) {                                                           \
+            x86_prefetch(x + i, 8 * (int)sizeof(WT));                                           \
             const __m512 d = _mm512_castps256_ps512(                                            \
                 x86_scales8(&x[i].d, sizeof(WT), &y[i].d, sizeof(AT)));                         \
             acc0 = PAIR(x + i, y + i, x86_lane2(d, 0, 1), acc0);                                \
@@ -552,6 +518,7 @@ static inline X86_AVX512 __m512 x86_q5_1_pair(const struct blk_q5_1 *x, const st
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, accm = acc0;                            \
         int i = 0;                                                                              \
         for (; i + 8 <= nb; i += 8) {                                                           \
+            x86_prefetch(x + i, 8 * (int)sizeof(WT));                                           \
             const __m512 dm = x86_scales8_min(&x[i].d, sizeof(WT), &y[i].d, sizeof(*y));       \
             accm = _mm512_add_ps(accm, dm);                                                     \
             acc0 = PAIR(x + i, y + i, x86_lane2(dm, 0, 2), acc0);                               \
@@ -578,7 +545,7 @@ X86_DOT_LEGACY_MIN_AVX512(dot_q5_1_avx512, struct blk_q5_1, x86_q5_1_pair, dot_q
 // ---- activation quantizers (bit-identical to quantize_q8_{0,1,k}_ref) ------------------------
 
 /* roundf() on 8 lanes: halfway cases away from zero, unlike the FPU's half-to-even. */
-static inline X86_AVX2 __m256 x86_roundf_ps(__m256 v)
+X86_INLINE X86_AVX2 __m256 x86_roundf_ps(__m256 v)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
@@ -589,7 +556,7 @@ static inline X86_AVX2 __m256 x86_roundf_ps(__m256 v)
 }
 
 /* 32 int32 in -128..127 to 32 bytes in order (the packs work per 128-bit lane). */
-static inline X86_AVX2 __m256i x86_pack_i8(__m256i a, __m256i b, __m256i c, __m256i d)
+X86_INLINE X86_AVX2 __m256i x86_pack_i8(__m256i a, __m256i b, __m256i c, __m256i d)
 {
     const __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
     return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
@@ -600,7 +567,7 @@ static inline X86_AVX2 __m256i x86_pack_i8(__m256i a, __m256i b, __m256i c, __m2
  * operand when the first is NaN, so NaNs are skipped as fmaxf skips them.  Returns d; *qsum gets
  * the sum of the quants (Q8_1's s).
  */
-static inline X86_AVX2 float x86_q8_block(const float *x, int8_t *qs, int *qsum)
+X86_INLINE X86_AVX2 float x86_q8_block(const float *x, int8_t *qs, int *qsum)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 v[4], amax = _mm256_setzero_ps();

@@ -8,7 +8,8 @@
  * integer sub-block scales (madd / vpdpwssd), and the float super-block scales are applied once
  * per super-block.  Offsets (Q3_K's -4, Q6_K's -32) and mins (Q2_K, Q4_K, Q5_K) come from the
  * Q8_K bsums (sums of 16 activations), so the inner loops only multiply unsigned quants.  Every
- * immediate operand is a literal: clang and gcc -O0 reject any other.
+ * immediate operand is a literal (clang and gcc -O0 reject any other); helpers are always
+ * inlined, so the sub-block indices they take fold into constant shifts and shuffle masks.
  */
 #include "config.h"
 
@@ -25,10 +26,25 @@ void quant_x86_k_install(struct quant_traits *table, int n, int level);
 
 #define X86_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define X86_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+/* Helpers must inline into the kernels (gcc gives up on the bigger ones otherwise). */
+#define X86_INLINE static inline __attribute__((always_inline))
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-static inline X86_AVX2 float x86_hsum_ps(__m256 v)
+/*
+ * Streaming weights from DRAM, the hardware prefetchers alone leave these kernels waiting on
+ * memory (see quant_x86.c, which has the same helper).
+ */
+#define X86_PREFETCH_AHEAD 4096
+
+X86_INLINE void x86_prefetch(const void *p, int bytes)
+{
+    const uintptr_t a = (uintptr_t)p + X86_PREFETCH_AHEAD;
+    for (int o = 0; o < bytes; o += 64)
+        _mm_prefetch((const char *)(a + (uintptr_t)o), _MM_HINT_T0);
+}
+
+X86_INLINE X86_AVX2 float x86_hsum_ps(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -36,12 +52,12 @@ static inline X86_AVX2 float x86_hsum_ps(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-static inline X86_AVX2 float x86_h2f(uint16_t h)
+X86_INLINE X86_AVX2 float x86_h2f(uint16_t h)
 {
     return _cvtsh_ss(h);
 }
 
-static inline X86_AVX2 __m256i x86_load(const void *p)
+X86_INLINE X86_AVX2 __m256i x86_load(const void *p)
 {
     return _mm256_loadu_si256((const __m256i *)p);
 }
@@ -50,26 +66,26 @@ static inline X86_AVX2 __m256i x86_load(const void *p)
  * [d, dmin] of a super-block (adjacent fp16) times the activation scale, as floats 0 and 1:
  * one conversion and one multiply for both.
  */
-static inline X86_AVX2 __m128 x86_k_scales(const uint16_t *dpair, float yd)
+X86_INLINE X86_AVX2 __m128 x86_k_scales(const uint16_t *dpair, float yd)
 {
     uint32_t u;
     memcpy(&u, dpair, 4);
     return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)u)), _mm_set1_ps(yd));
 }
 
-static inline X86_AVX2 __m256 x86_lane(__m128 v, int k)
+X86_INLINE X86_AVX2 __m256 x86_lane(__m128 v, int k)
 {
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(k));
 }
 
 /* int16 element j of each 128-bit lane, broadcast over that lane. */
-static inline X86_AVX2 __m256i x86_bcast16(__m256i v, int j)
+X86_INLINE X86_AVX2 __m256i x86_bcast16(__m256i v, int j)
 {
     return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)((2 * j + 1) << 8 | 2 * j)));
 }
 
 /* int16 element j0 broadcast over the low 128-bit lane and j1 over the high one. */
-static inline X86_AVX2 __m256i x86_bcast16x2(__m256i v, int j0, int j1)
+X86_INLINE X86_AVX2 __m256i x86_bcast16x2(__m256i v, int j0, int j1)
 {
     const __m128i i0 = _mm_set1_epi16((short)((2 * j0 + 1) << 8 | 2 * j0));
     const __m128i i1 = _mm_set1_epi16((short)((2 * j1 + 1) << 8 | 2 * j1));
@@ -77,7 +93,7 @@ static inline X86_AVX2 __m256i x86_bcast16x2(__m256i v, int j0, int j1)
 }
 
 /* Bit b of every byte moved to bit `to` (others cleared); 16-bit shifts do not leak into it. */
-static inline X86_AVX2 __m256i x86_bit_to(__m256i v, int b, int to)
+X86_INLINE X86_AVX2 __m256i x86_bit_to(__m256i v, int b, int to)
 {
     const __m256i m = _mm256_set1_epi8((char)(1 << to));
     if (b < to)
@@ -92,7 +108,7 @@ static inline X86_AVX2 __m256i x86_bit_to(__m256i v, int b, int to)
  * hold sc0-3 and the top bits of sc4-7, bytes 4-7 m0-3 and the top bits of m4-7, bytes 8-11 the
  * low nibbles of sc4-7 (low) and m4-7 (high).  The 16-byte load stays inside the block.
  */
-static inline X86_AVX2 __m128i x86_k4_scales(const uint8_t *s)
+X86_INLINE X86_AVX2 __m128i x86_k4_scales(const uint8_t *s)
 {
     const __m128i v = _mm_loadu_si128((const __m128i *)s);
     const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7,
@@ -108,7 +124,7 @@ static inline X86_AVX2 __m128i x86_k4_scales(const uint8_t *s)
 }
 
 /* sum_j m_j * (bsums[2j] + bsums[2j+1]): the min term of Q4_K/Q5_K, as 8 int32. */
-static inline X86_AVX2 __m256i x86_k4_minsum(__m128i scm, const int16_t *bsums)
+X86_INLINE X86_AVX2 __m256i x86_k4_minsum(__m128i scm, const int16_t *bsums)
 {
     const __m128i mdup = _mm_shuffle_epi8(scm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12,
                                                              13, 13, 14, 14, 15, 15));
@@ -118,8 +134,8 @@ static inline X86_AVX2 __m256i x86_k4_minsum(__m128i scm, const int16_t *bsums)
 // ---- Q4_K / Q5_K, AVX2 -----------------------------------------------------------------------
 
 /* Chunk c (64 elements): sub-block 2c in the low nibbles, 2c+1 in the high ones. */
-static inline X86_AVX2 __m256i x86_q4k_chunk(const uint8_t *q4, const int8_t *q8, __m256i sc,
-                                             int c)
+X86_INLINE X86_AVX2 __m256i x86_q4k_chunk(const uint8_t *q4, const int8_t *q8, __m256i sc,
+                                          int c)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i bits = x86_load(q4 + 32 * c);
@@ -132,8 +148,8 @@ static inline X86_AVX2 __m256i x86_q4k_chunk(const uint8_t *q4, const int8_t *q8
 }
 
 /* As x86_q4k_chunk, with the fifth bits from qh (bit 2c for the low nibbles, 2c+1 high). */
-static inline X86_AVX2 __m256i x86_q5k_chunk(const uint8_t *q4, const int8_t *q8, __m256i qh,
-                                             __m256i sc, int c)
+X86_INLINE X86_AVX2 __m256i x86_q5k_chunk(const uint8_t *q4, const int8_t *q8, __m256i qh,
+                                          __m256i sc, int c)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i bits = x86_load(q4 + 32 * c);
@@ -152,6 +168,7 @@ static X86_AVX2 void dot_q4_k_avx2(int n, float *s, const void *w, const void *a
     const struct blk_q8_k *y = a;
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        x86_prefetch(x + i, (int)sizeof(*x));
         const __m128i scm = x86_k4_scales(x[i].scales);
         const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
         const uint8_t *q4 = x[i].qs;
@@ -173,6 +190,7 @@ static X86_AVX2 void dot_q5_k_avx2(int n, float *s, const void *w, const void *a
     const struct blk_q8_k *y = a;
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        x86_prefetch(x + i, (int)sizeof(*x));
         const __m128i scm = x86_k4_scales(x[i].scales);
         const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
         const __m256i qh = x86_load(x[i].qh);
@@ -197,8 +215,8 @@ static X86_AVX2 void dot_q5_k_avx2(int n, float *s, const void *w, const void *a
  * two 16-element groups (one per 128-bit lane) have scales 8h + 2t and 8h + 2t + 1, which sch
  * (the 8 scales of the half in both lanes) supplies.
  */
-static inline X86_AVX2 __m256i x86_q6k_half(const uint8_t *ql, const uint8_t *qhp, const int8_t *q8,
-                                            __m256i sch)
+X86_INLINE X86_AVX2 __m256i x86_q6k_half(const uint8_t *ql, const uint8_t *qhp, const int8_t *q8,
+                                         __m256i sch)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     const __m256i ql0 = x86_load(ql), ql1 = x86_load(ql + 32), qh = x86_load(qhp);
@@ -227,6 +245,7 @@ static X86_AVX2 void dot_q6_k_avx2(int n, float *s, const void *w, const void *a
     const struct blk_q8_k *y = a;
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        x86_prefetch(x + i, (int)sizeof(*x));
         const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         /* the -32 of every quant: 32 * sum_g sc_g * bsums[g] */
         const __m256i off = _mm256_madd_epi16(sc, x86_load(y[i].bsums));
@@ -244,7 +263,7 @@ static X86_AVX2 void dot_q6_k_avx2(int n, float *s, const void *w, const void *a
 // ---- Q2_K / Q3_K, AVX2 (also used at the AVX-512 level) --------------------------------------
 
 /* Quarter j of a Q2_K half: 2-bit quants (already shifted down), groups 2j and 2j + 1 of sch. */
-static inline X86_AVX2 __m256i x86_q2k_quarter(__m256i bits, const int8_t *q8, __m256i sch, int j)
+X86_INLINE X86_AVX2 __m256i x86_q2k_quarter(__m256i bits, const int8_t *q8, __m256i sch, int j)
 {
     const __m256i p = _mm256_maddubs_epi16(_mm256_and_si256(bits, _mm256_set1_epi8(3)),
                                            x86_load(q8 + 32 * j));
@@ -252,7 +271,7 @@ static inline X86_AVX2 __m256i x86_q2k_quarter(__m256i bits, const int8_t *q8, _
 }
 
 /* Half h of Q2_K: quarter j is bits 2j..2j+1 of qs[32h + l], groups 8h + 2j and 8h + 2j + 1. */
-static inline X86_AVX2 __m256i x86_q2k_half(const uint8_t *q2, const int8_t *q8, __m256i sch)
+X86_INLINE X86_AVX2 __m256i x86_q2k_half(const uint8_t *q2, const int8_t *q8, __m256i sch)
 {
     const __m256i bits = x86_load(q2);
     const __m256i s01 = _mm256_add_epi32(x86_q2k_quarter(bits, q8, sch, 0),
@@ -269,6 +288,7 @@ static X86_AVX2 void dot_q2_k_avx2(int n, float *s, const void *w, const void *a
     const __m128i m4 = _mm_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        x86_prefetch(x + i, (int)sizeof(*x));
         const __m128i sv = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m256i sc = _mm256_cvtepu8_epi16(_mm_and_si128(sv, m4));
         const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sv, 4), m4));
@@ -284,20 +304,27 @@ static X86_AVX2 void dot_q2_k_avx2(int n, float *s, const void *w, const void *a
 }
 
 /* Quarter j of Q3_K half h: low2 | hbit << 2 = q + 4, hbit being bit 4h + j of hmask[l]. */
-#define X86_Q3K_QUARTER(bits, hm, q8, sch, h, j)                                                \
-    _mm256_madd_epi16(                                                                          \
-        _mm256_maddubs_epi16(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi8(3)),        \
-                                             x86_bit_to(hm, 4 * (h) + (j), 2)),                 \
-                             x86_load((q8) + 32 * (j))),                                        \
-        x86_bcast16x2(sch, 2 * (j), 2 * (j) + 1))
+X86_INLINE X86_AVX2 __m256i x86_q3k_quarter(__m256i bits, __m256i hm, const int8_t *q8,
+                                            __m256i sch, int h, int j)
+{
+    const __m256i q = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi8(3)),
+                                      x86_bit_to(hm, 4 * h + j, 2));
+    const __m256i p = _mm256_maddubs_epi16(q, x86_load(q8 + 32 * j));
+    return _mm256_madd_epi16(p, x86_bcast16x2(sch, 2 * j, 2 * j + 1));
+}
 
-/* A macro rather than a function so that h stays a literal for the shifts at any -O level. */
-#define X86_Q3K_HALF(q3, hm, q8, sch, h)                                                        \
-    _mm256_add_epi32(                                                                           \
-        _mm256_add_epi32(X86_Q3K_QUARTER(x86_load(q3), hm, q8, sch, h, 0),                      \
-                         X86_Q3K_QUARTER(_mm256_srli_epi16(x86_load(q3), 2), hm, q8, sch, h, 1)), \
-        _mm256_add_epi32(X86_Q3K_QUARTER(_mm256_srli_epi16(x86_load(q3), 4), hm, q8, sch, h, 2), \
-                         X86_Q3K_QUARTER(_mm256_srli_epi16(x86_load(q3), 6), hm, q8, sch, h, 3)))
+X86_INLINE X86_AVX2 __m256i x86_q3k_half(const uint8_t *q3, __m256i hm, const int8_t *q8,
+                                         __m256i sch, int h)
+{
+    const __m256i bits = x86_load(q3);
+    const __m256i s01 =
+        _mm256_add_epi32(x86_q3k_quarter(bits, hm, q8, sch, h, 0),
+                         x86_q3k_quarter(_mm256_srli_epi16(bits, 2), hm, q8, sch, h, 1));
+    const __m256i s23 =
+        _mm256_add_epi32(x86_q3k_quarter(_mm256_srli_epi16(bits, 4), hm, q8, sch, h, 2),
+                         x86_q3k_quarter(_mm256_srli_epi16(bits, 6), hm, q8, sch, h, 3));
+    return _mm256_add_epi32(s01, s23);
+}
 
 static X86_AVX2 void dot_q3_k_avx2(int n, float *s, const void *w, const void *a)
 {
@@ -306,6 +333,7 @@ static X86_AVX2 void dot_q3_k_avx2(int n, float *s, const void *w, const void *a
     const uint32_t m2 = 0x03030303, m4 = 0x0f0f0f0f;
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        x86_prefetch(x + i, (int)sizeof(*x));
         /* 16 six-bit scales: low nibbles in bytes 0-7, top two bits in bytes 8-11 */
         uint32_t u[3];
         memcpy(u, x[i].scales, 12);
@@ -319,8 +347,8 @@ static X86_AVX2 void dot_q3_k_avx2(int n, float *s, const void *w, const void *a
         const __m256i hm = x86_load(x[i].hmask);
         const __m256i sc0 = _mm256_permute2x128_si256(sc, sc, 0x00);
         const __m256i sc1 = _mm256_permute2x128_si256(sc, sc, 0x11);
-        __m256i sumi = _mm256_add_epi32(X86_Q3K_HALF(x[i].qs, hm, y[i].qs, sc0, 0),
-                                        X86_Q3K_HALF(x[i].qs + 32, hm, y[i].qs + 128, sc1, 1));
+        __m256i sumi = _mm256_add_epi32(x86_q3k_half(x[i].qs, hm, y[i].qs, sc0, 0),
+                                        x86_q3k_half(x[i].qs + 32, hm, y[i].qs + 128, sc1, 1));
         sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 2));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi),
                               acc);
@@ -332,23 +360,18 @@ static X86_AVX2 void dot_q3_k_avx2(int n, float *s, const void *w, const void *a
 
 /*
  * vpdpbusd sums 4 products per int32 lane; those sums fit in 16 bits (|q| <= 63, |a| <= 127),
- * so vpdpwssd against a lane pattern whose low int16 is the sub-block scale and high int16 is 0
- * multiplies and accumulates them in one instruction.
+ * so vpdpwssd against a pattern of sub-block scales multiplies and accumulates them in one
+ * instruction.  Port 0 is the bottleneck at this width (shifts, vpdpbusd, vpdpwssd), so Q4_K and
+ * Q5_K first pack the sums of two chunks into one vector of int16 (vpackssdw, port 5) and scale
+ * both with a single vpdpwssd.
  */
-static inline X86_AVX512 __m512i x86_dpbusd(__m512i u, __m512i s)
+X86_INLINE X86_AVX512 __m512i x86_dpbusd(__m512i u, __m512i s)
 {
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
 }
 
-/* Lanes 0-7 of v[j0] and lanes 8-15 of v[j1] (v: 16 int32). */
-static inline X86_AVX512 __m512i x86_pick2(__m512i v, int j0, int j1)
-{
-    return _mm512_permutexvar_epi32(
-        _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(j0), _mm512_set1_epi32(j1)), v);
-}
-
 /* Chunk c of Q4_K/Q5_K: the 32 quant bytes in both halves, low nibbles | high nibbles. */
-static inline X86_AVX512 __m512i x86_k4_nibbles(const uint8_t *q4, int c)
+X86_INLINE X86_AVX512 __m512i x86_k4_nibbles(const uint8_t *q4, int c)
 {
     const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(q4 + 32 * c)));
     return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)),
@@ -356,26 +379,45 @@ static inline X86_AVX512 __m512i x86_k4_nibbles(const uint8_t *q4, int c)
 }
 
 /* For Q5_K: add 16 where bit 2c (first half) or 2c+1 (second half) of qh[l] is set. */
-static inline X86_AVX512 __m512i x86_k5_bit5(__m512i q, __m512i qh, int c)
+X86_INLINE X86_AVX512 __m512i x86_k5_bit5(__m512i q, __m512i qh, int c)
 {
     const __m512i sel = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << 2 * c)),
                                                 _mm512_set1_epi8((char)(1 << (2 * c + 1))));
     return _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(qh, sel), q, _mm512_set1_epi8(16));
 }
 
+/* pshufb indices of int16 j (4 words) then j + 2 (4 words), for one 128-bit lane. */
+X86_INLINE X86_AVX2 __m128i x86_k4_wordpair(int j)
+{
+    const short a = (short)((2 * j + 1) << 8 | 2 * j), b = (short)((2 * j + 5) << 8 | (2 * j + 4));
+    return _mm_setr_epi16(a, a, a, a, b, b, b, b);
+}
+
+/*
+ * Scales for vpackssdw(P_c, P_c+1) of chunks c (even) and c + 1: per 128-bit lane the packed
+ * words are 4 sums of P_c then 4 of P_c+1; lanes 0-1 belong to sub-blocks 2c and 2c+2, lanes
+ * 2-3 to 2c+1 and 2c+3.  sc16 holds the 8 scales as int16 in every lane.
+ */
+X86_INLINE X86_AVX512 __m512i x86_k4_scale_pairs(__m512i sc16, int c)
+{
+    const __m512i lo = _mm512_broadcast_i32x4(x86_k4_wordpair(2 * c));
+    const __m512i idx = _mm512_mask_blend_epi64(0xF0, lo,
+                                                _mm512_broadcast_i32x4(x86_k4_wordpair(2 * c + 1)));
+    return _mm512_shuffle_epi8(sc16, idx);
+}
+
 /*
  * One Q4_K or Q5_K super-block (qhp NULL for Q4_K; dpair points at d, dmin): d*isum goes to
  * *acc, dmin*msum to *accm.
- * Two integer accumulators keep the vpdpwssd chains short.
  */
-static inline X86_AVX512 void x86_k45_block(const uint16_t *dpair, const uint8_t *scales,
-                                            const uint8_t *qhp, const uint8_t *q4,
-                                            const struct blk_q8_k *y, __m512 *acc, __m256 *accm)
+X86_INLINE X86_AVX512 void x86_k45_block(const uint16_t *dpair, const uint8_t *scales,
+                                         const uint8_t *qhp, const uint8_t *q4,
+                                         const struct blk_q8_k *y, __m512 *acc, __m256 *accm)
 {
     const __m128i scm = x86_k4_scales(scales);
-    const __m512i sc = _mm512_cvtepu8_epi32(scm); /* scales in lanes 0-7, high int16 zero */
+    const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scm));
     const __m512i qh = qhp ? _mm512_broadcast_i64x4(x86_load(qhp)) : _mm512_setzero_si512();
-    __m512i sum0 = _mm512_setzero_si512(), sum1 = sum0;
+    __m512i sum = _mm512_setzero_si512();
     for (int c = 0; c < 4; c += 2) {
         __m512i u0 = x86_k4_nibbles(q4, c), u1 = x86_k4_nibbles(q4, c + 1);
         if (qhp) {
@@ -384,13 +426,11 @@ static inline X86_AVX512 void x86_k45_block(const uint16_t *dpair, const uint8_t
         }
         const __m512i p0 = x86_dpbusd(u0, _mm512_loadu_si512(y->qs + 64 * c));
         const __m512i p1 = x86_dpbusd(u1, _mm512_loadu_si512(y->qs + 64 * c + 64));
-        sum0 = _mm512_dpwssd_epi32(sum0, p0, x86_pick2(sc, 2 * c, 2 * c + 1));
-        sum1 = _mm512_dpwssd_epi32(sum1, p1, x86_pick2(sc, 2 * c + 2, 2 * c + 3));
+        sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p0, p1), x86_k4_scale_pairs(sc16, c));
     }
     const __m256i msum = x86_k4_minsum(scm, y->bsums);
     const __m128 dd = x86_k_scales(dpair, y->d);
-    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd),
-                           _mm512_cvtepi32_ps(_mm512_add_epi32(sum0, sum1)), *acc);
+    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sum), *acc);
     *accm = _mm256_fmadd_ps(x86_lane(dd, 1), _mm256_cvtepi32_ps(msum), *accm);
 }
 
@@ -400,8 +440,10 @@ static X86_AVX512 void dot_q4_k_avx512(int n, float *s, const void *w, const voi
     const struct blk_q8_k *y = a;
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK_K; i++)
+    for (int i = 0; i < n / QK_K; i++) {
+        x86_prefetch(x + i, (int)sizeof(*x));
         x86_k45_block(&x[i].d, x[i].scales, NULL, x[i].qs, &y[i], &acc, &accm);
+    }
     *s = _mm512_reduce_add_ps(acc) - x86_hsum_ps(accm);
 }
 
@@ -411,17 +453,21 @@ static X86_AVX512 void dot_q5_k_avx512(int n, float *s, const void *w, const voi
     const struct blk_q8_k *y = a;
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK_K; i++)
+    for (int i = 0; i < n / QK_K; i++) {
+        x86_prefetch(x + i, (int)sizeof(*x));
         x86_k45_block(&x[i].d, x[i].scales, x[i].qh, x[i].qs, &y[i], &acc, &accm);
+    }
     *s = _mm512_reduce_add_ps(acc) - x86_hsum_ps(accm);
 }
 
 /*
  * Q6_K half h: 64 bytes of ql give quarters 0 and 1 (low nibbles) and 2 and 3 (high nibbles),
- * each matching 64 contiguous activations; each 128-bit lane of the products is one group of 16.
+ * each matching 64 contiguous activations; each 128-bit lane of the products is one group of
+ * 16 (groups 8h + L and 8h + 4 + L in lane L).  The 4-product sums (<= 63 * 127 * 4) are packed
+ * to int16 and scaled by one vpdpwssd; sch holds the half's 8 scales as int16 in every lane.
  */
-static inline X86_AVX512 __m512i x86_q6k_half512(const uint8_t *ql, const uint8_t *qhp,
-                                                 const int8_t *q8, __m512i sc, int h, __m512i sum)
+X86_INLINE X86_AVX512 __m512i x86_q6k_half512(const uint8_t *ql, const uint8_t *qhp,
+                                              const int8_t *q8, __m512i sch, __m512i sum)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i l = _mm512_loadu_si512(ql);
@@ -433,11 +479,12 @@ static inline X86_AVX512 __m512i x86_q6k_half512(const uint8_t *ql, const uint8_
                                         _mm512_and_si512(h23, m30));
     const __m512i p01 = x86_dpbusd(q01, _mm512_loadu_si512(q8));
     const __m512i p23 = x86_dpbusd(q23, _mm512_loadu_si512(q8 + 64));
-    const __m512i i01 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    const __m512i base = _mm512_set1_epi32(8 * h);
-    sum = _mm512_dpwssd_epi32(sum, p01, _mm512_permutexvar_epi32(_mm512_add_epi32(i01, base), sc));
-    const __m512i i23 = _mm512_add_epi32(i01, _mm512_set1_epi32(4));
-    return _mm512_dpwssd_epi32(sum, p23, _mm512_permutexvar_epi32(_mm512_add_epi32(i23, base), sc));
+    /* lane L: int16 L four times, then L + 4 four times */
+    const __m512i idx = _mm512_setr_epi32(
+        0x01000100, 0x01000100, 0x09080908, 0x09080908, 0x03020302, 0x03020302, 0x0B0A0B0A,
+        0x0B0A0B0A, 0x05040504, 0x05040504, 0x0D0C0D0C, 0x0D0C0D0C, 0x07060706, 0x07060706,
+        0x0F0E0F0E, 0x0F0E0F0E);
+    return _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p01, p23), _mm512_shuffle_epi8(sch, idx));
 }
 
 static X86_AVX512 void dot_q6_k_avx512(int n, float *s, const void *w, const void *a)
@@ -446,16 +493,17 @@ static X86_AVX512 void dot_q6_k_avx512(int n, float *s, const void *w, const voi
     const struct blk_q8_k *y = a;
     __m512 acc = _mm512_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        x86_prefetch(x + i, (int)sizeof(*x));
         const __m128i s8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-        /* int8 scales sign-extended to the low int16 of each lane, high int16 zero */
-        const __m512i sc = _mm512_and_si512(_mm512_cvtepi8_epi32(s8), _mm512_set1_epi32(0xFFFF));
+        const __m512i sc0 = _mm512_broadcast_i32x4(_mm_cvtepi8_epi16(s8));
+        const __m512i sc1 = _mm512_broadcast_i32x4(_mm_cvtepi8_epi16(_mm_srli_si128(s8, 8)));
         const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(s8), x86_load(y[i].bsums));
         /* start from -32 * sum_g sc_g * bsums[g] (see dot_q6_k_avx2) */
         __m512i sum = _mm512_inserti64x4(_mm512_setzero_si512(),
                                          _mm256_sub_epi32(_mm256_setzero_si256(),
                                                           _mm256_slli_epi32(off, 5)), 0);
-        sum = x86_q6k_half512(x[i].ql, x[i].qh, y[i].qs, sc, 0, sum);
-        sum = x86_q6k_half512(x[i].ql + 64, x[i].qh + 32, y[i].qs + 128, sc, 1, sum);
+        sum = x86_q6k_half512(x[i].ql, x[i].qh, y[i].qs, sc0, sum);
+        sum = x86_q6k_half512(x[i].ql + 64, x[i].qh + 32, y[i].qs + 128, sc1, sum);
         acc = _mm512_fmadd_ps(_mm512_set1_ps(x86_h2f(x[i].d) * y[i].d), _mm512_cvtepi32_ps(sum),
                               acc);
     }

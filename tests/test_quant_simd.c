@@ -170,9 +170,11 @@ static void gen_weights(const struct kernel *k, uint8_t *w, int nblk, enum mode 
                 blk[192 + g] = (uint8_t)rng_int(rng, -64, 63);
         put16(blk + k->doff, scale16(mode, rng, b));
         /* a legacy min is a value (about -8 d), a K-quant dmin scales 6-bit mins like d */
-        if (k->moff >= 0)
-            put16(blk + k->moff, mode == MODE_RANDOM && k->blck == QK ?
-                                     fp32_to_fp16(rng_float(rng) * 0.08f) : scale16(mode, rng, b + 1));
+        if (k->moff >= 0) {
+            const int legacy_random = mode == MODE_RANDOM && k->blck == QK;
+            put16(blk + k->moff, legacy_random ? fp32_to_fp16(rng_float(rng) * 0.08f)
+                                               : scale16(mode, rng, b + 1));
+        }
     }
 }
 
@@ -266,7 +268,8 @@ static int check_dot(const struct kernel *k, dot_fn simd, int n, enum mode mode,
     float ref = NAN, got = NAN;
     k->dot_ref(n, &ref, bf->w, bf->a);
     /* exact-size copies, so that a sanitizer build sees any read past the end of a row */
-    const size_t wbytes = (size_t)(n / k->blck) * k->wsize, abytes = (size_t)(n / k->ablck) * k->asize;
+    const size_t wbytes = (size_t)(n / k->blck) * k->wsize;
+    const size_t abytes = (size_t)(n / k->ablck) * k->asize;
     uint8_t *w = malloc(wbytes), *a = malloc(abytes);
     if (!w || !a) {
         free(w);
@@ -352,7 +355,8 @@ static void gen_floats(float *x, int n, int blck, enum qcase qc, uint64_t *rng)
             v[rng_int(rng, 0, blck - 1)] = b % 2 ? 127.0f : -127.0f;
             break;
         case QC_SIGN: {
-            const int i0 = rng_int(rng, 0, blck - 1), i1 = (i0 + 1 + rng_int(rng, 0, blck - 2)) % blck;
+            const int i0 = rng_int(rng, 0, blck - 1);
+            const int i1 = (i0 + 1 + rng_int(rng, 0, blck - 2)) % blck;
             v[i0] = b % 2 ? 1.5f : -1.5f;
             v[i1] = -v[i0];
             break;
@@ -479,13 +483,15 @@ static void test_quant_init(int best, const struct quant_traits *tab)
     for (int ki = 0; ki < NKERNELS; ki++) {
         const struct quant_traits *t = quant_traits_get(kernels[ki].id);
         if (tab[kernels[ki].id].vec_dot && (!t || t->vec_dot != tab[kernels[ki].id].vec_dot)) {
-            diag("%s: quant_init did not install the %s kernel", kernels[ki].name, level_names[best]);
+            diag("%s: quant_init did not install the %s kernel", kernels[ki].name,
+                 level_names[best]);
             pass = 0;
         }
     }
     for (int qi = 0; qi < 3; qi++) {
         const struct quant_traits *t = quant_traits_get(quantizers[qi].id);
-        if (tab[quantizers[qi].id].from_f32 && (!t || t->from_f32 != tab[quantizers[qi].id].from_f32)) {
+        const quant_fn want = tab[quantizers[qi].id].from_f32;
+        if (want && (!t || t->from_f32 != want)) {
             diag("%s: quant_init did not install the quantizer", quantizers[qi].name);
             pass = 0;
         }
@@ -536,7 +542,8 @@ int main(void)
         if (!name) {
             char why[80];
             snprintf(why, sizeof(why), "this CPU does not run %s", level_names[level]);
-            for (int i = 0; i < NKERNELS * NMODES + 3 * NQCASES + 1; i++)
+            /* as many as the level would have run: name, dots, quantizers, install */
+            for (int i = 0; i < 1 + NKERNELS * NMODES + 3 * NQCASES + 1; i++)
                 skip(why);
             continue;
         }
@@ -593,7 +600,7 @@ static double bench_one(const struct kernel *k, dot_fn fn, const uint8_t *w, siz
     return (double)(rows * row) / best / 1e9;
 }
 
-/* The ceiling: a plain 32-byte-load read of the same buffer, no arithmetic. */
+/* The ceiling: a plain read of the same buffer, no arithmetic, prefetching as the kernels do. */
 __attribute__((target("avx2"), noinline)) static double bench_read(const uint8_t *w, size_t bytes)
 {
     double best = 1e30;
@@ -602,6 +609,8 @@ __attribute__((target("avx2"), noinline)) static double bench_read(const uint8_t
         const double t0 = now_s();
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
         for (size_t i = 0; i + 128 <= bytes; i += 128) {
+            _mm_prefetch((const char *)((uintptr_t)(w + i) + 4096), _MM_HINT_T0);
+            _mm_prefetch((const char *)((uintptr_t)(w + i) + 4096 + 64), _MM_HINT_T0);
             a0 = _mm256_add_epi8(a0, _mm256_loadu_si256((const __m256i *)(w + i)));
             a1 = _mm256_add_epi8(a1, _mm256_loadu_si256((const __m256i *)(w + i + 32)));
             a2 = _mm256_add_epi8(a2, _mm256_loadu_si256((const __m256i *)(w + i + 64)));
@@ -633,7 +642,7 @@ static int bench(void)
     float *tmp = malloc((size_t)n * sizeof(float));
     if (!w || !a || !tmp)
         return 1;
-    printf("# weight streaming, single thread, 64 MiB of weights, rows of %d (GB/s of weights)\n", n);
+    printf("# weight streaming, one thread, 64 MiB of weights, rows of %d (GB/s of weights)\n", n);
     memset(w, 1, wbytes);
     printf("# plain read of the buffer (ceiling): %.2f GB/s\n", bench_read(w, wbytes));
     printf("%-6s %10s %10s %12s\n", "type", "ref", "avx2", "avx512vnni");
