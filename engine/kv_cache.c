@@ -87,9 +87,17 @@ int kv_params_check(const struct kv_params *p, int n_ctx, char *err, size_t errl
     int lo = p->policy == KV_POLICY_SINK ? p->n_sink + 1 : 1;
     if (p->policy == KV_POLICY_H2O || p->policy == KV_POLICY_KEYFORMER ||
         p->policy == KV_POLICY_KEYFORMER_STATIC) {
-        /* need budget >= w + 1: solve for the smallest budget whose window fits */
+        /*
+         * the window must hold at least the current token (w >= 1: with w = 0 every new token
+         * would be evicted right after its own step) and leave one slot for a key token
+         */
+        if (p->recent <= 0.0f)
+            return status_set(err, errlen, STATUS_INVALID,
+                              "--kv-recent must be above 0%% for %s (the window holds the "
+                              "current token)", kv_policy_name(p->policy));
         lo = 2;
-        while (lo <= n_ctx && (int)floorf(p->recent * (float)lo + 1e-4f) + 1 > lo)
+        while (lo <= n_ctx && ((int)floorf(p->recent * (float)lo + 1e-4f) < 1 ||
+                               (int)floorf(p->recent * (float)lo + 1e-4f) + 1 > lo))
             lo++;
     }
     if (p->budget < lo || p->budget > n_ctx)
@@ -108,18 +116,20 @@ int kv_budget_parse(const char *s, int n_ctx, size_t bytes_per_token, int *out, 
     double v = s ? strtod(s, &end) : 0;
     if (!s || end == s || errno || !(v > 0) || v > 1e15)
         return status_set(err, errlen, STATUS_INVALID,
-                          "--kv-budget '%s' is not a positive size: give tokens (2048), a share "
-                          "of the context (50%%) or memory (256MiB)", s ? s : "");
+                          "--kv-budget '%s' is not a positive size: give tokens (1..%d), a share "
+                          "of the context (50%%) or memory (256MiB)", s ? s : "", n_ctx);
     double tokens;
     if (strcmp(end, "%") == 0) {
         if (v > 100)
             return status_set(err, errlen, STATUS_INVALID,
-                              "--kv-budget %s: a share must be in (0, 100%%]", s);
+                              "--kv-budget %s: a share must be in (0, 100%%] (1..%d tokens)", s,
+                              n_ctx);
         tokens = floor(v / 100.0 * n_ctx);
     } else if (*end == 0) {
         if (v != floor(v))
             return status_set(err, errlen, STATUS_INVALID,
-                              "--kv-budget %s: a token count must be an integer", s);
+                              "--kv-budget %s: a token count must be an integer in 1..%d", s,
+                              n_ctx);
         tokens = v;
     } else {
         static const struct { const char *suf; double mul; } units[] = {
@@ -263,8 +273,12 @@ int kv_cache_begin(struct kv_cache *kv, int pos0, int n)
                   (float)kv->step * (kv->p.tau_end - kv->p.tau_init) / (float)kv->p.tau_steps;
         kv->tau = kv->p.tau_end >= kv->p.tau_init ? fminf(t, kv->p.tau_end)
                                                   : fmaxf(t, kv->p.tau_end);
-        if (kv->p.policy == KV_POLICY_KEYFORMER_STATIC && !kv->frozen && !kv->unbounded)
-            kv_static_freeze(kv);
+        if (kv->p.policy == KV_POLICY_KEYFORMER_STATIC && !kv->unbounded) {
+            if (!kv->frozen)
+                kv_static_freeze(kv);
+            else /* the authors' step attends over exactly B: the leaving token goes first */
+                kv_static_slide(kv, pos0);
+        }
     } else {
         kv->step = 0;
         kv->tau = kv->p.tau_init;

@@ -29,7 +29,10 @@
  *   keyformer-static  the authors' released behaviour: scored like keyformer until the first
  *                     decode step, which freezes the key tokens = top (B − w) of the positions
  *                     < n − w (n = tokens so far), keeps positions > n − w and drops position
- *                     n − w (their off-by-one); afterwards only the recent window slides.
+ *                     n − w (their off-by-one); afterwards only the recent window slides,
+ *                     and a decode step attends over exactly B entries (the token leaving the
+ *                     window is dropped before the new one is stored).  Later chat turns are
+ *                     never key tokens: they are dropped once they leave the window.
  * The recent window w = floor(recent · B) counts the newest positions, the current token
  * included.  For GQA, a KV head's score is the sum over its query heads.
  *
@@ -89,7 +92,11 @@ const char *kv_policy_names(void);         /* "full, window, ..." for messages *
  */
 int kv_budget_parse(const char *s, int n_ctx, size_t bytes_per_token, int *out, char *err,
                     size_t errlen);
-/* Check params against a shape: budget within [window + 2, n_ctx], recent in [0, 1], ... */
+/*
+ * Check params against a context size: budget in [max(2, w + 1), n_ctx] for h2o/keyformer (which
+ * also need w >= 1), [n_sink + 1, n_ctx] for sink, [1, n_ctx] for window; a budget of 0 or
+ * >= n_ctx means no eviction ever happens (the cache behaves as full).
+ */
 int kv_params_check(const struct kv_params *p, int n_ctx, char *err, size_t errlen);
 
 int kv_cache_new(struct kv_cache **out, const struct kv_shape *shape, const struct kv_params *p,

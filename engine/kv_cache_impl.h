@@ -59,5 +59,7 @@ struct sort_ctx {
 int kv_cmp_pos(const void *a, const void *b, void *arg);
 /* keyformer-static: choose the key tokens at the first decode step (kv_evict.c). */
 void kv_static_freeze(struct kv_cache *kv);
+/* keyformer-static, frozen: before the token at pos is stored, drop what leaves the window. */
+void kv_static_slide(struct kv_cache *kv, int pos);
 
 #endif

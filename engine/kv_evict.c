@@ -198,6 +198,23 @@ void kv_static_freeze(struct kv_cache *kv)
     kv->frozen = 1;
 }
 
+void kv_static_slide(struct kv_cache *kv, int pos)
+{
+    for (int l = 0; l < kv->sh.n_layer; l++) {
+        if (kv->swa[l] > 0)
+            continue;
+        for (int g = 0; g < kv->sh.n_head_kv; g++) {
+            int nu = *used_of(kv, l, g), any = 0;
+            size_t base = base_of(kv, l, g);
+            for (int s = 0; s < nu; s++)
+                if (!kv->key[base + s] && kv->pos[base + s] <= pos - kv->w)
+                    kv->victim[s] = any = 1;
+            if (any)
+                compact(kv, l, g);
+        }
+    }
+}
+
 void kv_cache_truncate(struct kv_cache *kv, int n_past)
 {
     if (n_past < 0 || n_past >= kv->n_past)

@@ -75,7 +75,8 @@ static inline float log_pos(float x)
 
 static inline float gumbel_of(uint64_t h)
 {
-    float u = ((float)(h >> 40) + 0.5f) * (1.0f / 16777216.0f);
+    /* 23 bits: (2^23 − 1) + ½ is exact in a float, so u < 1 strictly (24 bits could round to 1) */
+    float u = ((float)(h >> 41) + 0.5f) * (1.0f / 8388608.0f);
     return -log_pos(-log_pos(u));
 }
 
@@ -130,15 +131,15 @@ static AVX512DQ void row_avx512(uint64_t seed, int layer, int qhead, int qpos,
 {
     __m512i rk = _mm512_set1_epi64((long long)row_key(layer, qhead, qpos));
     __m512i sk = _mm512_set1_epi64((long long)seed_key(seed));
-    const __m512 half = _mm512_set1_ps(0.5f), scale = _mm512_set1_ps(1.0f / 16777216.0f);
+    const __m512 half = _mm512_set1_ps(0.5f), scale = _mm512_set1_ps(1.0f / 8388608.0f);
     int s = 0;
     for (; s + 16 <= n; s += 16) {
         __m512i kp = _mm512_and_si512(_mm512_loadu_si512(kpos + s), _mm512_set1_epi32(0xffffff));
         __m512i lo = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(kp));
         __m512i hi = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(kp, 1));
-        lo = _mm512_srli_epi64(mix64_x8(_mm512_xor_si512(_mm512_or_si512(rk, lo), sk)), 40);
-        hi = _mm512_srli_epi64(mix64_x8(_mm512_xor_si512(_mm512_or_si512(rk, hi), sk)), 40);
-        /* the top 24 bits fit an int32: pack both halves and convert exactly */
+        lo = _mm512_srli_epi64(mix64_x8(_mm512_xor_si512(_mm512_or_si512(rk, lo), sk)), 41);
+        hi = _mm512_srli_epi64(mix64_x8(_mm512_xor_si512(_mm512_or_si512(rk, hi), sk)), 41);
+        /* the top 23 bits fit an int32: pack both halves and convert exactly */
         __m512i packed = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)),
                                             _mm512_cvtepi64_epi32(hi), 1);
         __m512 u = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(packed), half), scale);

@@ -13,11 +13,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifdef HAVE_OPENBLAS
 #include <cblas.h>
 #endif
 
+#include "half.h"
 #include "quant.h"
 #include "status.h"
 #include "threadpool.h"
@@ -33,23 +35,25 @@
 /*
  * Batch kernel geometry.  A micro-tile is MR activation rows × NR weight rows; its 2·MR zmm
  * accumulators (24 of 32 registers) hold NR outputs of a row each, so results are stored as whole
- * vectors into y's rows.  KC is one k-block: an activation micro-panel (MR × KC f32, 12 KiB)
- * stays in L1 while transposed weight tiles (KC × NR, 32 KiB each) stream past it from L2;
- * KC = 256 is also the K-quant super-block, so tiles dequantize in whole blocks.
+ * vectors into y's rows.  KC is one k-block: an activation micro-panel (MR × KC f32, 24 KiB)
+ * stays in L1 while transposed weight tiles (KC × NR, 64 KiB each) stream past it from L2.
+ * KC is a multiple of every block size, so tiles dequantize in whole blocks.  Measured on the
+ * F32 path against OpenBLAS's SkylakeX sgemm, one thread, b = 512: KC = 256 ran at 0.90× of it,
+ * KC = 512 and 768 at 0.95-1.0×; MR = 14 (28 accumulators) was slower than 12.
  */
-#ifndef MR
 #define MR 12
-#endif
 #define NR 32
-#ifndef KC
 #define KC 512
-#endif
-#define BC (516 / MR * MR)
-#ifndef JB
-#define JB 256 /* weight rows dequantized per block (JB × KC f32 = 256 KiB, in L2) */
-#endif
+#define BC (43 * MR) /* activation rows per chunk: BC × KC f32 = 1 MiB, in L2 */
+#define JB 256       /* weight rows dequantized per block: JB × KC f32 = 512 KiB, in L2 */
 
 #define DEC_XQ_ROWS 64 /* activation rows quantized per decode pass (per weight type) */
+/*
+ * Decode prefetch distance in bytes (into L2).  The hardware prefetchers alone left memory
+ * fetch and vec_dot almost serialized: Q4_K b=1 on 2 pinned cores of a Xeon (model 207)
+ * streamed 16 GB/s without, 24.5 GB/s with 4 KiB (1, 2 and 8 KiB: 18-22 GB/s).
+ */
+#define DEC_PREFETCH 4096
 
 struct mm_scratch {
     float *xpack; /* BC × KC: activation chunk, MR rows interleaved per k index */
@@ -61,6 +65,7 @@ struct mm_ctx {
     int64_t max_k;
     int n_threads;
     int batch_ok;                  /* the CPU runs the AVX-512 batch kernel */
+    int blas_ok;                   /* OpenBLAS runs an AVX-512 sgemm (see blas_is_fast) */
     int64_t xq_rows;               /* activation rows per quantization slot */
     size_t xq_row_bytes;           /* bytes of one quantized row of max_k (any activation type) */
     void *xq[MATMUL_MULTI_MAX];    /* one slot per distinct vec_dot_type in a matmul_multi call */
@@ -88,16 +93,55 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
+#ifdef HAVE_OPENBLAS
+/*
+ * OpenBLAS takes one case only: F32 weights with b >= BLAS_MIN_B, and only when it runs an
+ * AVX-512 kernel.  Measured at k = 2048, n = 5632, 2 threads: F32 b = 512 OpenBLAS (SkylakeX)
+ * 252 GFLOP/s vs ours 205, b = 32-64 about 7 % faster.  For F16 and quantized weights,
+ * dequantizing row blocks for sgemm lost to our kernel, 1.3-1.5× at b = 512 (Q4_K 116 vs 148,
+ * Q6_K 133 vs 198, F16 186 vs 244) and more at b <= 64, as llama.cpp found.  OpenBLAS 0.3.21
+ * (Debian 12) does not recognise the family 6 model 207 Xeon and falls back to its Prescott (SSE3)
+ * kernels, 4-5× slower than ours, so we check the core it chose (OPENBLAS_CORETYPE=SkylakeX in
+ * the environment fixes the detection).
+ */
+#define BLAS_MIN_B 32
+
+char *openblas_get_corename(void);
+
+static int blas_is_fast(void)
+{
+    static const char *const fast[] = { "skylakex", "cooperlake", "sapphirerapids" };
+    const char *name = openblas_get_corename();
+    for (size_t i = 0; name && i < sizeof(fast) / sizeof(fast[0]); i++)
+        if (strcasecmp(name, fast[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Called from the pool's caller thread only; OpenBLAS uses as many threads as our pool. */
+static void blas_sgemm(struct threadpool *p, const struct mm_weight *w, const float *x, int64_t b,
+                       float *y)
+{
+    openblas_set_num_threads(threadpool_n_threads(p));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)b, (blasint)w->n, (blasint)w->k,
+                1.0f, x, (blasint)w->k, (const float *)w->data, (blasint)w->k, 0.0f, y,
+                (blasint)w->n);
+}
+#endif
+
 /* ---- context ---------------------------------------------------------------------------- */
 
-/* Largest bytes per row of max_k elements over every type some weight type dots with. */
+/*
+ * Largest bytes per row of max_k elements over every type some weight type dots with (F32
+ * activations are read from x directly and need no slot).
+ */
 static size_t act_row_bytes(int64_t max_k)
 {
     const int64_t kk = (max_k + QK_K - 1) / QK_K * QK_K; /* a multiple of every block size */
-    size_t best = (size_t)kk * sizeof(float);
+    size_t best = 64;
     for (uint32_t t = 0; t < QTYPE_COUNT; t++) {
         const struct quant_traits *tr = quant_traits_get(t);
-        if (!tr || !tr->supported)
+        if (!tr || !tr->supported || tr->vec_dot_type == QTYPE_F32)
             continue;
         const size_t s = quant_row_size(tr->vec_dot_type, kk);
         if (s > best)
@@ -132,8 +176,11 @@ struct mm_ctx *mm_ctx_new(int64_t max_k, int64_t max_b, int n_threads)
     ctx->max_k = max_k < 1 ? 1 : max_k;
     ctx->n_threads = n_threads < 1 ? 1 : n_threads;
     ctx->batch_ok = cpu_has_avx512();
-    /* Without the batch kernel every b goes through vec_dot, so more rows per pass pay off. */
-    ctx->xq_rows = min64(max_b < 1 ? 1 : max_b, ctx->batch_ok ? MATMUL_BATCH_MIN : DEC_XQ_ROWS);
+#ifdef HAVE_OPENBLAS
+    ctx->blas_ok = blas_is_fast();
+#endif
+    /* larger b is quantized and multiplied in passes of xq_rows rows */
+    ctx->xq_rows = min64(max_b < 1 ? 1 : max_b, DEC_XQ_ROWS);
     ctx->xq_row_bytes = act_row_bytes(ctx->max_k);
     for (int i = 0; i < MATMUL_MULTI_MAX; i++) {
         ctx->xq[i] = aligned_alloc(64, (ctx->xq_rows * ctx->xq_row_bytes + 63) / 64 * 64);
@@ -210,14 +257,13 @@ static void dec_thread(void *arg, int ith, int nth)
         const int64_t r0 = (c - j->chunk_start[wi]) * j->chunk_rows;
         const int64_t r1 = min64(r0 + j->chunk_rows, w->n);
         float *y = j->y[wi] + j->i0 * w->n;
+        const char *end = (const char *)w->data + w->n * j->w_stride[wi];
         /* rows outer: a weight row is read from memory once and reused for all b activations */
         for (int64_t r = r0; r < r1; r++) {
             const char *wr = (const char *)w->data + r * j->w_stride[wi];
-#ifdef MM_PF
-            if (r + MM_PF < r1)
+            if (wr + DEC_PREFETCH + j->w_stride[wi] <= end)
                 for (size_t o = 0; o < j->w_stride[wi]; o += 64)
-                    __builtin_prefetch(wr + MM_PF * j->w_stride[wi] + o, 0, 0);
-#endif
+                    __builtin_prefetch(wr + DEC_PREFETCH + o, 0, 2);
             for (int64_t i = 0; i < j->b; i++)
                 dot((int)w->k, &y[i * w->n + r], wr, j->xa[wi] + i * j->xa_stride[wi]);
         }
@@ -310,38 +356,40 @@ struct batch_job {
 /*
  * One micro-tile: y[0..mr) × [0..NR) (+)= xp · wp over kc.  The per-lane FMA chain runs over l
  * in order, then the k-block's partial sum is added to y: the same sequence for every tile
- * position and thread split.  mr is a compile-time constant at each call site.
+ * position and thread split.  mr is a compile-time constant at each call site; rows r >= mr
+ * vanish as dead code.  Accumulators are named variables, not arrays, so that every compiler
+ * keeps them in registers (clang left an array version on the stack).
  */
+#define KT_FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define KT_DECL(r) __m512 a##r = _mm512_setzero_ps(), b##r = _mm512_setzero_ps();
+#define KT_FMA(r)                                                                                \
+    if (r < mr) {                                                                                \
+        const __m512 xb = _mm512_set1_ps(xp[l * MR + r]);                                        \
+        a##r = _mm512_fmadd_ps(xb, w0, a##r);                                                    \
+        b##r = _mm512_fmadd_ps(xb, w1, b##r);                                                    \
+    }
+#define KT_STORE(r)                                                                              \
+    if (r < mr) {                                                                                \
+        float *yr = y + r * ldy;                                                                 \
+        if (accumulate) {                                                                        \
+            a##r = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), a##r);                           \
+            b##r = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16), b##r);                      \
+        }                                                                                        \
+        _mm512_mask_storeu_ps(yr, m0, a##r);                                                     \
+        _mm512_mask_storeu_ps(yr + 16, m1, b##r);                                                \
+    }
+
 static inline __attribute__((always_inline)) AVX512 void
 kern_tile(const int mr, const float *xp, const float *wp, int64_t kc, float *y, int64_t ldy,
           __mmask16 m0, __mmask16 m1, int accumulate)
 {
-    __m512 c0[MR], c1[MR];
-#pragma GCC unroll 16
-    for (int r = 0; r < mr; r++) {
-        c0[r] = _mm512_setzero_ps();
-        c1[r] = _mm512_setzero_ps();
-    }
+    KT_FOR_ROWS(KT_DECL)
     for (int64_t l = 0; l < kc; l++) {
         const __m512 w0 = _mm512_load_ps(wp + l * NR);
         const __m512 w1 = _mm512_load_ps(wp + l * NR + 16);
-#pragma GCC unroll 16
-        for (int r = 0; r < mr; r++) {
-            const __m512 xb = _mm512_set1_ps(xp[l * MR + r]);
-            c0[r] = _mm512_fmadd_ps(xb, w0, c0[r]);
-            c1[r] = _mm512_fmadd_ps(xb, w1, c1[r]);
-        }
+        KT_FOR_ROWS(KT_FMA)
     }
-#pragma GCC unroll 16
-    for (int r = 0; r < mr; r++) {
-        float *yr = y + r * ldy;
-        if (accumulate) {
-            c0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), c0[r]);
-            c1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16), c1[r]);
-        }
-        _mm512_mask_storeu_ps(yr, m0, c0[r]);
-        _mm512_mask_storeu_ps(yr + 16, m1, c1[r]);
-    }
+    KT_FOR_ROWS(KT_STORE)
 }
 
 static AVX512 void kern_dispatch(int mr, const float *xp, const float *wp, int64_t kc, float *y,
@@ -351,64 +399,103 @@ static AVX512 void kern_dispatch(int mr, const float *xp, const float *wp, int64
 #define KCASE(m) case m: kern_tile(m, xp, wp, kc, y, ldy, m0, m1, acc); break;
     KCASE(1) KCASE(2) KCASE(3) KCASE(4) KCASE(5) KCASE(6)
     KCASE(7) KCASE(8) KCASE(9) KCASE(10) KCASE(11) KCASE(12)
-#if MR > 12
-    KCASE(13) KCASE(14)
-#endif
 #undef KCASE
     default: break;
     }
 }
 
-/* 16×16 transpose of rows src[r·ld_src] into dst[c·ld_dst] (both 16 floats wide). */
+static inline __mmask16 lane_mask(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+}
+
+/*
+ * 16×16 transpose of rows src[r·ld_src] into dst[c·ld_dst] (both 16 floats wide): unpack pairs,
+ * then 64-bit and 128-bit lane shuffles.  Fully unrolled so the 32 vectors stay in registers.
+ */
 static inline AVX512 void transpose16(const float *src, int64_t ld_src, float *dst, int64_t ld_dst)
 {
     __m512 r[16], t[16];
+#pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
         r[i] = _mm512_loadu_ps(src + i * ld_src);
+#pragma GCC unroll 16
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
+#pragma GCC unroll 16
     for (int i = 0; i < 16; i += 4) {
         r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
         r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
         r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
         r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
     }
+#pragma GCC unroll 16
     for (int i = 0; i < 4; i++) {
         t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
         t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
         t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
         t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
     }
+#pragma GCC unroll 16
     for (int i = 0; i < 4; i++) {
         r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
         r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
         r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
         r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
     }
+#pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
         _mm512_storeu_ps(dst + i * ld_dst, r[i]);
 }
 
-/* Dequantize weight rows j0..j0+nr over [l0, l0+kc) and lay them out as wpack[l][NR]. */
+/* wpack[l][r] = src[r·ld + l] for r < NR, l < kc. */
+static AVX512 void transpose_tile(const float *src, int64_t ld, int64_t kc, float *wpack)
+{
+    int64_t l = 0;
+    for (; l + 16 <= kc; l += 16) {
+        transpose16(src + l, ld, wpack + l * NR, NR);
+        transpose16(src + 16 * ld + l, ld, wpack + l * NR + 16, NR);
+    }
+    for (; l < kc; l++)
+        for (int r = 0; r < NR; r++)
+            wpack[l * NR + r] = src[r * ld + l];
+}
+
+/*
+ * Dequantize weight rows j0..j0+nr over [l0, l0+kc) and lay them out as wpack[l][NR] (rows past
+ * nr as zeros).  F32 is transposed straight from the weight and F16 converted with vcvtph2ps;
+ * other types go through the traits' to_f32, whose speed then bounds this path for mid-size b.
+ */
 static AVX512 void load_w_tile(const struct batch_job *j, int64_t j0, int nr, int64_t l0,
                                int64_t kc, float *wtmp, float *wpack)
 {
     const struct quant_traits *tr = j->tr;
-    const size_t off = (size_t)(l0 / tr->blck) * (size_t)tr->size;
-    for (int r = 0; r < nr; r++)
-        tr->to_f32((const char *)j->w->data + (j0 + r) * j->row_bytes + off, wtmp + r * KC, kc);
+    const char *base = (const char *)j->w->data + j0 * j->row_bytes +
+                       (size_t)(l0 / tr->blck) * (size_t)tr->size;
+
+    if (j->w->type == QTYPE_F32 && nr == NR) {
+        transpose_tile((const float *)base, j->w->k, kc, wpack);
+        return;
+    }
+    for (int r = 0; r < nr; r++) {
+        const char *row = base + r * j->row_bytes;
+        if (j->w->type == QTYPE_F16) {
+            const uint16_t *h = (const uint16_t *)row;
+            int64_t l = 0;
+            for (; l + 16 <= kc; l += 16)
+                _mm512_storeu_ps(wtmp + r * KC + l,
+                                 _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + l))));
+            for (; l < kc; l++)
+                wtmp[r * KC + l] = fp16_to_fp32(h[l]);
+        } else {
+            tr->to_f32(row, wtmp + r * KC, kc);
+        }
+    }
     for (int r = nr; r < NR; r++)
         memset(wtmp + r * KC, 0, (size_t)kc * sizeof(float));
-    int64_t l = 0;
-    for (; l + 16 <= kc; l += 16) {
-        transpose16(wtmp + l, KC, wpack + l * NR, NR);
-        transpose16(wtmp + 16 * KC + l, KC, wpack + l * NR + 16, NR);
-    }
-    for (; l < kc; l++)
-        for (int r = 0; r < NR; r++)
-            wpack[l * NR + r] = wtmp[r * KC + l];
+    transpose_tile(wtmp, KC, kc, wpack);
 }
 
 /* Copy rows [0, rows) × [0, kc) of x (row stride k) into MR-interleaved micro-panels. */
@@ -423,11 +510,6 @@ static void pack_x(const float *x, int64_t k, int64_t rows, int64_t kc, float *x
                 dst[l * MR + r] = src[l];
         }
     }
-}
-
-static inline __mmask16 lane_mask(int64_t left)
-{
-    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 }
 
 /*
@@ -484,6 +566,41 @@ static void batch_thread(void *arg, int ith, int nth)
 
 /* ---- entry points ----------------------------------------------------------------------- */
 
+/*
+ * Smallest b for which the batch path beats the decode path.  Measured per type at k = 2048,
+ * n = 5632 on 2 cores (decode ms / batch ms):
+ *   F32   b=8: 6.2/7.3    b=16: 10.5/7.7      Q8_0  b=32: 9.7/12.4   b=48: 15.4/12.5
+ *   Q5_0  b=64: 25.4/28.1 b=96: 38.2/27.9     Q4_K  b=64: 14.7/16.1  b=96: 25.4/18.0
+ *   Q6_K  b=128: 31.1/35.3
+ * The batch path's fixed cost is dequantizing W once per call through the traits' to_f32, which
+ * is the scalar reference for now (1.4 ns per element for Q8_0, 2.2 for Q4_K, 6.3 for Q6_K);
+ * F16 does not depend on it (vcvtph2ps), so it follows F32.  Unmeasured types take the value of
+ * a similar one.  With SIMD to_f32 kernels these thresholds fall to about 16.
+ */
+static int64_t batch_min(uint32_t type)
+{
+#ifdef MM_BATCH_MIN
+    (void)type;
+    return MM_BATCH_MIN; /* benchmarks force a path with -DMM_BATCH_MIN */
+#else
+    switch (type) {
+    case QTYPE_F32:
+    case QTYPE_F16: return 12;
+    case QTYPE_Q8_0: return 40;
+    case QTYPE_Q4_0: return 48;
+    case QTYPE_Q4_1:
+    case QTYPE_Q5_0:
+    case QTYPE_Q5_1:
+    case QTYPE_Q4_K: return 72;
+    case QTYPE_Q2_K:
+    case QTYPE_Q3_K:
+    case QTYPE_Q5_K: return 96;
+    case QTYPE_Q6_K: return 128;
+    default: return 64;
+    }
+#endif
+}
+
 static int check_weight(const struct mm_ctx *ctx, const struct mm_weight *w, int64_t k)
 {
     const struct quant_traits *tr = quant_traits_get(w->type);
@@ -500,6 +617,10 @@ static int check_weight(const struct mm_ctx *ctx, const struct mm_weight *w, int
 int matmul_multi(struct threadpool *p, struct mm_ctx *ctx, int nw, const struct mm_weight *const *w,
                  const float *x, int64_t b, float *const *y)
 {
+    const struct mm_weight *dw[MATMUL_MULTI_MAX];
+    float *dy[MATMUL_MULTI_MAX];
+    int nd = 0;
+
     if (nw < 1 || nw > MATMUL_MULTI_MAX || b < 0 || threadpool_n_threads(p) > ctx->n_threads)
         return STATUS_INVALID;
     for (int i = 0; i < nw; i++) {
@@ -509,16 +630,26 @@ int matmul_multi(struct threadpool *p, struct mm_ctx *ctx, int nw, const struct 
     }
     if (b == 0)
         return STATUS_OK;
-    if (!ctx->batch_ok || b < MATMUL_BATCH_MIN) {
-        matmul_decode(p, ctx, nw, w, x, b, y);
-        return STATUS_OK;
-    }
+    /* big products one by one through the batch path; the rest share one decode dispatch */
     for (int i = 0; i < nw; i++) {
+        if (!ctx->batch_ok || b < batch_min(w[i]->type)) {
+            dw[nd] = w[i];
+            dy[nd++] = y[i];
+            continue;
+        }
+#ifdef HAVE_OPENBLAS
+        if (w[i]->type == QTYPE_F32 && b >= BLAS_MIN_B && ctx->blas_ok) {
+            blas_sgemm(p, w[i], x, b, y[i]);
+            continue;
+        }
+#endif
         struct batch_job j = { .w = w[i], .tr = quant_traits_get(w[i]->type), .x = x, .b = b,
                                .y = y[i], .ctx = ctx };
         j.row_bytes = quant_row_size(w[i]->type, w[i]->k);
         threadpool_run(p, batch_thread, &j);
     }
+    if (nd > 0)
+        matmul_decode(p, ctx, nd, dw, x, b, dy);
     return STATUS_OK;
 }
 

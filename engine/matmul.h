@@ -7,7 +7,7 @@
  * x_i · W_j).  Two strategies are used, chosen per call:
  *   - decode (small b): x is quantized once to the weight type's vec_dot_type and each output is
  *     one vec_dot call of quant.h, exactly as ggml computes it;
- *   - batch (prompt, b >= MATMUL_BATCH_MIN on AVX-512 CPUs): weight tiles are dequantized to f32
+ *   - batch (prompt-sized b, AVX-512 CPUs; the threshold per type is in matmul.c): weight tiles are dequantized to f32
  *     and multiplied with the f32 activations by a register-blocked kernel (or OpenBLAS where
  *     that measured faster, see matmul.c).  This path does not quantize x, so it is slightly more
  *     accurate than the decode path, as llama.cpp's BLAS path is.
@@ -31,7 +31,6 @@ struct mm_weight {
     int64_t n;        /* rows (outputs) */
 };
 
-#define MATMUL_BATCH_MIN 16 /* b from which the batch kernel is used (when the CPU has it) */
 #define MATMUL_MULTI_MAX 4  /* weights one matmul_multi call may take */
 
 struct mm_ctx;

@@ -259,6 +259,118 @@ static AVX512 void axpy_avx512(float a, const float *x, int64_t n, float *y)
         _mm512_mask_storeu_ps(y + i, m, r);
     }
 }
+
+/* Lane i of the result is the sum of the lanes of v_i: a transpose network with additions. */
+#define HSUM_PAIR(x, y) _mm512_add_ps(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y))
+#define HSUM_QUAD(x, y) \
+    _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x44), _mm512_shuffle_ps(x, y, 0xee))
+#define HSUM_LANES(x, y) \
+    _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xdd))
+
+static inline __attribute__((always_inline)) AVX512 __m512
+hsum16x16(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m512 v6, __m512 v7,
+          __m512 v8, __m512 v9, __m512 v10, __m512 v11, __m512 v12, __m512 v13, __m512 v14,
+          __m512 v15)
+{
+    /* per 128-bit lane, after PAIR: [x0+x2, y0+y2, x1+x3, y1+y3]; after QUAD: the lane's sum
+     * for 4 vectors; LANES then adds 128-bit lanes pairwise, twice */
+    const __m512 b0 = HSUM_QUAD(HSUM_PAIR(v0, v1), HSUM_PAIR(v2, v3));
+    const __m512 b1 = HSUM_QUAD(HSUM_PAIR(v4, v5), HSUM_PAIR(v6, v7));
+    const __m512 b2 = HSUM_QUAD(HSUM_PAIR(v8, v9), HSUM_PAIR(v10, v11));
+    const __m512 b3 = HSUM_QUAD(HSUM_PAIR(v12, v13), HSUM_PAIR(v14, v15));
+    return HSUM_LANES(HSUM_LANES(b0, b1), HSUM_LANES(b2, b3));
+}
+
+#define FOR16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define SC_DECL(i) __m512 s##i = _mm512_setzero_ps();
+#define SC_FMA(i) \
+    s##i = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(m, kb + (i) * kv_stride + c * 16), s##i);
+
+/* ALiBi and scale for 16 scores of keys j0.. */
+static inline AVX512 __m512 score_finish(__m512 sc, float scale, float alibi_slope, int64_t q_pos,
+                                         int64_t kv_pos0, int64_t j0)
+{
+    const __m512 iota = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    sc = _mm512_mul_ps(sc, _mm512_set1_ps(scale));
+    if (alibi_slope != 0.0f) {
+        const __m512 d = _mm512_sub_ps(_mm512_set1_ps((float)(q_pos - kv_pos0 - j0)), iota);
+        sc = _mm512_fnmadd_ps(_mm512_set1_ps(alibi_slope), _mm512_abs_ps(d), sc);
+    }
+    return sc;
+}
+
+/*
+ * Scores 16 keys at a time (one product vector per key, reduced together by hsum16x16), then
+ * softmax, then Σ p_j·v_j over 64-float column groups with two keys in flight so that eight
+ * independent FMA chains keep both FMA ports busy.
+ */
+static AVX512 void attention_avx512(const float *q, const float *k, const float *v, int64_t n_kv,
+                                    int hd, int64_t kv_stride, float scale, float alibi_slope,
+                                    int64_t q_pos, int64_t kv_pos0, float *att, float *out)
+{
+    const int nch = (hd + 15) / 16;
+    int64_t j0 = 0;
+
+    for (; j0 + 16 <= n_kv; j0 += 16) {
+        const float *kb = k + j0 * kv_stride;
+        FOR16(SC_DECL)
+        for (int c = 0; c < nch; c++) {
+            const __mmask16 m = tail_mask(hd - c * 16);
+            const __m512 qc = _mm512_maskz_loadu_ps(m, q + c * 16);
+            FOR16(SC_FMA)
+        }
+        const __m512 sc = hsum16x16(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13,
+                                    s14, s15);
+        _mm512_storeu_ps(att + j0, score_finish(sc, scale, alibi_slope, q_pos, kv_pos0, j0));
+    }
+    if (j0 < n_kv) {
+        /* fewer than 16 keys left: one reduction each */
+        float tmp[16] = { 0 };
+        for (int64_t j = j0; j < n_kv; j++) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int c = 0; c < nch; c++) {
+                const __mmask16 m = tail_mask(hd - c * 16);
+                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + c * 16),
+                                      _mm512_maskz_loadu_ps(m, k + j * kv_stride + c * 16), acc);
+            }
+            tmp[j - j0] = _mm512_reduce_add_ps(acc);
+        }
+        const __m512 sc = score_finish(_mm512_loadu_ps(tmp), scale, alibi_slope, q_pos, kv_pos0, j0);
+        _mm512_mask_storeu_ps(att + j0, tail_mask(n_kv - j0), sc);
+    }
+    softmax_avx512(att, n_kv);
+
+    for (int c0 = 0; c0 < nch; c0 += 4) {
+        __mmask16 m[4];
+        __m512 o[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            o[i] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            m[i] = c0 + i < nch ? tail_mask(hd - (c0 + i) * 16) : 0;
+        const float *vp = v + c0 * 16;
+        int64_t j = 0;
+        for (; j + 2 <= n_kv; j += 2, vp += 2 * kv_stride) {
+            const __m512 p0 = _mm512_set1_ps(att[j]), p1 = _mm512_set1_ps(att[j + 1]);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                o[i] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[i], vp + 16 * i), o[i]);
+                o[4 + i] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(m[i], vp + kv_stride + 16 * i),
+                                           o[4 + i]);
+            }
+        }
+        if (j < n_kv) {
+            const __m512 p0 = _mm512_set1_ps(att[j]);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                o[i] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[i], vp + 16 * i), o[i]);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            _mm512_mask_storeu_ps(out + (c0 + i) * 16, m[i], _mm512_add_ps(o[i], o[4 + i]));
+    }
+}
 #endif /* OPS_X86 */
 
 /* ---- dispatching entry points --------------------------------------------------------------- */
@@ -454,6 +566,13 @@ void ops_attention(const float *q, const float *k, const float *v, int64_t n_kv,
                    int64_t kv_stride, float scale, float alibi_slope, int64_t q_pos,
                    int64_t kv_pos0, float *att, float *out)
 {
+#if OPS_X86
+    if (have_avx512()) {
+        attention_avx512(q, k, v, n_kv, head_dim, kv_stride, scale, alibi_slope, q_pos, kv_pos0,
+                         att, out);
+        return;
+    }
+#endif
     for (int64_t j = 0; j < n_kv; j++) {
         float s = scale * ops_dot(q, k + j * kv_stride, head_dim);
         if (alibi_slope != 0.0f) {
