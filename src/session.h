@@ -1,0 +1,94 @@
+/*
+ * session.h — one conversation: its transcript (the current branch of the store's message tree),
+ * the engine state that goes with it, and the turn protocol.  Used by the line-mode chat and by
+ * the TUI's engine worker; the UI never touches the engine or the store directly for a turn.
+ *
+ * Persistence is optional: with store == NULL the session lives in memory only.  With a store,
+ * every message is committed when its turn ends (the user's at once, the reply when it ends,
+ * stopped or not) and a snapshot of the engine state (engine_state_save, taken after the reply
+ * is closed) is stored with the assistant message, so that session_open can continue exactly
+ * where the conversation stopped without re-processing it.  If the snapshot is missing, or the
+ * model file, context size or KV policy changed, the transcript is re-processed instead and
+ * session_resume_note() says why.
+ *
+ * Threading: all calls on one session from one thread at a time (the engine worker).  The
+ * cancel flag may be set from any thread or a signal handler.
+ */
+#ifndef KF_SESSION_H
+#define KF_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+struct store;
+struct session;
+
+struct session_opts {
+    const char *name;     /* continue the session of this name, or create it; NULL: unnamed */
+    int64_t resume_id;    /* continue this session id (0: none); wins over name */
+    const char *system;   /* system prompt of a new session (NULL: none) */
+    int n_predict;        /* max tokens per reply; -1: until a stop token or the context ends */
+};
+
+enum session_resume {
+    SESSION_NEW,          /* a new conversation */
+    SESSION_RESTORED,     /* continued from a snapshot: nothing was re-processed */
+    SESSION_REPROCESSED,  /* continued by re-processing the transcript (see the note) */
+};
+
+/* Receives each piece of the reply as it is generated (raw bytes, may split UTF-8);
+ * return nonzero to stop generating. */
+typedef int (*session_piece_fn)(void *ud, const char *piece, int len, int32_t token);
+/* Progress of a long prompt (done of total tokens). */
+typedef void (*session_progress_fn)(void *ud, int done, int total);
+
+/*
+ * Open a conversation on engine e (which must have an empty context) with sampler s.  Errors
+ * (one line in err): unknown session id/name when resuming by id, store failures.  Takes no
+ * ownership of e, s or st.
+ */
+int session_open(struct session **out, struct engine *e, struct sampler *s, struct store *st,
+                 const struct session_opts *o, char *err, size_t errlen);
+void session_close(struct session *ss);
+const char *session_errmsg(const struct session *ss);
+
+int64_t session_id(const struct session *ss);          /* 0 without a store */
+const char *session_name(const struct session *ss);    /* NULL if unnamed */
+enum session_resume session_resume_kind(const struct session *ss);
+const char *session_resume_note(const struct session *ss); /* "" or one line */
+
+/* The current branch, oldest first (system, user, assistant, ...); borrowed until the next call. */
+size_t session_n_msgs(const struct session *ss);
+const struct chat_msg *session_msgs(const struct session *ss);
+/* Absolute token position where message i starts in the context (for the key-token view). */
+int session_msg_pos(const struct session *ss, size_t i);
+
+/*
+ * One turn: session_user adds the user's text (committed at once) and evaluates it (with the
+ * generation prompt); session_reply then generates the reply, streaming pieces to on_piece,
+ * until a stop token, n_predict, a full context, *cancel or on_piece's request, and commits it
+ * (with a snapshot).  Returns STATUS_OK, STATUS_STOPPED (the partial reply is kept) or
+ * STATUS_CONTEXT_FULL (likewise), or an error.
+ */
+int session_user(struct session *ss, const char *text, const volatile int *cancel,
+                 session_progress_fn progress, void *ud);
+int session_reply(struct session *ss, session_piece_fn on_piece, void *ud,
+                  const volatile int *cancel);
+
+/* Regenerate the last reply (a new branch beside the old one): the user turn is kept. */
+int session_regen(struct session *ss, session_piece_fn on_piece, void *ud,
+                  const volatile int *cancel);
+/* Replace the last user message by text (a new branch) and answer it again. */
+int session_edit_last(struct session *ss, const char *text, session_piece_fn on_piece, void *ud,
+                      const volatile int *cancel);
+/* Start a new session from the current turn (a copy of the branch); this session switches to it. */
+int session_fork(struct session *ss, const char *name);
+int session_rename(struct session *ss, const char *name);
+
+/* Speed of the last turn: prompt and generation tokens per second (0 if none). */
+double session_prompt_tps(const struct session *ss);
+double session_gen_tps(const struct session *ss);
+
+#endif
