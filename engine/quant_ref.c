@@ -371,10 +371,15 @@ static float ref_q8_block(const float *x, int8_t q[QK])
     float amax = 0.0f;
     for (int e = 0; e < QK; e++)
         amax = fmaxf(amax, fabsf(x[e]));
+    /*
+     * As ggml's x86 quantizer (what llama.cpp runs on this CPU), not its portable reference:
+     * id = 127/amax and round half to even.  The activation format is ours to choose; matching
+     * keeps our logits within llama.cpp's own rounding noise.
+     */
     const float d = amax / 127;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     for (int e = 0; e < QK; e++)
-        q[e] = (int8_t)roundf(x[e] * id);
+        q[e] = (int8_t)rintf(x[e] * id);
     return d;
 }
 

@@ -544,17 +544,6 @@ X86_DOT_LEGACY_MIN_AVX512(dot_q5_1_avx512, struct blk_q5_1, x86_q5_1_pair, dot_q
 
 // ---- activation quantizers (bit-identical to quantize_q8_{0,1,k}_ref) ------------------------
 
-/* roundf() on 8 lanes: halfway cases away from zero, unlike the FPU's half-to-even. */
-X86_INLINE X86_AVX2 __m256 x86_roundf_ps(__m256 v)
-{
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t)); /* exact */
-    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f)); /* +-1 */
-    return _mm256_add_ps(t, _mm256_and_ps(up, one));
-}
-
 /* 32 int32 in -128..127 to 32 bytes in order (the packs work per 128-bit lane). */
 X86_INLINE X86_AVX2 __m256i x86_pack_i8(__m256i a, __m256i b, __m256i c, __m256i d)
 {
@@ -563,7 +552,7 @@ X86_INLINE X86_AVX2 __m256i x86_pack_i8(__m256i a, __m256i b, __m256i c, __m256i
 }
 
 /*
- * One block of ref_q8_block: d = amax/127, q = roundf(x * (1/d)).  max_ps returns its second
+ * One block of ref_q8_block: d = amax/127, q = x * (127/amax) rounded half to even.  max_ps returns its second
  * operand when the first is NaN, so NaNs are skipped as fmaxf skips them.  Returns d; *qsum gets
  * the sum of the quants (Q8_1's s).
  */
@@ -575,11 +564,12 @@ X86_INLINE X86_AVX2 float x86_q8_block(const float *x, int8_t *qs, int *qsum)
         v[k] = _mm256_loadu_ps(x + 8 * k);
         amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax);
     }
-    const float d = x86_hmax_ps(amax) / 127;
-    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    const float amx = x86_hmax_ps(amax), d = amx / 127;
+    const __m256 id = _mm256_set1_ps(amx != 0.0f ? 127.0f / amx : 0.0f);
     __m256i q[4];
     for (int k = 0; k < 4; k++)
-        q[k] = _mm256_cvttps_epi32(x86_roundf_ps(_mm256_mul_ps(v[k], id)));
+        q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     _mm256_storeu_si256((__m256i *)qs, x86_pack_i8(q[0], q[1], q[2], q[3]));
     if (qsum)
         *qsum = x86_hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),

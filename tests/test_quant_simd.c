@@ -10,7 +10,7 @@
  * kernel runs on one block, odd and even block counts and long rows, with random data, extreme
  * and subnormal fp16 scales, zero blocks among random ones, and zero activations.  The
  * activation quantizers must match their references byte for byte, including the rounding of
- * halfway cases (roundf for Q8_0/Q8_1, half-to-even for Q8_K) and which element sets Q8_K's sign.
+ * halfway cases (half-to-even for Q8_0/Q8_1/Q8_K, as ggml's x86 quantizers) and which element sets Q8_K's sign.
  *
  * Built with -DQUANT_SIMD_BENCH, main() instead measures weight-streaming throughput (GB/s) of
  * the dots over a 64 MiB weight buffer, single thread, for every level and the reference.
