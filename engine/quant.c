@@ -81,6 +81,8 @@ static pthread_once_t quant_once = PTHREAD_ONCE_INIT;
 
 static void quant_install(void)
 {
+    /* from_f32 of an activation format quantizes activations (quant_ref.h) */
+    quant_table[QTYPE_Q8_0].from_f32 = quantize_q8_0_act_ref;
     const char *level = quant_x86_install(quant_table, QTYPE_COUNT);
     if (level)
         quant_simd_level = level;

@@ -366,20 +366,26 @@ void vec_dot_q5_1_ref(int n, float *s, const void *w, const void *a)
  * x * (1/d) and x / d can differ in the last bit, which would flip a rounding now and then.
  * Returns the float (not fp16-rounded) scale, which Q8_1's s is computed from.
  */
-static float ref_q8_block(const float *x, int8_t q[QK])
+static float ref_q8_block(const float *x, int8_t q[QK], int act)
 {
     float amax = 0.0f;
     for (int e = 0; e < QK; e++)
         amax = fmaxf(amax, fabsf(x[e]));
-    /*
-     * As ggml's x86 quantizer (what llama.cpp runs on this CPU), not its portable reference:
-     * id = 127/amax and round half to even.  The activation format is ours to choose; matching
-     * keeps our logits within llama.cpp's own rounding noise.
-     */
     const float d = amax / 127;
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    for (int e = 0; e < QK; e++)
-        q[e] = (int8_t)rintf(x[e] * id);
+    if (act) {
+        /*
+         * Activations: as ggml's x86 quantizer (what llama.cpp runs on this CPU), not its
+         * portable reference: id = 127/amax and round half to even.  The activation format is
+         * ours to choose; matching keeps our logits within llama.cpp's own rounding noise.
+         */
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int e = 0; e < QK; e++)
+            q[e] = (int8_t)rintf(x[e] * id);
+    } else { /* weights: ggml's reference quantizer, so model files match llama-quantize's */
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int e = 0; e < QK; e++)
+            q[e] = (int8_t)roundf(x[e] * id);
+    }
     return d;
 }
 
@@ -397,7 +403,14 @@ void quantize_q8_0_ref(const float *src, void *dst, int64_t n)
 {
     struct blk_q8_0 *b = dst;
     for (int64_t i = 0; i < n / QK; i++, b++)
-        b->d = fp32_to_fp16(ref_q8_block(src + i * QK, b->qs));
+        b->d = fp32_to_fp16(ref_q8_block(src + i * QK, b->qs, 0));
+}
+
+void quantize_q8_0_act_ref(const float *src, void *dst, int64_t n)
+{
+    struct blk_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / QK; i++, b++)
+        b->d = fp32_to_fp16(ref_q8_block(src + i * QK, b->qs, 1));
 }
 
 void vec_dot_q8_0_ref(int n, float *s, const void *w, const void *a)
@@ -428,7 +441,7 @@ void quantize_q8_1_ref(const float *src, void *dst, int64_t n)
 {
     struct blk_q8_1 *b = dst;
     for (int64_t i = 0; i < n / QK; i++, b++) {
-        const float d = ref_q8_block(src + i * QK, b->qs);
+        const float d = ref_q8_block(src + i * QK, b->qs, 1);
         int qsum = 0;
         for (int e = 0; e < QK; e++)
             qsum += b->qs[e];

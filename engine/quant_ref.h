@@ -36,6 +36,13 @@ KF_QUANT_REF_DECL(q8_k)
 #undef KF_QUANT_REF_DECL
 
 /*
+ * Q8_0 serves as a weight type (quantize_q8_0_ref: ggml's reference, roundf) and as the
+ * activation format of the 32-element types (this one: 127/amax and round half to even, as
+ * ggml's x86 path; the traits' from_f32 of Q8_0).  Q8_1 and Q8_K are activation formats only.
+ */
+void quantize_q8_0_act_ref(const float *src, void *dst, int64_t n);
+
+/*
  * SIMD installation (quant_x86.c): overwrite vec_dot / from_f32 entries of the table with the best
  * versions this CPU runs.  Returns the level name ("avx512vnni", "avx2", "scalar").
  */

@@ -316,9 +316,15 @@ static void test_q8_semantics(void)
     x[2] = -2.5f;
     x[3] = 0.49f;
     quantize_q8_0_ref(x, &q8, QK);
+    ok(q8.d == 0x3c00 && q8.qs[0] == 127 && q8.qs[1] == 3 && q8.qs[2] == -3 && q8.qs[3] == 0,
+       "q8_0 weights: d = amax/127, ties round away from zero (%d %d %d)", q8.qs[1], q8.qs[2],
+       q8.qs[3]);
+    quantize_q8_0_act_ref(x, &q8, QK);
     ok(q8.d == 0x3c00 && q8.qs[0] == 127 && q8.qs[1] == 2 && q8.qs[2] == -2 && q8.qs[3] == 0,
-       "q8_0: d = amax/127, ties round to even as ggml's x86 quantizer (%d %d %d)", q8.qs[1],
+       "q8_0 activations: ties round to even as ggml's x86 quantizer (%d %d %d)", q8.qs[1],
        q8.qs[2], q8.qs[3]);
+    ok(quant_traits_get(QTYPE_Q8_0)->from_f32 != quantize_q8_0_ref,
+       "q8_0 traits quantize activations with the activation quantizer");
     quantize_q8_1_ref(x, &q81, QK);
     ok(q81.d == 0x3c00 && q81.s == fp32_to_fp16(127.0f) && q81.qs[1] == 2,
        "q8_1: s = d * sum(q) = 127");

@@ -87,15 +87,15 @@ static const struct kernel kernels[] = {
     { QTYPE_F16, "f16", 1, 2, 1, 4, vec_dot_f16_ref, dequant_f16_ref, NULL, NULL, -1, -1 },
     { QTYPE_BF16, "bf16", 1, 2, 1, 4, vec_dot_bf16_ref, dequant_bf16_ref, NULL, NULL, -1, -1 },
     { QTYPE_Q4_0, "q4_0", QK, 18, QK, 34, vec_dot_q4_0_ref, dequant_q4_0_ref, dequant_q8_0_ref,
-      quantize_q8_0_ref, 0, -1 },
+      quantize_q8_0_act_ref, 0, -1 },
     { QTYPE_Q4_1, "q4_1", QK, 20, QK, 36, vec_dot_q4_1_ref, dequant_q4_1_ref, dequant_q8_1_ref,
       quantize_q8_1_ref, 0, 2 },
     { QTYPE_Q5_0, "q5_0", QK, 22, QK, 34, vec_dot_q5_0_ref, dequant_q5_0_ref, dequant_q8_0_ref,
-      quantize_q8_0_ref, 0, -1 },
+      quantize_q8_0_act_ref, 0, -1 },
     { QTYPE_Q5_1, "q5_1", QK, 24, QK, 36, vec_dot_q5_1_ref, dequant_q5_1_ref, dequant_q8_1_ref,
       quantize_q8_1_ref, 0, 2 },
     { QTYPE_Q8_0, "q8_0", QK, 34, QK, 34, vec_dot_q8_0_ref, dequant_q8_0_ref, dequant_q8_0_ref,
-      quantize_q8_0_ref, 0, -1 },
+      quantize_q8_0_act_ref, 0, -1 },
     { QTYPE_Q2_K, "q2_K", QK_K, 84, QK_K, 292, vec_dot_q2_k_ref, dequant_q2_k_ref,
       dequant_q8_k_ref, quantize_q8_k_ref, 80, 82 },
     { QTYPE_Q3_K, "q3_K", QK_K, 110, QK_K, 292, vec_dot_q3_k_ref, dequant_q3_k_ref,
@@ -387,7 +387,7 @@ struct quantizer {
 };
 
 static const struct quantizer quantizers[] = {
-    { QTYPE_Q8_0, "q8_0", QK, 34, quantize_q8_0_ref },
+    { QTYPE_Q8_0, "q8_0", QK, 34, quantize_q8_0_act_ref },
     { QTYPE_Q8_1, "q8_1", QK, 36, quantize_q8_1_ref },
     { QTYPE_Q8_K, "q8_K", QK_K, 292, quantize_q8_k_ref },
 };
