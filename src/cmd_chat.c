@@ -1,8 +1,15 @@
 /*
- * cmd_chat.c — `kfchat chat`, line mode: one user turn per input line, each reply streamed to
- * standard output.  Used directly when standard input is not a terminal (scripts, tests) and
- * until the full-screen UI lands.  Ctrl-C stops a reply and keeps what was generated; Ctrl-C
- * at an empty prompt twice in a row (or Ctrl-D, or /quit) leaves.
+ * cmd_chat.c — `kfchat chat` in line mode (standard input not a terminal, or --plain): one user
+ * turn per input line, each reply streamed to standard output and ended by a newline, on top
+ * of session.c.  Scripts and tests use it; so does a terminal without the full-screen UI, with
+ * a "> " prompt.  Ctrl-C stops a reply and keeps what was generated; Ctrl-C twice at an empty
+ * prompt, Ctrl-D or /quit leaves.  A few slash commands (/help) act on the session; any other
+ * line, including one starting with "//" (sent as "/..."), is a user turn.
+ *
+ * Saving: with --session or --resume every turn is committed to the session database as it
+ * ends, with a snapshot for exact resume.  Without them an interactive chat is saved as an
+ * unnamed session and a piped one is not (scripts do not fill the session list), unless
+ * --no-save or --session says otherwise.
  */
 #include "config.h"
 
@@ -12,213 +19,221 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "session.h"
 
-struct chat {
-    struct engine *e;
-    struct sampler *s;
-    struct chat_msg *msgs;
-    size_t n, cap;
-    int n_predict;
+struct line_chat {
+    struct cli_chat ch;
+    struct cli_common cc;
+    struct cli_session o;
     int tty;
 };
 
-static int chat_add(struct chat *c, const char *role, const char *text, size_t len)
+static const volatile int *cancel_flag(void)
 {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 16;
-        struct chat_msg *m = realloc(c->msgs, cap * sizeof(*m));
-        if (!m)
-            return -1;
-        c->msgs = m;
-        c->cap = cap;
+    return (const volatile int *)&cli_interrupted;
+}
+
+static int on_piece(void *ud, const char *piece, int len, int32_t token)
+{
+    (void)ud, (void)token;
+    if (len > 0) {
+        fwrite(piece, 1, (size_t)len, stdout);
+        fflush(stdout);
     }
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return -1;
-    memcpy(copy, text, len);
-    copy[len] = 0;
-    c->msgs[c->n].role = role;
-    c->msgs[c->n].content = copy;
-    c->n++;
     return 0;
 }
 
-/* Generate one reply into *out (malloc'd); returns a status. */
-static int chat_reply(struct chat *c, char **out, size_t *out_len)
+/* After a session call: report st; returns nonzero when the chat must end (exit status 1).
+ * A full context ends a script but not an interactive chat, where the user may /fork or leave. */
+static int report(struct line_chat *lc, int st)
 {
-    size_t cap = 1024, n = 0;
-    char *text = malloc(cap), piece[256];
-    int st = STATUS_OK;
-    if (!text)
-        return STATUS_NOMEM;
-    for (int i = 0; c->n_predict < 0 || i < c->n_predict; i++) {
-        if (cli_interrupted) {
-            st = STATUS_STOPPED;
-            break;
-        }
-        int tok = sampler_sample(c->s, engine_logits(c->e), engine_n_vocab(c->e));
-        sampler_accept(c->s, tok);
-        if (engine_is_eog(c->e, tok))
-            break;
-        int k = engine_token_piece(c->e, tok, piece, sizeof piece);
-        if (k > 0) {
-            if (n + (size_t)k + 1 > cap) {
-                char *nt = realloc(text, cap * 2 + (size_t)k);
-                if (!nt) {
-                    st = STATUS_NOMEM;
-                    break;
-                }
-                text = nt;
-                cap = cap * 2 + (size_t)k;
-            }
-            memcpy(text + n, piece, (size_t)k);
-            n += (size_t)k;
-            fwrite(piece, 1, (size_t)k, stdout);
-            fflush(stdout);
-        }
-        int32_t t = tok;
-        st = engine_eval(c->e, &t, 1, NULL, NULL, NULL);
-        if (st)
-            break;
+    if (st == STATUS_STOPPED) {
+        if (lc->tty)
+            fputs("[stopped]\n", stderr);
+        cli_interrupted = 0;
+        return 0;
     }
-    text[n] = 0;
-    *out = text;
-    *out_len = n;
-    return st;
+    if (st == STATUS_OK)
+        return 0;
+    fprintf(stderr, "kfchat: %s\n", session_errmsg(lc->ch.ss));
+    return st < 0 || !lc->tty;
 }
 
-static int chat_turn(struct chat *c, const char *line, size_t len)
+/* A reply to the last user turn has been streamed (or stopped): end its line. */
+static int end_reply(struct line_chat *lc, int st)
 {
-    if (chat_add(c, "user", line, len))
-        return STATUS_NOMEM;
-    int st = engine_chat_push(c->e, c->msgs, c->n - 1, 1, NULL, NULL, NULL);
-    if (st) {
-        fprintf(stderr, "kfchat: %s\n", engine_errmsg(c->e));
-        return st;
-    }
-    char *reply = NULL;
-    size_t rlen = 0;
-    st = chat_reply(c, &reply, &rlen);
-    if (!reply)
-        return st;
     putchar('\n');
     fflush(stdout);
-    if (st == STATUS_CONTEXT_FULL)
-        fprintf(stderr, "kfchat: %s\n", engine_errmsg(c->e));
-    else if (st == STATUS_STOPPED && c->tty)
-        fprintf(stderr, "[stopped]\n");
-    cli_interrupted = 0;
-    int add = chat_add(c, "assistant", reply, rlen);
-    free(reply);
-    if (add)
-        return STATUS_NOMEM;
-    if (st == STATUS_OK || st == STATUS_STOPPED) {
-        int cst = engine_chat_close_reply(c->e);
-        if (cst) {
-            fprintf(stderr, "kfchat: %s\n", engine_errmsg(c->e));
-            return cst;
-        }
-        return STATUS_OK;
+    return report(lc, st);
+}
+
+static int turn(struct line_chat *lc, const char *text)
+{
+    int st = session_user(lc->ch.ss, text, cancel_flag(), NULL, NULL);
+    if (st != STATUS_OK)
+        return report(lc, st);
+    return end_reply(lc, session_reply(lc->ch.ss, on_piece, NULL, cancel_flag()));
+}
+
+static void commands_help(void)
+{
+    fputs("  /regen          answer the last message again (a new branch)\n"
+          "  /edit TEXT      replace the last message by TEXT and answer it (a new branch)\n"
+          "  /fork [NAME]    continue in a copy of this session\n"
+          "  /rename NAME    name this session\n"
+          "  /resume ID      switch to saved session ID (or NAME, or 'last')\n"
+          "  /quit           leave (also /exit, Ctrl-D)\n"
+          "  //TEXT          send /TEXT\n", stderr);
+}
+
+/* A slash command; returns -1 if line is not one, else as report(). */
+static int command(struct line_chat *lc, const char *line)
+{
+    const char *arg = strchr(line, ' ');
+    size_t n = arg ? (size_t)(arg - line) : strlen(line);
+    arg = arg ? arg + strspn(arg, " ") : "";
+    struct session *ss = lc->ch.ss;
+#define IS(name) (n == strlen(name) && !strncmp(line, name, n))
+    if (IS("/help")) {
+        commands_help();
+        return 0;
     }
-    return st;
+    if (IS("/regen"))
+        return end_reply(lc, session_regen(ss, on_piece, NULL, cancel_flag()));
+    if (IS("/edit") && *arg)
+        return end_reply(lc, session_edit_last(ss, arg, on_piece, NULL, cancel_flag()));
+    if (IS("/fork"))
+        return report(lc, session_fork(ss, *arg ? arg : NULL)) ||
+               (fprintf(stderr, "[session %lld]\n", (long long)session_id(ss)), 0);
+    if (IS("/rename") && *arg)
+        return report(lc, session_rename(ss, arg));
+    if (IS("/resume") && *arg) {
+        if (!lc->ch.st) {
+            fputs("kfchat: /resume needs the session database (this chat is not saved)\n",
+                  stderr);
+            return !lc->tty;
+        }
+        int rc = cli_chat_resume(&lc->ch, &lc->cc, &lc->o, arg);
+        if (rc == 0 && lc->tty)
+            fprintf(stderr, "[session %lld: %zu messages]\n", (long long)session_id(lc->ch.ss),
+                    session_n_msgs(lc->ch.ss));
+        return rc < 0 || (rc > 0 && !lc->tty);
+    }
+#undef IS
+    return -1;
 }
 
 static void help(void)
 {
-    puts("usage: kfchat [chat] [options]\n"
-         "  Line-mode chat: type a message and press Enter; the reply streams back.\n"
-         "  Ctrl-C stops a reply; Ctrl-C twice at an empty prompt, Ctrl-D or /quit leaves.\n"
-         "      --system TEXT     system prompt\n"
+    puts("usage: kfchat chat [options]   (--plain: line mode on a terminal too)\n"
+         "  Line mode: each input line is a user turn; each reply is printed on its own line.\n"
+         "  Ctrl-C stops a reply; Ctrl-C twice at an empty prompt, Ctrl-D or /quit leaves;\n"
+         "  /help lists the commands.\n"
+         "      --system TEXT     system prompt of a new session\n"
          "  -n, --n-predict N     max tokens per reply (default 1024; -1 = no limit)");
+    cli_session_help(stdout);
     cli_common_help(stdout);
 }
 
-int cmd_chat(int argc, char **argv)
+static int parse(struct line_chat *lc, int argc, char **argv)
 {
-    struct cli_common cc;
-    struct chat c = { .n_predict = 1024 };
-    const char *system = NULL;
-    cli_common_init(&cc);
+    cli_common_init(&lc->cc);
+    lc->o.n_predict = 1024;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&cc, argc, argv, &i);
+        int r = cli_common_opt(&lc->cc, argc, argv, &i);
+        if (!r)
+            r = cli_session_opt(&lc->o, argc, argv, &i);
         if (r < 0)
             return 2;
         if (r)
             continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--system") && v) {
-            system = v;
+            lc->o.system = v;
             i++;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (cli_int(a, v, -1, 1 << 24, &c.n_predict))
+            if (cli_int(a, v, -1, 1 << 24, &lc->o.n_predict))
                 return 2;
+            lc->o.n_predict_set = 1;
             i++;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        } else if (!strcmp(a, "--plain"))
+            continue;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             help();
-            return 0;
+            return 1;
         } else {
             fprintf(stderr, "kfchat: chat: unknown option '%s'\n", a);
             return 2;
         }
     }
-    c.tty = isatty(0) && isatty(1);
-    c.e = cli_open_engine(&cc);
-    if (!c.e)
-        return 1;
-    int rc = 1;
-    if (sampler_new(&c.s, &cc.sp, engine_n_vocab(c.e)) != STATUS_OK) {
-        fprintf(stderr, "kfchat: cannot create the sampler\n");
-        goto out;
+    return 0;
+}
+
+/* Read one line into *line without its end; -1 at the end of input, -2 for a Ctrl-C. */
+static ssize_t read_line(struct line_chat *lc, char **line, size_t *cap)
+{
+    if (lc->tty) {
+        fputs("> ", stdout);
+        fflush(stdout);
     }
-    if (system) {
-        if (chat_add(&c, "system", system, strlen(system)) ||
-            engine_chat_push(c.e, c.msgs, 0, 0, NULL, NULL, NULL)) {
-            fprintf(stderr, "kfchat: %s\n", engine_errmsg(c.e));
-            goto out;
+    errno = 0;
+    ssize_t k = getline(line, cap, stdin);
+    if (k < 0) {
+        if (errno == EINTR && cli_interrupted && lc->tty) {
+            cli_interrupted = 0;
+            clearerr(stdin);
+            return -2;
         }
+        return -1;
     }
+    while (k > 0 && ((*line)[k - 1] == '\n' || (*line)[k - 1] == '\r'))
+        (*line)[--k] = 0;
+    return k;
+}
+
+int cmd_chat(int argc, char **argv)
+{
+    static struct line_chat lc;
+    int rc = parse(&lc, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    lc.tty = isatty(0) && isatty(1);
+    lc.o.save = isatty(0);
+    if ((rc = cli_open_chat(&lc.ch, &lc.cc, &lc.o)) != 0)
+        return rc;
+    if (lc.tty && session_n_msgs(lc.ch.ss) && session_id(lc.ch.ss))
+        fprintf(stderr, "[session %lld: %zu messages]\n", (long long)session_id(lc.ch.ss),
+                session_n_msgs(lc.ch.ss));
     cli_catch_sigint();
     char *line = NULL;
     size_t cap = 0;
     int interrupts = 0;
     for (;;) {
-        if (c.tty) {
-            fputs("> ", stdout);
-            fflush(stdout);
+        ssize_t k = read_line(&lc, &line, &cap);
+        if (k == -2) {
+            if (++interrupts >= 2)
+                break;
+            fputs("\n(Ctrl-C again, Ctrl-D or /quit to leave)\n", stderr);
+            continue;
         }
-        errno = 0;
-        ssize_t k = getline(&line, &cap, stdin);
-        if (k < 0) {
-            if (errno == EINTR && cli_interrupted && c.tty) {
-                cli_interrupted = 0;
-                clearerr(stdin);
-                if (++interrupts >= 2)
-                    break;
-                fputs("\n(Ctrl-C again, Ctrl-D or /quit to leave)\n", stderr);
-                continue;
-            }
+        if (k < 0)
             break;
-        }
         interrupts = 0;
-        while (k > 0 && (line[k - 1] == '\n' || line[k - 1] == '\r'))
-            line[--k] = 0;
         if (k == 0)
             continue;
         if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
             break;
-        if (chat_turn(&c, line, (size_t)k) != STATUS_OK)
-            goto out_line;
+        int r = line[0] == '/' && line[1] != '/' ? command(&lc, line) : -1;
+        if (r < 0)
+            r = turn(&lc, line[0] == '/' && line[1] == '/' ? line + 1 : line);
+        if (r) {
+            rc = 1;
+            break;
+        }
     }
-    if (c.tty)
+    if (lc.tty && rc == 0)
         putchar('\n');
-    rc = 0;
-out_line:
     free(line);
-out:
-    for (size_t i = 0; i < c.n; i++)
-        free((char *)c.msgs[i].content);
-    free(c.msgs);
-    sampler_free(c.s);
-    engine_close(c.e);
+    cli_close_chat(&lc.ch);
     return rc;
 }

@@ -1,6 +1,8 @@
 /*
  * cmd_generate.c — `kfchat generate`: complete a prompt (from -p, -f or standard input) and
  * stream the continuation to standard output.  Ctrl-C stops generation and keeps the output.
+ * With --session NAME (or --resume ID) the prompt is instead one user turn of that saved chat
+ * session, in the chat format, and the output its reply: a multi-line turn for scripts.
  */
 #include "config.h"
 
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "session.h"
 
 static void help(void)
 {
@@ -17,7 +20,10 @@ static void help(void)
          "  -f, --file FILE       read the prompt from FILE\n"
          "  -n, --n-predict N     tokens to generate (default 256; -1 = until the context is "
          "full)\n"
-         "      --ignore-eos      keep going past end-of-generation tokens");
+         "      --ignore-eos      keep going past end-of-generation tokens\n"
+         "      --session NAME    the prompt is the next user turn of saved chat session NAME\n"
+         "                        (created if new); the reply is printed and saved\n"
+         "      --resume ID       the same for session ID (or NAME, or 'last')");
     cli_common_help(stdout);
 }
 
@@ -51,14 +57,52 @@ static int generate(struct engine *e, struct sampler *s, int n_predict, int igno
     return n;
 }
 
+static int print_piece(void *ud, const char *piece, int len, int32_t token)
+{
+    (void)ud, (void)token;
+    if (len > 0) {
+        fwrite(piece, 1, (size_t)len, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* --session: one chat turn in a saved session. */
+static int generate_turn(struct cli_common *c, struct cli_session *o, const char *prompt)
+{
+    struct cli_chat ch;
+    const volatile int *cancel = (const volatile int *)&cli_interrupted;
+    int rc = cli_open_chat(&ch, c, o);
+    if (rc)
+        return rc;
+    cli_catch_sigint();
+    int st = session_user(ch.ss, prompt, cancel, NULL, NULL);
+    if (st == STATUS_OK) {
+        st = session_reply(ch.ss, print_piece, NULL, cancel);
+        putchar('\n');
+    }
+    if (st != STATUS_OK && st != STATUS_STOPPED) {
+        fprintf(stderr, "kfchat: %s\n", session_errmsg(ch.ss));
+        rc = 1;
+    } else if (c->verbose)
+        fprintf(stderr, "kfchat: session %lld, prompt %.1f t/s, generation %.1f t/s\n",
+                (long long)session_id(ch.ss), session_prompt_tps(ch.ss),
+                session_gen_tps(ch.ss));
+    cli_close_chat(&ch);
+    return rc;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     struct cli_common c;
+    struct cli_session so = { .n_predict = 256 };
     const char *prompt = NULL, *file = NULL;
     int n_predict = 256, ignore_eos = 0;
     cli_common_init(&c);
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&c, argc, argv, &i);
+        if (!r)
+            r = cli_session_opt(&so, argc, argv, &i);
         if (r < 0)
             return 2;
         if (r)
@@ -81,6 +125,8 @@ int cmd_generate(int argc, char **argv)
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (cli_int(a, v, -1, 1 << 24, &n_predict))
                 return 2;
+            so.n_predict = n_predict;
+            so.n_predict_set = 1;
             i++;
         } else if (!strcmp(a, "--ignore-eos"))
             ignore_eos = 1;
@@ -91,6 +137,10 @@ int cmd_generate(int argc, char **argv)
             fprintf(stderr, "kfchat: generate: unknown option '%s'\n", a);
             return 2;
         }
+    }
+    if ((so.name || so.resume) && ignore_eos) {
+        fprintf(stderr, "kfchat: --ignore-eos cannot be used with --session or --resume\n");
+        return 2;
     }
     char *owned = NULL;
     size_t len = 0;
@@ -110,6 +160,11 @@ int cmd_generate(int argc, char **argv)
         prompt = owned;
     } else
         len = strlen(prompt);
+    if (so.name || so.resume) {
+        int r = generate_turn(&c, &so, prompt);
+        free(owned);
+        return r;
+    }
     int rc = 1;
     struct sampler *s = NULL;
     int32_t *toks = NULL;

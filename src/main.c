@@ -5,8 +5,12 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#ifdef HAVE_UI
+#include "app.h"
+#endif
 
 static void usage(FILE *f)
 {
@@ -15,8 +19,32 @@ static void usage(FILE *f)
           "       kfchat tokenize [--no-bos] TEXT   print the token ids of TEXT\n"
           "       kfchat bench [-p 512] [-n 128] [-d DEPTH] [-r REPEATS] [--json]\n"
           "       kfchat eval --text FILE... [--kv-policy P,...] [--kv-budget X,...] [--json]\n"
+          "       kfchat sessions [--json]          list the saved sessions\n"
+          "       kfchat export ID|NAME [--format md|json] [-o FILE]\n"
+          "       kfchat search TEXT                find TEXT in the saved sessions\n"
           "       kfchat --help | --version\n"
           "Run 'kfchat COMMAND --help' for the options of a command.\n", f);
+}
+
+/*
+ * `kfchat` / `kfchat chat`: the full-screen UI when standard input and output are a terminal,
+ * the line mode (cmd_chat) otherwise or with --plain, which is removed from argv for it.
+ */
+static int chat(int argc, char **argv)
+{
+    int plain = 0, j = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--plain") == 0)
+            plain = 1;
+        else
+            argv[j++] = argv[i];
+    }
+    argc = j;
+#ifdef HAVE_UI
+    if (!plain && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+        return app_main(argc, argv);
+#endif
+    return cmd_chat(argc, argv);
 }
 
 int main(int argc, char **argv)
@@ -38,11 +66,13 @@ int main(int argc, char **argv)
         if (strcmp(cmd, "bench") == 0)
             return cmd_bench(argc - 1, argv + 1);
         if (strcmp(cmd, "chat") == 0)
-            return cmd_chat(argc - 1, argv + 1);
+            return chat(argc - 1, argv + 1);
         if (strcmp(cmd, "eval") == 0)
             return cmd_eval(argc - 1, argv + 1);
+        if (!strcmp(cmd, "sessions") || !strcmp(cmd, "export") || !strcmp(cmd, "search"))
+            return cmd_sessions(argc - 1, argv + 1);
         fprintf(stderr, "kfchat: unknown command '%s' (try kfchat --help)\n", cmd);
         return 2;
     }
-    return cmd_chat(argc, argv);
+    return chat(argc, argv);
 }

@@ -9,7 +9,13 @@
  * is closed) is stored with the assistant message, so that session_open can continue exactly
  * where the conversation stopped without re-processing it.  If the snapshot is missing, or the
  * model file, context size or KV policy changed, the transcript is re-processed instead and
- * session_resume_note() says why.
+ * session_resume_note() says why.  A resumed branch may end with a user message whose reply was
+ * lost (killed mid-reply): it stays the last message (the note says so); session_reply answers
+ * it, or session_user adds the next message after it.
+ *
+ * Regenerate and edit rebuild the engine state of the earlier turn (from a snapshot kept in
+ * memory or in the store, else by re-processing) but keep the sampler's RNG going, so that a
+ * regenerated reply differs unless sampling is greedy.
  *
  * Threading: all calls on one session from one thread at a time (the engine worker).  The
  * cancel flag may be set from any thread or a signal handler.
@@ -30,6 +36,11 @@ struct session_opts {
     int64_t resume_id;    /* continue this session id (0: none); wins over name */
     const char *system;   /* system prompt of a new session (NULL: none) */
     int n_predict;        /* max tokens per reply; -1: until a stop token or the context ends */
+    /* Added for persistence (both optional, NULL by default): */
+    const struct sampler_params *sampling; /* what s was made with: recorded (as JSON, with the
+                                            * seed in use) with each reply */
+    const char *settings; /* JSON stored as the session's settings (the application's; kfchat
+                           * keeps what --resume needs to reopen the model and sampler) */
 };
 
 enum session_resume {
@@ -54,7 +65,7 @@ int session_open(struct session **out, struct engine *e, struct sampler *s, stru
 void session_close(struct session *ss);
 const char *session_errmsg(const struct session *ss);
 
-int64_t session_id(const struct session *ss);          /* 0 without a store */
+int64_t session_id(const struct session *ss); /* 0: no store, or unnamed and nothing saved yet */
 const char *session_name(const struct session *ss);    /* NULL if unnamed */
 enum session_resume session_resume_kind(const struct session *ss);
 const char *session_resume_note(const struct session *ss); /* "" or one line */
@@ -62,8 +73,12 @@ const char *session_resume_note(const struct session *ss); /* "" or one line */
 /* The current branch, oldest first (system, user, assistant, ...); borrowed until the next call. */
 size_t session_n_msgs(const struct session *ss);
 const struct chat_msg *session_msgs(const struct session *ss);
-/* Absolute token position where message i starts in the context (for the key-token view). */
+/* Absolute token position where message i starts in the context (for the key-token view).
+ * A user message's span includes the generation prompt after it and a reply's its closing
+ * text, so that message i occupies [pos(i), pos(i + 1)).  i >= n: the current end. */
 int session_msg_pos(const struct session *ss, size_t i);
+/* The store's id of message i (0: not saved yet, or no store). */
+int64_t session_msg_id(const struct session *ss, size_t i);
 
 /*
  * One turn: session_user adds the user's text (committed at once) and evaluates it (with the

@@ -1,0 +1,104 @@
+#!/bin/sh
+# test_tui.sh — kfchat's full-screen UI end to end in a real terminal (tmux): start on a tiny
+# generated model, type a prompt and see the reply stream, stop a reply with Ctrl-C, open the
+# key-token view, resize down to "too small" and back, quit (the terminal must be restored),
+# restart and resume the conversation from the sessions pane.  TAP output; skips without tmux.
+# Screens are polled with a timeout, never read after a fixed sleep.
+set -u
+B=${KF_BUILDDIR:-.}
+KF="$B/kfchat"
+MK="$B/kfchat-mkmodel"
+VOCAB="${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf"
+if ! command -v tmux >/dev/null 2>&1; then
+    echo "1..0 # SKIP tmux not installed"
+    exit 0
+fi
+if [ ! -x "$KF" ] || [ ! -x "$MK" ] || [ ! -f "$VOCAB" ]; then
+    echo "1..0 # SKIP kfchat, kfchat-mkmodel or $VOCAB missing"
+    exit 0
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/kfchat-tui.XXXXXX")
+S="tmux -L kftest$$ -f /dev/null"
+trap '$S kill-server >/dev/null 2>&1; rm -rf "$T"' EXIT
+n=0
+fails=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
+screen() { $S capture-pane -p -t kf 2>/dev/null; }
+# wait_for PATTERN [SECONDS]: poll the screen until grep -E PATTERN matches
+wait_for() {
+    i=0
+    lim=$(( ${2:-10} * 20 ))
+    while [ $i -lt $lim ]; do
+        if screen | grep -Eq -- "$1"; then return 0; fi
+        sleep 0.05
+        i=$((i + 1))
+    done
+    echo "# timed out waiting for /$1/; screen:"
+    screen | sed 's/^/#   /'
+    return 1
+}
+keys() { $S send-keys -t kf "$@"; }
+
+"$MK" --arch llama --vocab "$VOCAB" --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 \
+    --type q8_0 --ctx 1024 -o "$T/tiny.gguf" >/dev/null 2>&1
+ok $? "kfchat-mkmodel writes a tiny model"
+RUN="env XDG_DATA_HOME=$T/data TERM=screen-256color LANG=C.UTF-8 $KF -m $T/tiny.gguf -n 600 \
+--kv-policy keyformer --kv-budget 64 --seed 7"
+$S new-session -d -s kf -x 100 -y 30 "$RUN; echo KF-EXIT=\$?; sleep 600"
+
+wait_for '^ready \|' 20; ok $? "starts to a ready prompt with the status line"
+screen | grep -q 'keyformer B=64'; ok $? "status line shows the policy and budget"
+
+keys 'Hello tui' Enter
+wait_for '^assistant'; ok $? "the reply starts streaming"
+wait_for '^ready \|'; ok $? "the reply ends"
+[ "$(screen | grep -cv '^ *$')" -ge 8 ]; ok $? "the reply text is on screen"
+screen | grep -Eq 'ctx [1-9][0-9]*/1024'; ok $? "the context position advanced"
+
+keys 'Go on' Enter
+wait_for 'generating' 10
+keys C-c
+wait_for 'stopped' 10; ok $? "Ctrl-C stops the reply"
+screen | grep -q '^  Go on'; ok $? "the stopped turn is kept"
+
+keys F2
+wait_for 'Key tokens: all layers'; ok $? "F2 opens the key-token panel"
+wait_for 'L1 .*%'; ok $? "the panel lists per-layer retention"
+keys F4
+wait_for 'Key tokens: layer 0'; ok $? "F4 selects a layer"
+keys S-Left
+wait_for 'pos [0-9]+ L0 '; ok $? "the token cursor shows the token's class in the layer"
+
+$S resize-window -t kf -x 50 -y 16
+wait_for 'panel needs a larger terminal'; ok $? "50x16: the panel gives way"
+$S resize-window -t kf -x 30 -y 10
+wait_for 'too small'; ok $? "30x10: 'too small' message"
+$S resize-window -t kf -x 100 -y 30
+wait_for 'Key tokens: layer 0'; ok $? "back to 100x30: everything is drawn again"
+
+keys '/help' Enter
+wait_for 'Commands'; ok $? "/help shows the help screen"
+keys q
+wait_for '^ready'; ok $? "a key closes it"
+
+keys C-c
+wait_for 'Ctrl-C again to quit'; ok $? "Ctrl-C at an empty prompt asks once"
+keys C-c
+wait_for 'KF-EXIT=0'; ok $? "the second Ctrl-C quits with status 0"
+[ "$($S display -p -t kf '#{alternate_on}')" = 0 ]; ok $? "the terminal is restored"
+grep -q 'Hello tui' "$T/data/kfchat/history"; ok $? "the input history is saved"
+
+$S respawn-pane -k -t kf "$RUN; echo KF-EXIT=\$?; sleep 600"
+wait_for '^ready \|' 20
+keys '/sessions' Enter
+wait_for 'Sessions'; ok $? "/sessions lists the sessions"
+screen | grep -q 'Hello tui'; ok $? "the list shows the first message"
+keys Enter
+wait_for '^  Go on' 20; ok $? "Enter resumes the session: the transcript is back"
+keys PPage PPage PPage PPage PPage PPage PPage PPage
+wait_for '^  Hello tui'; ok $? "PgUp scrolls back to the first turn"
+keys '/quit' Enter
+wait_for 'KF-EXIT=0'; ok $? "/quit leaves"
+
+echo "1..$n"
+[ $fails -eq 0 ]
