@@ -255,6 +255,8 @@ void engine_get_info(const struct engine *e, struct engine_info *info)
     info->kv_bytes = model_kv_bytes(e->model);
     info->kv_policy = kv_policy_name(kv_cache_params(model_kv(e->model))->policy);
     info->kv_budget = kv_cache_params(model_kv(e->model))->budget;
+    info->kv_budget_bytes = (size_t)info->kv_budget * hp->n_layer * hp->n_head_kv *
+                            (size_t)(hp->head_dim + hp->head_dim_v) * sizeof(float);
     info->n_vocab = hp->n_vocab;
     info->n_embd = hp->n_embd;
     info->n_layer = hp->n_layer;

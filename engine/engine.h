@@ -41,6 +41,7 @@ struct engine_info {
     int kv_budget;             /* entries per layer and KV head (n_ctx when unbounded) */
     uint64_t n_params;
     size_t file_bytes, weight_bytes, kv_bytes;
+    size_t kv_budget_bytes;    /* what the budget holds: budget × layers × KV heads × entry */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_ctx_train, n_threads;
 };
 

@@ -149,7 +149,7 @@ static void fill_stats(struct wk *k, struct app_stats *s)
     s->n_past = engine_n_past(k->e);
     s->kv_used = engine_kv_bytes_used(k->e);
     s->kv_full = engine_kv_bytes_full(k->e);
-    s->kv_bytes = k->info.kv_bytes;
+    s->kv_bytes = k->info.kv_budget_bytes; /* the budget, not the allocation's headroom */
     if (k->ss) {
         s->prompt_tps = session_prompt_tps(k->ss);
         s->gen_tps = k->n_gen > 0 ? k->gen_tps : session_gen_tps(k->ss);
