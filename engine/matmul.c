@@ -24,7 +24,8 @@
 #include "status.h"
 #include "threadpool.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* building with -DKF_NO_SIMD exercises the portable fallbacks on x86 too */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(KF_NO_SIMD)
 #define MM_X86 1
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f")))

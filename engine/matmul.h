@@ -7,10 +7,11 @@
  * x_i · W_j).  Two strategies are used, chosen per call:
  *   - decode (small b): x is quantized once to the weight type's vec_dot_type and each output is
  *     one vec_dot call of quant.h, exactly as ggml computes it;
- *   - batch (prompt-sized b, AVX-512 CPUs; the threshold per type is in matmul.c): weight tiles are dequantized to f32
- *     and multiplied with the f32 activations by a register-blocked kernel (or OpenBLAS where
- *     that measured faster, see matmul.c).  This path does not quantize x, so it is slightly more
- *     accurate than the decode path, as llama.cpp's BLAS path is.
+ *   - batch (prompt-sized b on AVX-512 CPUs; the threshold per type is in matmul.c): weight
+ *     tiles are dequantized to f32 and multiplied with the f32 activations by a register-blocked
+ *     kernel (OpenBLAS for F32 weights where it measured faster, see matmul.c).  This path does
+ *     not quantize x, so it is slightly more accurate than the decode path, as llama.cpp's BLAS
+ *     path is; prompt and decode logits therefore differ in the last bits.
  * Either way each output element is computed by exactly one thread in a fixed order, so the
  * result is bit-identical for any thread count.
  *

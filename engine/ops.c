@@ -1,5 +1,6 @@
 /*
- * ops.c — norms, softmax, RoPE, activations, element-wise arithmetic and attention (see ops.h).
+ * ops.c — norms, softmax, RoPE, activations, element-wise arithmetic and attention kernels
+ * (see ops.h).
  *
  * Each SIMD kernel exists twice: a plain scalar version (ops_ref_*, the test oracle and the
  * fallback) and an AVX-512 version compiled with __attribute__((target)) so that the rest of the
@@ -16,7 +17,8 @@
 
 #include "status.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* building with -DKF_NO_SIMD exercises the portable fallbacks on x86 too */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(KF_NO_SIMD)
 #define OPS_X86 1
 #include <immintrin.h>
 #else
@@ -115,6 +117,21 @@ void ops_ref_axpy(float a, const float *x, int64_t n, float *y)
         y[i] += a * x[i];
 }
 
+void ops_ref_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t stride, int64_t n,
+                      float *out)
+{
+    for (int64_t j = 0; j < n_rows; j++)
+        out[j] = ops_ref_dot(q, k + j * stride, n);
+}
+
+void ops_ref_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
+                       float *out)
+{
+    memset(out, 0, (size_t)n * sizeof(float));
+    for (int64_t j = 0; j < n_rows; j++)
+        ops_ref_axpy(a[j], v + j * stride, n, out);
+}
+
 /* ---- AVX-512 kernels --------------------------------------------------------------------- */
 #if OPS_X86
 #define AVX512 __attribute__((target("avx512f")))
@@ -160,7 +177,8 @@ static inline AVX512 __m512 gelu16(__m512 x)
 {
     const __m512 x2 = _mm512_mul_ps(x, x);
     const __m512 inner = _mm512_fmadd_ps(x2, _mm512_set1_ps(GELU_COEF_A), _mm512_set1_ps(1.0f));
-    const __m512 z2 = _mm512_mul_ps(_mm512_mul_ps(x, inner), _mm512_set1_ps(-2.0f * SQRT_2_OVER_PI));
+    const __m512 z2 =
+        _mm512_mul_ps(_mm512_mul_ps(x, inner), _mm512_set1_ps(-2.0f * SQRT_2_OVER_PI));
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(z2)));
 }
 
@@ -281,66 +299,53 @@ hsum16x16(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m5
     return HSUM_LANES(HSUM_LANES(b0, b1), HSUM_LANES(b2, b3));
 }
 
-#define FOR16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define FOR16(X) \
+    X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 #define SC_DECL(i) __m512 s##i = _mm512_setzero_ps();
 #define SC_FMA(i) \
-    s##i = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(m, kb + (i) * kv_stride + c * 16), s##i);
-
-/* ALiBi and scale for 16 scores of keys j0.. */
-static inline AVX512 __m512 score_finish(__m512 sc, float scale, float alibi_slope, int64_t q_pos,
-                                         int64_t kv_pos0, int64_t j0)
-{
-    const __m512 iota = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    sc = _mm512_mul_ps(sc, _mm512_set1_ps(scale));
-    if (alibi_slope != 0.0f) {
-        const __m512 d = _mm512_sub_ps(_mm512_set1_ps((float)(q_pos - kv_pos0 - j0)), iota);
-        sc = _mm512_fnmadd_ps(_mm512_set1_ps(alibi_slope), _mm512_abs_ps(d), sc);
-    }
-    return sc;
-}
+    s##i = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(m, kb + (i) * stride + c * 16), s##i);
 
 /*
- * Scores 16 keys at a time (one product vector per key, reduced together by hsum16x16), then
- * softmax, then Σ p_j·v_j over 64-float column groups with two keys in flight so that eight
- * independent FMA chains keep both FMA ports busy.
+ * out[j] = q · k_j, 16 rows at a time: one product vector per row, reduced together by
+ * hsum16x16; the rows left over get one reduction each.
  */
-static AVX512 void attention_avx512(const float *q, const float *k, const float *v, int64_t n_kv,
-                                    int hd, int64_t kv_stride, float scale, float alibi_slope,
-                                    int64_t q_pos, int64_t kv_pos0, float *att, float *out)
+static AVX512 void dot_rows_avx512(const float *q, const float *k, int64_t n_rows, int64_t stride,
+                                   int64_t n, float *out)
 {
-    const int nch = (hd + 15) / 16;
+    const int64_t nch = (n + 15) / 16;
     int64_t j0 = 0;
 
-    for (; j0 + 16 <= n_kv; j0 += 16) {
-        const float *kb = k + j0 * kv_stride;
+    for (; j0 + 16 <= n_rows; j0 += 16) {
+        const float *kb = k + j0 * stride;
         FOR16(SC_DECL)
-        for (int c = 0; c < nch; c++) {
-            const __mmask16 m = tail_mask(hd - c * 16);
+        for (int64_t c = 0; c < nch; c++) {
+            const __mmask16 m = tail_mask(n - c * 16);
             const __m512 qc = _mm512_maskz_loadu_ps(m, q + c * 16);
             FOR16(SC_FMA)
         }
-        const __m512 sc = hsum16x16(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13,
-                                    s14, s15);
-        _mm512_storeu_ps(att + j0, score_finish(sc, scale, alibi_slope, q_pos, kv_pos0, j0));
+        _mm512_storeu_ps(out + j0, hsum16x16(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11,
+                                             s12, s13, s14, s15));
     }
-    if (j0 < n_kv) {
-        /* fewer than 16 keys left: one reduction each */
-        float tmp[16] = { 0 };
-        for (int64_t j = j0; j < n_kv; j++) {
-            __m512 acc = _mm512_setzero_ps();
-            for (int c = 0; c < nch; c++) {
-                const __mmask16 m = tail_mask(hd - c * 16);
-                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + c * 16),
-                                      _mm512_maskz_loadu_ps(m, k + j * kv_stride + c * 16), acc);
-            }
-            tmp[j - j0] = _mm512_reduce_add_ps(acc);
+    for (; j0 < n_rows; j0++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t c = 0; c < nch; c++) {
+            const __mmask16 m = tail_mask(n - c * 16);
+            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + c * 16),
+                                  _mm512_maskz_loadu_ps(m, k + j0 * stride + c * 16), acc);
         }
-        const __m512 sc = score_finish(_mm512_loadu_ps(tmp), scale, alibi_slope, q_pos, kv_pos0, j0);
-        _mm512_mask_storeu_ps(att + j0, tail_mask(n_kv - j0), sc);
+        out[j0] = _mm512_reduce_add_ps(acc);
     }
-    softmax_avx512(att, n_kv);
+}
 
-    for (int c0 = 0; c0 < nch; c0 += 4) {
+/*
+ * out = Σ_j a_j · v_j over 64-float column groups, two rows in flight so that eight independent
+ * FMA chains keep both FMA ports busy.
+ */
+static AVX512 void wsum_rows_avx512(const float *a, const float *v, int64_t n_rows,
+                                    int64_t stride, int64_t n, float *out)
+{
+    const int64_t nch = (n + 15) / 16;
+    for (int64_t c0 = 0; c0 < nch; c0 += 4) {
         __mmask16 m[4];
         __m512 o[8];
 #pragma GCC unroll 8
@@ -348,20 +353,20 @@ static AVX512 void attention_avx512(const float *q, const float *k, const float 
             o[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
-            m[i] = c0 + i < nch ? tail_mask(hd - (c0 + i) * 16) : 0;
+            m[i] = c0 + i < nch ? tail_mask(n - (c0 + i) * 16) : 0;
         const float *vp = v + c0 * 16;
         int64_t j = 0;
-        for (; j + 2 <= n_kv; j += 2, vp += 2 * kv_stride) {
-            const __m512 p0 = _mm512_set1_ps(att[j]), p1 = _mm512_set1_ps(att[j + 1]);
+        for (; j + 2 <= n_rows; j += 2, vp += 2 * stride) {
+            const __m512 p0 = _mm512_set1_ps(a[j]), p1 = _mm512_set1_ps(a[j + 1]);
 #pragma GCC unroll 4
             for (int i = 0; i < 4; i++) {
                 o[i] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[i], vp + 16 * i), o[i]);
-                o[4 + i] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(m[i], vp + kv_stride + 16 * i),
-                                           o[4 + i]);
+                const __m512 v1 = _mm512_maskz_loadu_ps(m[i], vp + stride + 16 * i);
+                o[4 + i] = _mm512_fmadd_ps(p1, v1, o[4 + i]);
             }
         }
-        if (j < n_kv) {
-            const __m512 p0 = _mm512_set1_ps(att[j]);
+        if (j < n_rows) {
+            const __m512 p0 = _mm512_set1_ps(a[j]);
 #pragma GCC unroll 4
             for (int i = 0; i < 4; i++)
                 o[i] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[i], vp + 16 * i), o[i]);
@@ -562,19 +567,37 @@ int ops_rope(const float *x, float *out, int64_t n_tokens, int n_heads, int head
 
 /* ---- attention -------------------------------------------------------------------------- */
 
+void ops_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t stride, int64_t n,
+                  float *out)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        dot_rows_avx512(q, k, n_rows, stride, n, out);
+        return;
+    }
+#endif
+    ops_ref_dot_rows(q, k, n_rows, stride, n, out);
+}
+
+void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
+                   float *out)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        wsum_rows_avx512(a, v, n_rows, stride, n, out);
+        return;
+    }
+#endif
+    ops_ref_wsum_rows(a, v, n_rows, stride, n, out);
+}
+
 void ops_attention(const float *q, const float *k, const float *v, int64_t n_kv, int head_dim,
                    int64_t kv_stride, float scale, float alibi_slope, int64_t q_pos,
                    int64_t kv_pos0, float *att, float *out)
 {
-#if OPS_X86
-    if (have_avx512()) {
-        attention_avx512(q, k, v, n_kv, head_dim, kv_stride, scale, alibi_slope, q_pos, kv_pos0,
-                         att, out);
-        return;
-    }
-#endif
+    ops_dot_rows(q, k, n_kv, kv_stride, head_dim, att);
     for (int64_t j = 0; j < n_kv; j++) {
-        float s = scale * ops_dot(q, k + j * kv_stride, head_dim);
+        float s = scale * att[j];
         if (alibi_slope != 0.0f) {
             const int64_t d = q_pos - (kv_pos0 + j);
             s -= alibi_slope * (float)(d < 0 ? -d : d);
@@ -582,7 +605,5 @@ void ops_attention(const float *q, const float *k, const float *v, int64_t n_kv,
         att[j] = s;
     }
     ops_softmax(att, n_kv);
-    memset(out, 0, (size_t)head_dim * sizeof(float));
-    for (int64_t j = 0; j < n_kv; j++)
-        ops_axpy(att[j], v + j * kv_stride, head_dim, out);
+    ops_wsum_rows(att, v, n_kv, kv_stride, head_dim, out);
 }

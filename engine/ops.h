@@ -1,14 +1,16 @@
 /*
  * ops.h — the element-wise and small vector kernels of the forward pass (everything but matmul):
- * normalisation, softmax, RoPE, activations, element-wise arithmetic and single-query attention.
+ * normalisation, softmax, RoPE, activations, element-wise arithmetic, and attention's kernels
+ * (dot products against a block of key rows, weighted sums of value rows, one-query attention).
  *
  * All kernels work on f32, single-threaded (the caller splits rows across threads if it wants).
  * Unless a function says otherwise, `out` may alias an input exactly (in place), but not
  * partially.  Numerics follow ggml's CPU kernels (sums of squares and softmax denominators in
  * double, RoPE angles built in f32 the way ggml builds them) so that we track llama.cpp closely.
  *
- * The hot kernels (dot, axpy, exp-based activations, softmax, rmsnorm) have an AVX-512 version
- * chosen at run time; the scalar versions are exported as ops_ref_* so tests can compare the two.
+ * The hot kernels (dot, axpy, dot_rows, wsum_rows, exp-based activations, softmax, rmsnorm) have
+ * an AVX-512 version chosen at run time; the scalar versions are exported as ops_ref_* so tests
+ * can compare the two.
  */
 #ifndef KF_OPS_H
 #define KF_OPS_H
@@ -28,7 +30,8 @@ void ops_softmax(float *x, int64_t n);
 
 /* Activations, out[i] = f(x[i]). */
 void ops_silu(const float *x, int64_t n, float *out);      /* x / (1 + e^-x) */
-void ops_gelu_tanh(const float *x, int64_t n, float *out); /* 0.5x(1 + tanh(0.79788456(x + 0.044715x³))) */
+/* 0.5x(1 + tanh(0.7978845608(x + 0.044715x³))) */
+void ops_gelu_tanh(const float *x, int64_t n, float *out);
 /* Gated FFN activations: out[i] = silu(gate[i]) · up[i]  /  gelu_tanh(gate[i]) · up[i]. */
 void ops_swiglu(const float *gate, const float *up, int64_t n, float *out);
 void ops_geglu(const float *gate, const float *up, int64_t n, float *out);
@@ -42,6 +45,16 @@ void ops_scale(const float *x, float s, int64_t n, float *out);        /* s · x
 float ops_dot(const float *a, const float *b, int64_t n);
 /* y_i += a · x_i.  x and y must not overlap. */
 void ops_axpy(float a, const float *x, int64_t n, float *y);
+
+/*
+ * The two halves of attention over a strided block of rows (row j at k + j·stride, n floats):
+ * ops_dot_rows: out[j] = q · k_j for j < n_rows (16 rows per step, much faster than a loop of
+ * ops_dot); ops_wsum_rows: out[0..n) = Σ_j a_j · v_j (overwrites out, which must not overlap).
+ */
+void ops_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t stride, int64_t n,
+                  float *out);
+void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
+                   float *out);
 
 /* ---- RoPE ------------------------------------------------------------------------------- */
 
@@ -75,7 +88,8 @@ int ops_rope(const float *x, float *out, int64_t n_tokens, int n_heads, int head
 
 /*
  * Attention of one query head over n_kv >= 1 keys (all of them visible: the caller applies the
- * causal / sliding-window mask by choosing the range it passes).
+ * causal / sliding-window mask by choosing the range it passes): ops_dot_rows, scale and ALiBi,
+ * ops_softmax, ops_wsum_rows.
  *   q      head_dim floats
  *   k, v   key j at k + j·kv_stride, value j at v + j·kv_stride (floats; kv_stride >= head_dim),
  *          so a cache laid out as [pos][n_head_kv][head_dim] is passed as k + h_kv·head_dim with
@@ -96,6 +110,10 @@ void ops_ref_gelu_tanh(const float *x, int64_t n, float *out);
 void ops_ref_swiglu(const float *gate, const float *up, int64_t n, float *out);
 float ops_ref_dot(const float *a, const float *b, int64_t n);
 void ops_ref_axpy(float a, const float *x, int64_t n, float *y);
+void ops_ref_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t stride, int64_t n,
+                      float *out);
+void ops_ref_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
+                       float *out);
 /* "avx512" or "scalar": the level the dispatching kernels above use on this CPU. */
 const char *ops_simd_name(void);
 

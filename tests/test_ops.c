@@ -275,7 +275,8 @@ static void test_rope(void)
                                       cases[ci].scale, cases[ci].use_ff ? ff : NULL };
         float *x = rand_vec(total, -1, 1), *y = rand_vec(total, 5, 6);
         float *yi = malloc((size_t)total * sizeof(float));
-        double *ref = calloc((size_t)total, sizeof(double)), *refd = calloc((size_t)total, sizeof(double));
+        double *ref = calloc((size_t)total, sizeof(double));
+        double *refd = calloc((size_t)total, sizeof(double));
         int rc = ops_rope(x, y, n_tok, nh, hd, stride, pos, &rp);
         rope_ref(x, ref, n_tok, nh, hd, stride, pos, &rp, 1);
         rope_ref(x, refd, n_tok, nh, hd, stride, pos, &rp, 0);
@@ -309,34 +310,74 @@ static void test_rope(void)
 
 static void test_attention(void)
 {
-    const int hd = 64, n_kv_head = 3, h_kv = 1;
-    const int64_t stride = (int64_t)n_kv_head * hd;
+    static const int hds[] = { 64, 80, 128 }; /* 80: a partial 16-float chunk (phi2) */
+    const int n_kv_head = 3, h_kv = 1;
     const int64_t lens[] = { 1, 5, 37, 300 };
-    for (int li = 0; li < 4; li++)
-        for (int alibi = 0; alibi < 2; alibi++) {
-            const int64_t n_kv = lens[li], kv_pos0 = 10, q_pos = kv_pos0 + n_kv - 1;
-            const float slope = alibi ? 0.0625f : 0.0f, scale = 1.0f / 8.0f;
-            float *q = rand_vec(hd, -2, 2), *k = rand_vec(n_kv * stride, -2, 2);
-            float *v = rand_vec(n_kv * stride, -1, 1), *att = malloc((size_t)n_kv * sizeof(float));
-            float out[64];
-            double ref[64] = { 0 }, *s = malloc((size_t)n_kv * sizeof(double)), max = -INFINITY, sum = 0;
-            const float *kh = k + h_kv * hd, *vh = v + h_kv * hd;
-            for (int64_t j = 0; j < n_kv; j++) {
-                double d = 0;
-                for (int i = 0; i < hd; i++)
-                    d += (double)q[i] * kh[j * stride + i];
-                s[j] = scale * d - slope * (double)llabs(q_pos - (kv_pos0 + j));
-                max = fmax(max, s[j]);
+    for (int hi = 0; hi < 3; hi++)
+        for (int li = 0; li < 4; li++)
+            for (int alibi = 0; alibi < 2; alibi++) {
+                const int hd = hds[hi];
+                const int64_t stride = (int64_t)n_kv_head * hd;
+                const int64_t n_kv = lens[li], kv_pos0 = 10, q_pos = kv_pos0 + n_kv - 1;
+                const float slope = alibi ? 0.0625f : 0.0f, scale = 1.0f / sqrtf((float)hd);
+                float *q = rand_vec(hd, -2, 2), *k = rand_vec(n_kv * stride, -2, 2);
+                float *v = rand_vec(n_kv * stride, -1, 1);
+                float *att = malloc((size_t)n_kv * sizeof(float));
+                float out[128];
+                double ref[128] = { 0 }, *s = malloc((size_t)n_kv * sizeof(double));
+                double max = -INFINITY, sum = 0;
+                const float *kh = k + h_kv * hd, *vh = v + h_kv * hd;
+                for (int64_t j = 0; j < n_kv; j++) {
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += (double)q[i] * kh[j * stride + i];
+                    s[j] = scale * d - slope * (double)llabs(q_pos - (kv_pos0 + j));
+                    max = fmax(max, s[j]);
+                }
+                for (int64_t j = 0; j < n_kv; j++)
+                    sum += s[j] = exp(s[j] - max);
+                for (int64_t j = 0; j < n_kv; j++)
+                    for (int i = 0; i < hd; i++)
+                        ref[i] += s[j] / sum * vh[j * stride + i];
+                ops_attention(q, kh, vh, n_kv, hd, stride, scale, slope, q_pos, kv_pos0, att, out);
+                ok(max_err(out, ref, hd) < 2e-6, "attention hd=%d n_kv=%lld alibi=%d (err %.2g)",
+                   hd, (long long)n_kv, alibi, max_err(out, ref, hd));
+                free(q), free(k), free(v), free(att), free(s);
             }
-            for (int64_t j = 0; j < n_kv; j++)
-                sum += s[j] = exp(s[j] - max);
-            for (int64_t j = 0; j < n_kv; j++)
-                for (int i = 0; i < hd; i++)
-                    ref[i] += s[j] / sum * vh[j * stride + i];
-            ops_attention(q, kh, vh, n_kv, hd, stride, scale, slope, q_pos, kv_pos0, att, out);
-            ok(max_err(out, ref, hd) < 2e-6, "attention n_kv=%lld alibi=%d (err %.2g)",
-               (long long)n_kv, alibi, max_err(out, ref, hd));
-            free(q), free(k), free(v), free(att), free(s);
+}
+
+static void test_rows(void)
+{
+    static const int64_t ns[] = { 16, 64, 80, 100 };
+    static const int64_t rows[] = { 1, 15, 16, 33, 200 };
+    for (int ni = 0; ni < 4; ni++)
+        for (int ri = 0; ri < 5; ri++) {
+            const int64_t n = ns[ni], nr = rows[ri], stride = n + 13;
+            float *q = rand_vec(n, -1, 1), *k = rand_vec(nr * stride, -1, 1);
+            float *a = rand_vec(nr, 0, 1);
+            float *d = malloc((size_t)nr * sizeof(float)), *dr = malloc((size_t)nr * sizeof(float));
+            float *o = rand_vec(n, 5, 6), *orf = malloc((size_t)n * sizeof(float));
+            double *ref = malloc((size_t)(nr > n ? nr : n) * sizeof(double));
+            for (int64_t j = 0; j < nr; j++) {
+                ref[j] = 0;
+                for (int64_t i = 0; i < n; i++)
+                    ref[j] += (double)q[i] * k[j * stride + i];
+            }
+            ops_dot_rows(q, k, nr, stride, n, d);
+            ops_ref_dot_rows(q, k, nr, stride, n, dr);
+            const double ed = max_err(d, ref, nr), edr = max_err(dr, ref, nr);
+            for (int64_t i = 0; i < n; i++) {
+                ref[i] = 0;
+                for (int64_t j = 0; j < nr; j++)
+                    ref[i] += (double)a[j] * k[j * stride + i];
+            }
+            ops_wsum_rows(a, k, nr, stride, n, o);
+            ops_ref_wsum_rows(a, k, nr, stride, n, orf);
+            const double ew = max_err(o, ref, n), ewr = max_err(orf, ref, n);
+            ok(ed < 1e-6 && edr < 1e-6 && ew < 1e-6 && ewr < 1e-6,
+               "dot_rows / wsum_rows n=%lld rows=%lld (err %.2g, %.2g)", (long long)n,
+               (long long)nr, ed, ew);
+            free(q), free(k), free(a), free(d), free(dr), free(o), free(orf), free(ref);
         }
 }
 
@@ -444,17 +485,19 @@ static void round_activations(uint32_t t, const float *x, int64_t k, int64_t b, 
 
 static void test_matmul_type(uint32_t t, int64_t k, struct threadpool **pools, struct mm_ctx *ctx)
 {
-    static const int64_t bs[] = { 1, 7, 64 };
+    /* 130 > every batch threshold: the dequantize + GEMM path, with an MR-row tail */
+    static const int64_t bs[] = { 1, 7, 64, 130 };
     const int64_t n = 83; /* 2 full 32-row tiles + a 19-row tail */
     const char *name = quant_traits_get(t)->name;
     float *wd = malloc((size_t)(k * n) * sizeof(float));
     void *wq = make_weight(t, k, n, wd);
     const struct mm_weight w = { t, wq, k, n };
 
-    for (int bi = 0; bi < 3; bi++) {
+    for (int bi = 0; bi < 4; bi++) {
         const int64_t b = bs[bi];
         float *x = rand_vec(b * k, -1, 1), *xr = malloc((size_t)(b * k) * sizeof(float));
-        float *ref_f = malloc((size_t)(b * n) * sizeof(float)), *ref_q = malloc((size_t)(b * n) * sizeof(float));
+        float *ref_f = malloc((size_t)(b * n) * sizeof(float));
+        float *ref_q = malloc((size_t)(b * n) * sizeof(float));
         float *y[3];
         round_activations(t, x, k, b, xr);
         matmul_f32_ref(wd, x, k, n, b, ref_f);
@@ -483,14 +526,14 @@ static void test_matmul_multi(struct threadpool *p, struct mm_ctx *ctx)
 {
     static const uint32_t types[3] = { QTYPE_Q4_K, QTYPE_Q6_K, QTYPE_Q8_0 };
     static const int64_t ns[3] = { 96, 40, 33 };
-    static const int64_t bs[2] = { 3, 40 };
+    static const int64_t bs[3] = { 3, 64, 130 }; /* decode, mixed, batch */
     const int64_t k = 512;
     struct mm_weight w[3];
     const struct mm_weight *wp[3] = { &w[0], &w[1], &w[2] };
     float *deq = malloc((size_t)(k * 96) * sizeof(float));
     for (int i = 0; i < 3; i++)
         w[i] = (struct mm_weight){ types[i], make_weight(types[i], k, ns[i], deq), k, ns[i] };
-    for (int bi = 0; bi < 2; bi++) {
+    for (int bi = 0; bi < 3; bi++) {
         const int64_t b = bs[bi];
         float *x = rand_vec(b * k, -1, 1), *ym[3], *ys[3];
         int good = 1;
@@ -514,7 +557,8 @@ static void test_matmul_multi(struct threadpool *p, struct mm_ctx *ctx)
     const struct quant_traits *tr = quant_traits_get(QTYPE_Q6_K);
     int good = matmul_get_rows(&w[1], ids, 3, rows) == STATUS_OK;
     for (int i = 0; i < 3; i++) {
-        tr->to_f32((const char *)w[1].data + quant_row_size(QTYPE_Q6_K, k) * (size_t)ids[i], deq1, k);
+        const size_t rb = quant_row_size(QTYPE_Q6_K, k);
+        tr->to_f32((const char *)w[1].data + rb * (size_t)ids[i], deq1, k);
         good &= memcmp(deq1, rows + i * k, (size_t)k * sizeof(float)) == 0;
     }
     const int32_t bad_id = 40;
@@ -562,6 +606,7 @@ int main(void)
     test_softmax();
     test_activations();
     test_rope();
+    test_rows();
     test_attention();
     test_threadpool();
     test_matmul();
