@@ -325,9 +325,10 @@ void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q
     const float *K = kv->k + base * (size_t)hd, *V = kv->v + base * (size_t)hd;
     const int32_t *P = kv->pos + base;
     int win = kv->swa[layer];
+    ops_dot_rows(q, K, n, hd, hd, att);
     for (int s = 0; s < n; s++) {
         int vis = P[s] <= qpos && (win <= 0 || qpos - P[s] < win);
-        att[s] = vis ? kv->sh.scale * ops_dot(q, K + (size_t)s * hd, hd) : -INFINITY;
+        att[s] = vis ? kv->sh.scale * att[s] : -INFINITY;
     }
     /* scores first: they need the logits, which the softmax below overwrites */
     if (acc && kv->p.policy != KV_POLICY_H2O) {
@@ -340,11 +341,8 @@ void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q
         for (int s = 0; s < n; s++)
             acc[s] += y[s];
     }
-    ops_softmax(att, n);
-    memset(out, 0, (size_t)hd * sizeof(float));
-    for (int s = 0; s < n; s++)
-        if (att[s] != 0.0f)
-            ops_axpy(att[s], V + (size_t)s * hd, hd, out);
+    ops_softmax(att, n); /* masked entries become exactly 0 */
+    ops_wsum_rows(att, V, n, hd, hd, out);
     if (acc && kv->p.policy == KV_POLICY_H2O)
         for (int s = 0; s < n; s++)
             acc[s] += att[s];

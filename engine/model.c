@@ -155,10 +155,10 @@ static int layer_forward(struct model *m, int il, int n)
 
     /* attention block: xn = norm(x); q, k, v = W·xn (+ b) */
     rmsnorm_rows(m->x, w->attn_norm, n, E, hp->eps, m->xn);
-    if ((st = matmul(m->pool, m->mm, &w->wq, m->xn, n, m->q)) ||
-        (st = matmul(m->pool, m->mm, &w->wk, m->xn, n, m->k)) ||
-        (st = matmul(m->pool, m->mm, &w->wv, m->xn, n, m->v)))
-        return st;
+    const struct mm_weight *qkv_w[3] = { &w->wq, &w->wk, &w->wv };
+    float *const qkv_y[3] = { m->q, m->k, m->v };
+    if ((st = matmul_multi(m->pool, m->mm, 3, qkv_w, m->xn, n, qkv_y)))
+        return st; /* one dispatch and one activation quantization for Q, K and V */
     add_bias_rows(m->q, w->bq, n, nq);
     add_bias_rows(m->k, w->bk, n, nk);
     add_bias_rows(m->v, w->bv, n, nv);
@@ -197,8 +197,9 @@ static int layer_forward(struct model *m, int il, int n)
 
     /* feed-forward block: x += down(act(gate·xn) ⊙ up·xn) */
     rmsnorm_rows(m->x, w->ffn_norm, n, E, hp->eps, m->xn);
-    if ((st = matmul(m->pool, m->mm, &w->w_gate, m->xn, n, m->ff_a)) ||
-        (st = matmul(m->pool, m->mm, &w->w_up, m->xn, n, m->ff_b)))
+    const struct mm_weight *gu_w[2] = { &w->w_gate, &w->w_up };
+    float *const gu_y[2] = { m->ff_a, m->ff_b };
+    if ((st = matmul_multi(m->pool, m->mm, 2, gu_w, m->xn, n, gu_y)))
         return st;
     int64_t nff = (int64_t)n * hp->n_ff;
     if (hp->arch == ARCH_GEMMA3)
