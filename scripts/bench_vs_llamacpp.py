@@ -83,8 +83,7 @@ def bench_llamacpp(path, threads, n_prompt, n_gen, depth, repeats):
         t0 = time.perf_counter()
         llm.eval(toks[depth:depth + n_prompt])
         pp.append(n_prompt / (time.perf_counter() - t0))
-        llm.n_tokens = depth  # truncate back to the depth, as llama-bench does
-        llm._ctx.kv_cache_seq_rm(-1, depth, -1) if hasattr(llm._ctx, "kv_cache_seq_rm") else None
+        llm.n_tokens = depth  # back to the depth: eval() drops cache entries past n_tokens
         t0 = time.perf_counter()
         for i in range(n_gen):
             llm.eval([toks[depth + i]])
