@@ -569,14 +569,18 @@ static void batch_thread(void *arg, int ith, int nth)
 
 /*
  * Smallest b for which the batch path beats the decode path.  Measured per type at k = 2048,
- * n = 5632 on 2 cores (decode ms / batch ms):
- *   F32   b=8: 6.2/7.3    b=16: 10.5/7.7      Q8_0  b=32: 9.7/12.4   b=48: 15.4/12.5
- *   Q5_0  b=64: 25.4/28.1 b=96: 38.2/27.9     Q4_K  b=64: 14.7/16.1  b=96: 25.4/18.0
- *   Q6_K  b=128: 31.1/35.3
- * The batch path's fixed cost is dequantizing W once per call through the traits' to_f32, which
- * is the scalar reference for now (1.4 ns per element for Q8_0, 2.2 for Q4_K, 6.3 for Q6_K);
- * F16 does not depend on it (vcvtph2ps), so it follows F32.  Unmeasured types take the value of
- * a similar one.  With SIMD to_f32 kernels these thresholds fall to about 16.
+ * n = 5632, one thread (thread CPU time, best of 3; decode ms / batch ms), with the SIMD to_f32
+ * kernels of quant_x86*.c (0.12-0.2 ns per element with AVX-512, 7-20x the scalar references):
+ *   Q4_0  b=8: 6.7/7.7   b=12: 9.7/8.6     Q8_0  b=12: 10.5/11.0  b=16: 14.0/11.9
+ *   Q4_1  b=12: 9.2/10.3 b=16: 12.2/11.4   Q5_0  b=12: 7.1/7.5    b=16: 9.4/8.5
+ *   Q5_1  b=12: 7.6/8.6  b=16: 10.1/9.5    Q3_K  b=12: 7.0/7.3    b=16: 9.4/8.6
+ *   Q2_K  b=16: 6.7/8.1  b=24: 10.1/8.3    Q4_K  b=16: 6.4/8.6    b=24: 9.2/9.3  b=32: 12.5/11.4
+ *   Q5_K  b=16: 7.7/9.4  b=24: 11.4/11.0   Q6_K  b=24: 11.2/12.8  b=48: 25.3/20.9
+ * (linear fits over b = 8..128 cross at 11-15 for the legacy types and Q3_K, 18 Q2_K, 23-26
+ * Q4_K/Q5_K, 34 Q6_K; 2 threads on a loaded machine gave similar crossings).  The batch path's
+ * remaining fixed cost is the transpose of the dequantized tiles and the short micro-tiles, not
+ * to_f32.  F32 and F16 (vcvtph2ps, no to_f32): b=8 6.2/7.3, b=16 10.5/7.7 on 2 cores.  Types
+ * without a SIMD to_f32 keep the old default.
  */
 static int64_t batch_min(uint32_t type)
 {
@@ -586,17 +590,17 @@ static int64_t batch_min(uint32_t type)
 #else
     switch (type) {
     case QTYPE_F32:
-    case QTYPE_F16: return 12;
-    case QTYPE_Q8_0: return 40;
-    case QTYPE_Q4_0: return 48;
+    case QTYPE_F16:
+    case QTYPE_Q4_0: return 12;
+    case QTYPE_Q8_0:
     case QTYPE_Q4_1:
     case QTYPE_Q5_0:
     case QTYPE_Q5_1:
-    case QTYPE_Q4_K: return 72;
-    case QTYPE_Q2_K:
-    case QTYPE_Q3_K:
-    case QTYPE_Q5_K: return 96;
-    case QTYPE_Q6_K: return 128;
+    case QTYPE_Q3_K: return 14;
+    case QTYPE_Q2_K: return 20;
+    case QTYPE_Q4_K:
+    case QTYPE_Q5_K: return 24;
+    case QTYPE_Q6_K: return 32;
     default: return 64;
     }
 #endif

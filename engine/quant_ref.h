@@ -43,7 +43,7 @@ KF_QUANT_REF_DECL(q8_k)
 void quantize_q8_0_act_ref(const float *src, void *dst, int64_t n);
 
 /*
- * SIMD installation (quant_x86.c): overwrite vec_dot / from_f32 entries of the table with the best
+ * SIMD installation (quant_x86.c): overwrite to_f32 / vec_dot / from_f32 entries of the table with the best
  * versions this CPU runs.  Returns the level name ("avx512vnni", "avx2", "scalar").
  */
 const char *quant_x86_install(struct quant_traits *table, int n);

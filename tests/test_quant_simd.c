@@ -12,6 +12,8 @@
  * activation quantizers must match their references byte for byte, including the rounding of
  * halfway cases (half-to-even for Q8_0/Q8_1/Q8_K, as ggml's x86 quantizers) and which element sets Q8_K's sign.
  *
+ * The dequantizers (to_f32) must equal their references bit for bit on random blocks.
+ *
  * Built with -DQUANT_SIMD_BENCH, main() instead measures weight-streaming throughput (GB/s) of
  * the dots over a 64 MiB weight buffer, single thread, for every level and the reference.
  */
@@ -443,9 +445,132 @@ static void test_quantizers(int level, const struct quant_traits *tab, struct bu
     }
 }
 
+// ---- dequantizer checks ----------------------------------------------------------------------
+
+/*
+ * The SIMD to_f32 kernels must equal dequant_*_ref bit for bit (same float operations in the same
+ * order, no FMA).  Blocks are random bytes with random finite fp16 scales (and mins): any sign,
+ * normal, subnormal, zero and the largest finite ones.  Output goes to an exact-size buffer, one
+ * float off 64-byte alignment on odd runs, followed by a canary that must survive.
+ */
+struct deq {
+    enum qtype id;
+    const char *name;
+    int blck, size;
+    conv_fn ref;
+    int doff, moff; /* byte offsets of the fp16 scale and min, -1: none */
+};
+
+static const struct deq deqs[] = {
+    { QTYPE_Q4_0, "q4_0", QK, 18, dequant_q4_0_ref, 0, -1 },
+    { QTYPE_Q4_1, "q4_1", QK, 20, dequant_q4_1_ref, 0, 2 },
+    { QTYPE_Q5_0, "q5_0", QK, 22, dequant_q5_0_ref, 0, -1 },
+    { QTYPE_Q5_1, "q5_1", QK, 24, dequant_q5_1_ref, 0, 2 },
+    { QTYPE_Q8_0, "q8_0", QK, 34, dequant_q8_0_ref, 0, -1 },
+    { QTYPE_Q2_K, "q2_K", QK_K, 84, dequant_q2_k_ref, 80, 82 },
+    { QTYPE_Q3_K, "q3_K", QK_K, 110, dequant_q3_k_ref, 108, -1 },
+    { QTYPE_Q4_K, "q4_K", QK_K, 144, dequant_q4_k_ref, 0, 2 },
+    { QTYPE_Q5_K, "q5_K", QK_K, 176, dequant_q5_k_ref, 0, 2 },
+    { QTYPE_Q6_K, "q6_K", QK_K, 210, dequant_q6_k_ref, 208, -1 },
+};
+#define NDEQS ((int)(sizeof(deqs) / sizeof(deqs[0])))
+
+/* A random finite fp16: either sign; mostly normal, often subnormal, sometimes 0 or extreme. */
+static uint16_t rand_half(uint64_t *rng)
+{
+    const uint64_t r = rng_next(rng);
+    const uint16_t sign = (uint16_t)(r >> 63 << 15);
+    uint16_t h = (uint16_t)r;
+    switch ((r >> 16) % 8) {
+    case 0:
+    case 1: return (uint16_t)(sign | (h & 0x3ff));      /* subnormal (or zero) */
+    case 2: return (uint16_t)(sign | (r >> 20) % 3);    /* 0, 2^-24, 2^-23 */
+    case 3: return (uint16_t)(sign | 0x7bff);           /* ±65504 */
+    default:
+        if ((h & 0x7c00) == 0x7c00) /* inf / NaN -> a finite exponent */
+            h ^= 0x4000;
+        return h;
+    }
+}
+
+static void test_dequant(int level, const struct quant_traits *tab, struct buffers *bf)
+{
+    static const int nblocks[] = { 1, 2, 3, 7, 16, 67 };
+    for (int di = 0; di < NDEQS; di++) {
+        const struct deq *q = &deqs[di];
+        const conv_fn simd = tab[q->id].to_f32;
+        if (!simd || simd == q->ref) {
+            ok(0, "%s dequant %s: no SIMD kernel installed", level_names[level], q->name);
+            continue;
+        }
+        uint64_t rng = 0xA0761D6478BD642FULL ^ (uint64_t)(di * 29 + level);
+        int pass = 1, runs = 0;
+        char why[200] = "";
+        for (int t = 0; t < (int)(sizeof(nblocks) / sizeof(nblocks[0])) && pass; t++) {
+            for (int rep = 0; rep < 20 && pass; rep++, runs++) {
+                const int nb = nblocks[t], n = nb * q->blck, pad = 16, shift = runs % 2;
+                const size_t bytes = (size_t)nb * q->size;
+                uint8_t *src = malloc(bytes);
+                float *out = malloc((size_t)(n + shift + pad) * sizeof(float));
+                if (!src || !out) {
+                    free(src);
+                    free(out);
+                    snprintf(why, sizeof(why), "out of memory");
+                    pass = 0;
+                    break;
+                }
+                for (size_t i = 0; i < bytes; i++)
+                    src[i] = (uint8_t)rng_next(&rng);
+                for (int b = 0; b < nb; b++) {
+                    put16(src + (size_t)b * q->size + q->doff, rand_half(&rng));
+                    if (q->moff >= 0)
+                        put16(src + (size_t)b * q->size + q->moff, rand_half(&rng));
+                }
+                memset(out, 0xC5, (size_t)(n + shift + pad) * sizeof(float));
+                q->ref(src, bf->wf, n);
+                simd(src, out + shift, n);
+                for (int i = 0; i < n && pass; i++) {
+                    if (memcmp(&out[shift + i], &bf->wf[i], 4) != 0) {
+                        const int blk = i / q->blck;
+                        uint16_t d, m = 0;
+                        memcpy(&d, src + (size_t)blk * q->size + q->doff, 2);
+                        if (q->moff >= 0)
+                            memcpy(&m, src + (size_t)blk * q->size + q->moff, 2);
+                        snprintf(why, sizeof(why),
+                                 "n=%d element %d (d %04x, m %04x): got %a, ref %a", n, i, d, m,
+                                 (double)out[shift + i], (double)bf->wf[i]);
+                        pass = 0;
+                    }
+                }
+                for (int i = 0; i < pad && pass; i++) {
+                    uint32_t u;
+                    memcpy(&u, &out[shift + n + i], 4);
+                    if (u != 0xC5C5C5C5u) {
+                        snprintf(why, sizeof(why), "n=%d: wrote past the end (float %d)", n, i);
+                        pass = 0;
+                    }
+                }
+                if (shift) {
+                    uint32_t u;
+                    memcpy(&u, &out[0], 4);
+                    if (u != 0xC5C5C5C5u) {
+                        snprintf(why, sizeof(why), "n=%d: wrote before the start", n);
+                        pass = 0;
+                    }
+                }
+                free(src);
+                free(out);
+            }
+        }
+        if (!ok(pass, "%s dequant %s bit-identical to the reference (%d rows)", level_names[level],
+                q->name, runs))
+            diag("%s", why);
+    }
+}
+
 // ---- installation ----------------------------------------------------------------------------
 
-/* Installing touches only vec_dot and from_f32, and only entries below n. */
+/* Installing touches only vec_dot, from_f32 and to_f32, and only entries below n. */
 static void test_install_fields(int level)
 {
     struct quant_traits before[QTYPE_COUNT], after[QTYPE_COUNT];
@@ -465,13 +590,14 @@ static void test_install_fields(int level)
         if (id < n) {
             x.vec_dot = before[id].vec_dot;
             x.from_f32 = before[id].from_f32;
+            x.to_f32 = before[id].to_f32;
         }
         if (memcmp(&x, &before[id], sizeof(x)) != 0) {
             diag("entry %d changed", id);
             pass = 0;
         }
     }
-    ok(pass, "%s install changes only vec_dot/from_f32 of ids below n", level_names[level]);
+    ok(pass, "%s install changes only vec_dot/from_f32/to_f32 of ids below n", level_names[level]);
 }
 
 static void test_quant_init(int best, const struct quant_traits *tab)
@@ -485,6 +611,14 @@ static void test_quant_init(int best, const struct quant_traits *tab)
         if (tab[kernels[ki].id].vec_dot && (!t || t->vec_dot != tab[kernels[ki].id].vec_dot)) {
             diag("%s: quant_init did not install the %s kernel", kernels[ki].name,
                  level_names[best]);
+            pass = 0;
+        }
+    }
+    for (int di = 0; di < NDEQS; di++) {
+        const struct quant_traits *t = quant_traits_get(deqs[di].id);
+        const conv_fn want = tab[deqs[di].id].to_f32;
+        if (want && (!t || t->to_f32 != want)) {
+            diag("%s: quant_init did not install the dequantizer", deqs[di].name);
             pass = 0;
         }
     }
@@ -542,8 +676,9 @@ int main(void)
         if (!name) {
             char why[80];
             snprintf(why, sizeof(why), "this CPU does not run %s", level_names[level]);
-            /* as many as the level would have run: name, dots, quantizers, install */
-            for (int i = 0; i < 1 + NKERNELS * NMODES + 3 * NQCASES + 1; i++)
+            /* as many as the level would have run: name, dots, quantizers, dequantizers,
+             * install */
+            for (int i = 0; i < 1 + NKERNELS * NMODES + 3 * NQCASES + NDEQS + 1; i++)
                 skip(why);
             continue;
         }
@@ -551,6 +686,7 @@ int main(void)
         ok(strcmp(name, level_names[level]) == 0, "level %d is named %s", level, name);
         test_dots(level, tabs[level], &bf);
         test_quantizers(level, tabs[level], &bf);
+        test_dequant(level, tabs[level], &bf);
         test_install_fields(level);
     }
     test_quant_init(best, tabs[best]);
