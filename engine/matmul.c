@@ -675,6 +675,19 @@ void matmul_f32_ref(const float *w, const float *x, int64_t k, int64_t n, int64_
         }
 }
 
+int matmul_uses_blas(const struct mm_ctx *ctx, uint32_t type, int64_t b)
+{
+#ifdef HAVE_OPENBLAS
+    return ctx->batch_ok && b >= batch_min(type) && type == QTYPE_F32 && b >= BLAS_MIN_B &&
+           ctx->blas_ok;
+#else
+    (void)ctx;
+    (void)type;
+    (void)b;
+    return 0;
+#endif
+}
+
 int matmul_get_rows(const struct mm_weight *w, const int32_t *ids, int n_ids, float *out)
 {
     const struct quant_traits *tr = quant_traits_get(w->type);

@@ -68,6 +68,12 @@ void matmul_f32_ref(const float *w, const float *x, int64_t k, int64_t n, int64_
  * Returns STATUS_OK, STATUS_INVALID for an id outside [0, w->n), STATUS_UNSUPPORTED for a type
  * that cannot be dequantized.
  */
+/*
+ * Would matmul hand this product to OpenBLAS?  Its sgemm splits the work by its own thread count,
+ * so such products are reproducible for a given thread count but may differ in the last bits
+ * across thread counts; every other path gives the same bits whatever the thread count.
+ */
+int matmul_uses_blas(const struct mm_ctx *ctx, uint32_t type, int64_t b);
 int matmul_get_rows(const struct mm_weight *w, const int32_t *ids, int n_ids, float *out);
 
 #endif

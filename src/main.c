@@ -43,6 +43,8 @@ static int chat(int argc, char **argv)
 #ifdef HAVE_UI
     if (!plain && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
         return app_main(argc, argv);
+#else
+    (void)plain; /* built without the UI: always the line mode */
 #endif
     return cmd_chat(argc, argv);
 }
