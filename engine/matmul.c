@@ -60,6 +60,7 @@ struct mm_scratch {
     float *xpack; /* BC × KC: activation chunk, MR rows interleaved per k index */
     float *wtmp;  /* NR × KC: dequantized weight rows of one tile */
     float *wpack; /* JB/NR tiles of KC × NR: transposed (NR consecutive weights per k) */
+    void *xqrow;  /* one activation row quantized to a vec_dot_type (batch rounding) */
 };
 
 struct mm_ctx {
@@ -71,6 +72,8 @@ struct mm_ctx {
     size_t xq_row_bytes;           /* bytes of one quantized row of max_k (any activation type) */
     void *xq[MATMUL_MULTI_MAX];    /* one slot per distinct vec_dot_type in a matmul_multi call */
     struct mm_scratch *thr;        /* n_threads entries */
+    int64_t max_b;
+    float *xr;                     /* max_b × max_k: activations rounded through the vec_dot_type */
 };
 
 static int cpu_has_avx512(void)
@@ -157,11 +160,13 @@ void mm_ctx_free(struct mm_ctx *ctx)
         return;
     for (int i = 0; i < MATMUL_MULTI_MAX; i++)
         free(ctx->xq[i]);
+    free(ctx->xr);
     if (ctx->thr) {
         for (int t = 0; t < ctx->n_threads; t++) {
             free(ctx->thr[t].xpack);
             free(ctx->thr[t].wtmp);
             free(ctx->thr[t].wpack);
+            free(ctx->thr[t].xqrow);
         }
         free(ctx->thr);
     }
@@ -197,9 +202,14 @@ struct mm_ctx *mm_ctx_new(int64_t max_k, int64_t max_b, int n_threads)
             s->xpack = aligned_alloc(64, (size_t)BC * KC * sizeof(float));
             s->wtmp = aligned_alloc(64, (size_t)NR * KC * sizeof(float));
             s->wpack = aligned_alloc(64, (size_t)KC * JB * sizeof(float));
-            if (!s->xpack || !s->wtmp || !s->wpack)
+            s->xqrow = aligned_alloc(64, (ctx->xq_row_bytes + 63) / 64 * 64);
+            if (!s->xpack || !s->wtmp || !s->wpack || !s->xqrow)
                 goto fail;
         }
+        ctx->max_b = max_b < 1 ? 1 : max_b;
+        ctx->xr = aligned_alloc(64, ((size_t)(ctx->max_b * ctx->max_k) * sizeof(float) + 63) / 64 * 64);
+        if (!ctx->xr)
+            goto fail;
     }
     return ctx;
 fail:
@@ -554,6 +564,30 @@ static AVX512 void batch_thread_avx512(struct batch_job *j, int ith, int nth)
 }
 #endif /* MM_X86 */
 
+/*
+ * The batch path multiplies in f32, but decoding (and llama.cpp, prompts included) quantizes the
+ * activations to the weight type's vec_dot_type first.  Rounding the activations through that
+ * format (quantize, dequantize) before the f32 product gives the same numbers up to summation
+ * order, so a prompt and the same tokens decoded one by one agree, and so do we and llama.cpp.
+ */
+struct round_job {
+    const struct quant_traits *vt;
+    const float *x;
+    float *xr;
+    int64_t k, b;
+    struct mm_ctx *ctx;
+};
+
+static void round_thread(void *arg, int ith, int nth)
+{
+    struct round_job *r = arg;
+    void *q = r->ctx->thr[ith].xqrow;
+    for (int64_t i = ith; i < r->b; i += nth) {
+        r->vt->from_f32(r->x + i * r->k, q, r->k);
+        r->vt->to_f32(q, r->xr + i * r->k, r->k);
+    }
+}
+
 static void batch_thread(void *arg, int ith, int nth)
 {
 #if MM_X86
@@ -650,6 +684,19 @@ int matmul_multi(struct threadpool *p, struct mm_ctx *ctx, int nw, const struct 
 #endif
         struct batch_job j = { .w = w[i], .tr = quant_traits_get(w[i]->type), .x = x, .b = b,
                                .y = y[i], .ctx = ctx };
+        const enum qtype vdt = j.tr->vec_dot_type;
+        if (vdt != QTYPE_F32 && b <= ctx->max_b) {
+            /* w[0..i) with the same activation format already left xr rounded */
+            int done = 0;
+            for (int e = 0; e < i && !done; e++)
+                done = quant_traits_get(w[e]->type)->vec_dot_type == vdt &&
+                       b >= batch_min(w[e]->type) && w[e]->type != QTYPE_F32;
+            if (!done) {
+                struct round_job r = { quant_traits_get(vdt), x, ctx->xr, w[i]->k, b, ctx };
+                threadpool_run(p, round_thread, &r);
+            }
+            j.x = ctx->xr;
+        }
         j.row_bytes = quant_row_size(w[i]->type, w[i]->k);
         threadpool_run(p, batch_thread, &j);
     }

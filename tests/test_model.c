@@ -60,9 +60,9 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
 
 /* Batch vs incremental vs chunked vs threads for one model. */
 /*
- * tol: batch (prompt) matmuls of quantized weights run on dequantized f32 tiles with f32
- * activations, while decoding quantizes the activations (Q8) first as ggml does, so for quantized
- * models the two paths agree only to the activation-quantization noise.
+ * tol: batch (prompt) matmuls of quantized weights run on dequantized f32 tiles with activations
+ * rounded through the Q8 format, decoding runs integer dot products on the same quantized values:
+ * equal up to summation order, which the Q8 rounding of the next layer can amplify slightly.
  */
 static void check_consistency(const char *label, const char *path, double tol)
 {
@@ -304,8 +304,8 @@ int main(void)
 
     static const struct { const char *label, *args; double tol; } models[] = {
         { "llama f32", "--arch llama --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --type f32", 1e-4 },
-        { "llama q8_0", "--arch llama --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --type q8_0", 5e-2 },
-        { "llama q4_k", "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 512 --type q4_k", 5e-2 },
+        { "llama q8_0", "--arch llama --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --type q8_0", 5e-3 },
+        { "llama q4_k", "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 512 --type q4_k", 5e-3 },
         { "qwen2 f16", "--arch qwen2 --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --type f16", 1e-4 },
         { "gemma3 f32", "--arch gemma3 --embd 64 --layers 3 --heads 2 --kv-heads 1 --head-dim 32 --ff 128 --type f32 --swa 8 --swa-pattern 2", 1e-4 },
     };
