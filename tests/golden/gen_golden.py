@@ -400,9 +400,9 @@ def policy(headers):
     difference on that network is larger (never for F32/F16).  On a quantized network that noise
     comes from 8-bit activation rounding: one value rounded the other way moves the logits by
     ~1e-2, and whether llama.cpp's two evaluations happen to round one the other way is chance
-    (for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 they use the same kernels and never do, so their difference is
-    ~0 and measures nothing).  So a quantized model takes the largest difference over the
-    quantized models of its network; BF16 and real models take their own.
+    (for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 they mostly run the same kernels and their difference is
+    usually exactly 0, which measures nothing).  So a quantized model takes the largest
+    difference over the quantized models of its network; BF16 and real models take their own.
     greedy_noise (selfdiff rule only): NOISE_FACTOR x the largest absolute difference, a cap on
     the per-step absolute noise the test assumes when it picks confident greedy steps (with a
     large relative tolerance, as on a network whose logits can all be near 0, the relative
