@@ -100,7 +100,10 @@ void app_pane_fill(struct app *a, const char *query)
             items[k++] = strdup(line);
         }
         store_hit_array_free(h, n);
-        snprintf(title, sizeof title, " Search: %s  (arrows, Enter opens, Esc) ", query);
+        if (k == 0) /* an empty box would look like a hang */
+            snprintf(title, sizeof title, " Search: %s  (no matches; Esc) ", query);
+        else
+            snprintf(title, sizeof title, " Search: %s  (arrows, Enter opens, Esc) ", query);
     }
     a->pane_n = (int)k;
     if (a->pane_sel >= a->pane_n)

@@ -31,6 +31,11 @@ struct wk {
     double t0, t_last;  /* generation start, last stats/snapshot */
     int n_gen;
     double gen_tps;     /* live estimate while generating */
+    /* the KV settings the engine was last opened with: what /policy or /budget go back to
+     * when the new ones do not work */
+    struct kv_params kv_ok;
+    int kv_set_ok, have_ok;
+    char *budget_ok;
 };
 
 // ---- queues -------------------------------------------------------------------------------
@@ -353,10 +358,11 @@ static void report_session_error(struct wk *k, int st)
     post_text(k->w, st == STATUS_CONTEXT_FULL ? EV_NOTE : EV_ERROR, 0, m, strlen(m));
 }
 
-static int open_engine(struct wk *k)
+/* Open the engine and sampler with the worker's configuration; err gets why not. */
+static int open_engine(struct wk *k, char *err, size_t errlen)
 {
     struct worker *w = k->w;
-    char path[4096], err[4400];
+    char path[4096];
     pthread_mutex_lock(&w->mu);
     struct cli_common cc = w->cc;
     char *budget = w->kv_budget ? strdup(w->kv_budget) : NULL;
@@ -366,30 +372,33 @@ static int open_engine(struct wk *k)
     if (cc.model)
         snprintf(path, sizeof path, "%s", cc.model);
     else if (paths_default_model(path, sizeof path) != STATUS_OK) {
-        snprintf(err, sizeof err, "cannot locate the data directory (set HOME or XDG_DATA_HOME)");
+        snprintf(err, errlen, "cannot locate the data directory (set HOME or XDG_DATA_HOME)");
         goto fail;
     } else if (access(path, R_OK) != 0) {
-        snprintf(err, sizeof err, "default model %s is not installed (run ./quickstart, or "
+        snprintf(err, errlen, "default model %s is not installed (run ./quickstart, or "
                                   "pass -m FILE)", path);
         goto fail;
     }
     struct engine_params p = { .model_path = path, .n_ctx = cc.n_ctx, .n_batch = cc.n_batch,
                                .n_threads = cc.n_threads, .template_name = cc.template_name,
                                .kv = cc.kv, .kv_budget = cc.kv_budget, .kv_set = cc.kv_set };
-    st = engine_open(&k->e, &p, err, sizeof err);
+    st = engine_open(&k->e, &p, err, errlen);
     if (st != STATUS_OK)
         goto fail;
     engine_get_info(k->e, &k->info);
     st = sampler_new(&k->s, &cc.sp, engine_n_vocab(k->e));
     if (st != STATUS_OK) {
-        snprintf(err, sizeof err, "cannot create the sampler");
+        snprintf(err, errlen, "cannot create the sampler");
         goto fail;
     }
-    free(budget);
+    k->kv_ok = cc.kv;
+    k->kv_set_ok = cc.kv_set;
+    free(k->budget_ok);
+    k->budget_ok = budget;
+    k->have_ok = 1;
     return STATUS_OK;
 fail:
     free(budget);
-    post_text(w, EV_ERROR, 0, err, strlen(err));
     return st ? st : STATUS_INVALID;
 }
 
@@ -399,10 +408,12 @@ static void close_session(struct wk *k)
     k->ss = NULL;
 }
 
-/* Open (or continue) a session on the engine; the transcript goes to the UI. */
-static int open_session(struct wk *k, int64_t resume_id, const char *name, const char *system)
+/* Open (or continue) a session on the engine; the transcript goes to the UI.  On failure the
+ * message goes to err (errlen > 0) or to the UI. */
+static int open_session(struct wk *k, int64_t resume_id, const char *name, const char *system,
+                        char *err, size_t errlen)
 {
-    char err[1024] = "";
+    char buf[1024] = "";
     pthread_mutex_lock(&k->w->mu);
     struct sampler_params sp = k->w->cc.sp;
     pthread_mutex_unlock(&k->w->mu);
@@ -411,10 +422,13 @@ static int open_session(struct wk *k, int64_t resume_id, const char *name, const
     close_session(k);
     engine_reset(k->e);
     sampler_reset(k->s);
-    int st = session_open(&k->ss, k->e, k->s, k->st, &o, err, sizeof err);
+    int st = session_open(&k->ss, k->e, k->s, k->st, &o, buf, sizeof buf);
     if (st != STATUS_OK) {
         k->ss = NULL;
-        post_text(k->w, EV_ERROR, 0, err, strlen(err));
+        if (errlen)
+            snprintf(err, errlen, "%s", buf);
+        else
+            post_text(k->w, EV_ERROR, 0, buf, strlen(buf));
         return st;
     }
     post_transcript(k, session_n_msgs(k->ss));
@@ -424,32 +438,162 @@ static int open_session(struct wk *k, int64_t resume_id, const char *name, const
     return STATUS_OK;
 }
 
-static int job_open(struct wk *k, int reopen)
+/* /resume ID: a session that cannot be found leaves the current one as it is. */
+static int job_resume(struct wk *k, int64_t id)
+{
+    char err[1024];
+    struct store_session rec;
+    int st = k->st ? store_session_get(k->st, id, &rec) : STATUS_INVALID;
+    if (st == STATUS_OK)
+        store_session_clear(&rec);
+    else {
+        if (!k->st)
+            snprintf(err, sizeof err, "resuming a session needs the session database");
+        else if (st == STATUS_NOT_FOUND)
+            snprintf(err, sizeof err, "no session with id %lld", (long long)id);
+        else
+            snprintf(err, sizeof err, "%s", store_errmsg(k->st));
+        post_text(k->w, EV_ERROR, 0, err, strlen(err));
+        return st;
+    }
+    int64_t old = k->ss ? session_id(k->ss) : 0;
+    st = open_session(k, id, NULL, NULL, err, sizeof err);
+    if (st != STATUS_OK) {
+        if (old > 0)
+            open_session(k, old, NULL, NULL, NULL, 0);
+        post_text(k->w, EV_ERROR, 0, err, strlen(err)); /* after the transcript */
+    }
+    return st;
+}
+
+static int job_open(struct wk *k)
 {
     struct worker *w = k->w;
-    int64_t id = reopen && k->ss ? session_id(k->ss) : w->resume_id;
+    char note[1100] = "";
     if (!k->st && w->db_path[0]) {
         char err[1024];
+        int ro = 0;
         if (store_open(&k->st, w->db_path, 0, err, sizeof err) != STATUS_OK) {
             k->st = NULL;
-            post_text(w, EV_NOTE, 0, err, strlen(err)); /* chat on, without history */
+        } else if (store_is_readonly(k->st)) {
+            store_close(k->st);
+            k->st = NULL;
+            ro = 1;
         }
+        if (!k->st) /* chat on, without history, and say so */
+            snprintf(note, sizeof note, "%s; this chat is not saved",
+                     ro ? "the session database is read-only" : err);
     }
-    if (reopen) {
-        close_session(k);
-        sampler_free(k->s);
-        engine_close(k->e);
-        k->s = NULL;
-        k->e = NULL;
+    char err[4400];
+    int st = open_engine(k, err, sizeof err);
+    if (st == STATUS_OK) {
+        post_stats(k, EV_LOADED, 0);
+        const char *name = w->resume_id > 0 ? NULL : w->session_name;
+        st = open_session(k, w->resume_id, name, w->system, err, sizeof err);
+        if (st != STATUS_OK) /* chat on in a new session rather than not at all */
+            open_session(k, 0, NULL, w->system, NULL, 0);
     }
-    int st = open_engine(k);
+    /* messages after the transcript, which clears the view */
     if (st != STATUS_OK)
-        return st;
-    post_stats(k, EV_LOADED, 0);
-    if (id > 0 || !reopen)
-        st = open_session(k, id, id > 0 ? NULL : w->session_name, w->system);
+        post_text(w, EV_ERROR, 0, err, strlen(err));
+    if (note[0])
+        post_text(w, EV_ERROR, 0, note, strlen(note));
     if (st == STATUS_OK && k->w->want_kv)
         post_kv(k);
+    return st;
+}
+
+/*
+ * The KV policy or budget changed: a new engine, and the conversation carried over to it by
+ * re-processing, store or no store (session_rebind).  If the new settings cannot be opened, the
+ * previous ones are restored: changing a setting never costs the conversation.
+ */
+static int job_reopen(struct wk *k)
+{
+    struct worker *w = k->w;
+    size_t sn = k->s ? sampler_state_size(k->s) : 0;
+    void *sstate = sn ? malloc(sn) : NULL;
+    if (sstate)
+        sampler_state_save(k->s, sstate); /* the RNG and penalties go on in the new sampler */
+    /* one engine at a time: the old one's memory is given back before the new one is made */
+    sampler_free(k->s);
+    engine_close(k->e);
+    k->s = NULL;
+    k->e = NULL;
+    char err[4400], why[4500] = "";
+    int st = open_engine(k, err, sizeof err);
+    if (st != STATUS_OK && k->have_ok) {
+        pthread_mutex_lock(&w->mu);
+        w->cc.kv = k->kv_ok;
+        w->cc.kv_set = k->kv_set_ok;
+        free(w->kv_budget);
+        w->kv_budget = k->budget_ok ? strdup(k->budget_ok) : NULL;
+        pthread_mutex_unlock(&w->mu);
+        /* said after the transcript is sent again, which clears the view */
+        snprintf(why, sizeof why, "%s; kept the previous KV settings", err);
+        st = open_engine(k, err, sizeof err);
+    }
+    if (st != STATUS_OK) {
+        free(sstate);
+        post_text(w, EV_ERROR, 0, err, strlen(err));
+        return st; /* no engine: the session waits (turns say "no model loaded") */
+    }
+    if (sstate)
+        sampler_state_load(k->s, sstate, sn);
+    free(sstate);
+    post_stats(k, EV_LOADED, 0);
+    if (!k->ss) /* the first open failed: start the conversation now */
+        return open_session(k, 0, w->session_name, w->system, NULL, 0);
+    pthread_mutex_lock(&w->mu);
+    struct sampler_params sp = w->cc.sp;
+    pthread_mutex_unlock(&w->mu);
+    size_t replayed = 0;
+    k->t_last = cli_now();
+    st = session_rebind(k->ss, k->e, k->s, &sp, &w->cancel, on_progress, k, &replayed);
+    post_transcript(k, session_n_msgs(k->ss)); /* with the spans of the new context */
+    if (why[0])
+        post_text(w, EV_ERROR, 0, why, strlen(why));
+    else if (st == STATUS_OK && replayed) {
+        char note[96];
+        snprintf(note, sizeof note, "re-processed %zu message%s with the new settings", replayed,
+                 replayed == 1 ? "" : "s");
+        post_text(w, EV_NOTE, 0, note, strlen(note));
+    } else if (st == STATUS_STOPPED) {
+        const char *m = "stopped: the conversation is re-processed with the next message";
+        post_text(w, EV_NOTE, 0, m, strlen(m));
+    } else if (st != STATUS_OK) {
+        report_session_error(k, st);
+    }
+    return st;
+}
+
+/* Sampling parameters changed: a new sampler that goes on from the old one's state; the
+ * engine and the conversation stay as they are. */
+static int job_sampler(struct wk *k)
+{
+    struct worker *w = k->w;
+    struct sampler *s;
+    pthread_mutex_lock(&w->mu);
+    struct sampler_params sp = w->cc.sp;
+    pthread_mutex_unlock(&w->mu);
+    if (sampler_new(&s, &sp, engine_n_vocab(k->e)) != STATUS_OK)
+        return STATUS_NOMEM;
+    size_t n = sampler_state_size(k->s);
+    void *buf = malloc(n ? n : 1);
+    if (buf) {
+        sampler_state_save(k->s, buf);
+        sampler_state_load(s, buf, n);
+        free(buf);
+    }
+    int st = STATUS_OK;
+    if (k->ss) {
+        size_t replayed;
+        st = session_rebind(k->ss, k->e, s, &sp, &w->cancel, on_progress, k, &replayed);
+        if (st != STATUS_OK)
+            report_session_error(k, st);
+    }
+    sampler_free(k->s);
+    k->s = s;
     return st;
 }
 
@@ -524,8 +668,10 @@ static int run_job(struct wk *k, struct job *j)
 {
     struct worker *w = k->w;
     char note[160];
-    if (j->kind == JOB_OPEN || j->kind == JOB_REOPEN)
-        return job_open(k, j->kind == JOB_REOPEN);
+    if (j->kind == JOB_OPEN)
+        return job_open(k);
+    if (j->kind == JOB_REOPEN)
+        return job_reopen(k);
     if (j->kind == JOB_QUIT)
         return STATUS_OK;
     if (!k->e || (!k->ss && j->kind != JOB_NEW && j->kind != JOB_RESUME)) {
@@ -537,28 +683,9 @@ static int run_job(struct wk *k, struct job *j)
     case JOB_TURN: return job_turn(k, j->text ? j->text : "");
     case JOB_REGEN: return job_regen(k);
     case JOB_EDIT: return job_edit(k, j->text ? j->text : "");
-    case JOB_NEW: return open_session(k, 0, NULL, j->text);
-    case JOB_RESUME: {
-        int64_t old = k->ss ? session_id(k->ss) : 0;
-        st = open_session(k, j->id, NULL, NULL);
-        if (st != STATUS_OK && old > 0)
-            open_session(k, old, NULL, NULL);
-        return st;
-    }
-    case JOB_SAMPLER: {
-        /* the session keeps its sampler: swap it between a close and an exact resume */
-        int64_t id = k->ss ? session_id(k->ss) : 0;
-        struct sampler *s;
-        pthread_mutex_lock(&w->mu);
-        struct sampler_params sp = w->cc.sp;
-        pthread_mutex_unlock(&w->mu);
-        if (sampler_new(&s, &sp, engine_n_vocab(k->e)) != STATUS_OK)
-            return STATUS_NOMEM;
-        close_session(k);
-        sampler_free(k->s);
-        k->s = s;
-        return open_session(k, id, NULL, NULL);
-    }
+    case JOB_NEW: return open_session(k, 0, NULL, j->text, NULL, 0);
+    case JOB_RESUME: return job_resume(k, j->id);
+    case JOB_SAMPLER: return job_sampler(k);
     case JOB_FORK:
         st = session_fork(k->ss, j->text);
         if (st == STATUS_OK) {
@@ -605,6 +732,7 @@ static void *worker_main(void *arg)
     sampler_free(k.s);
     engine_close(k.e);
     store_close(k.st);
+    free(k.budget_ok);
     return NULL;
 }
 

@@ -6,7 +6,7 @@
  * would have evaluated them, plus the generation prompt when in_gen, as long as in_ok is set
  * and msgs[in_n - 1] is still the message it was (in_uid; uids never repeat, so a replaced
  * branch is noticed).  Anything that leaves the engine in between (a stopped prompt, a failed
- * close) clears in_ok.  ensure() brings the engine to any prefix of the branch: from the
+ * close) clears in_ok.  sess_ensure() brings the engine to any prefix of the branch: from the
  * current state when it is a prefix, else from the newest snapshot at or before the target
  * (one of the last two kept in memory, or the store's), else from an empty context, then
  * replays the remaining messages the way they were first evaluated (a user turn with the
@@ -14,6 +14,9 @@
  *
  * The sampler is restored only when the session is opened: in a running session a rebuild
  * (regenerate, edit) keeps the sampler's RNG going, so a regenerated reply differs.
+ *
+ * This file holds the branch, the engine and store sides and opening; the turns (user, reply,
+ * regenerate, edit, fork, rename, rebind) are in session_turn.c.
  */
 #include "config.h"
 #include "session.h"
@@ -25,84 +28,10 @@
 #include <time.h>
 
 #include "../data/store.h"
-
-#ifndef HAVE_UI
-/* Built without SQLite (--without-ui): sessions live in memory only and st is always NULL, so
- * none of these stand-ins for the store's functions is ever reached. */
-static int store_unavailable(const void *s, ...)
-{
-    (void)s;
-    return STATUS_UNSUPPORTED;
-}
-#define store_errmsg(s) ((void)(s), "")
-#define store_is_readonly(s) ((void)(s), 1)
-#define store_msg_insert(...) store_unavailable(__VA_ARGS__)
-#define store_msg_latest_leaf(...) store_unavailable(__VA_ARGS__)
-#define store_msg_path(...) store_unavailable(__VA_ARGS__)
-#define store_msg_array_free(v, n) ((void)(v), (void)(n))
-#define store_session_create(...) store_unavailable(__VA_ARGS__)
-#define store_session_find(...) store_unavailable(__VA_ARGS__)
-#define store_session_fork(...) store_unavailable(__VA_ARGS__)
-#define store_session_get(...) store_unavailable(__VA_ARGS__)
-#define store_session_rename(...) store_unavailable(__VA_ARGS__)
-#define store_session_set_model(...) store_unavailable(__VA_ARGS__)
-#define store_session_clear(r) ((void)(r))
-#define store_snapshot_find(...) store_unavailable(__VA_ARGS__)
-#define store_snapshot_get(...) store_unavailable(__VA_ARGS__)
-#define store_snapshot_put(...) store_unavailable(__VA_ARGS__)
-#define store_snapshot_clear(r) ((void)(r))
-#endif
-
-#define SNAP_FORMAT "kfchat-engine-1" /* tag of engine_state_save blobs in the store */
-
-struct smsg {
-    enum store_role role;
-    char *text;
-    int64_t id;    /* store id; 0 until committed */
-    uint64_t uid;  /* identity within this object, never reused */
-    int pos;       /* context position where the message starts */
-    int n_tokens;  /* context positions it took: its turn, generation prompt / closing text */
-};
-
-struct snap {
-    void *data;
-    size_t len;
-    size_t at;    /* engine state after msgs[0..at) (no generation prompt) */
-    uint64_t uid; /* uid of msgs[at - 1] */
-};
-
-struct session {
-    struct engine *e;
-    struct sampler *s;
-    struct store *st;
-    int64_t id;
-    char *name;
-    char *settings;
-    int meta_dirty; /* resumed: record the model and settings in use at the next commit */
-    int n_predict;
-    enum session_resume resume;
-    struct smsg *m; /* the current branch */
-    size_t n, cap;
-    struct chat_msg *view; /* (cap) what session_msgs returns */
-    uint64_t next_uid;
-    size_t in_n; /* see the invariant above */
-    uint64_t in_uid;
-    int in_gen, in_ok;
-    struct snap snap[2]; /* after the last two replies */
-    double prompt_tps, gen_tps;
-    char sampler_json[512];
-    char tmpl[64], kv_policy[64];
-    int64_t kv_budget;
-    char note[512];
-    char err[512];
-};
-
+#include "session_impl.h"
 // ---- small helpers ---------------------------------------------------------------------------
 
-static int fail(struct session *ss, int st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct session *ss, int st, const char *fmt, ...)
+int sess_fail(struct session *ss, int st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -111,41 +40,41 @@ static int fail(struct session *ss, int st, const char *fmt, ...)
     return st;
 }
 
-static int engine_fail(struct session *ss, int st)
+int sess_engine_fail(struct session *ss, int st)
 {
-    return fail(ss, st, "%s", engine_errmsg(ss->e));
+    return sess_fail(ss, st, "%s", engine_errmsg(ss->e));
 }
 
 /* A store write failed: report it and go on without the store, since later commits would
  * need the parent ids of the ones that failed. */
 static int fail_store(struct session *ss, int st)
 {
-    fail(ss, st, "%s (this session is no longer saved)", store_errmsg(ss->st));
+    sess_fail(ss, st, "%s (this session is no longer saved)", store_errmsg(ss->st));
     ss->st = NULL;
     return st;
 }
 
-static int64_t now_ms(void)
+int64_t sess_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static double now_s(void)
+double sess_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static char *dup_str(const char *s)
+char *sess_dup_str(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
 
 /* The sampler chain as JSON: what each reply records, so that it can be reproduced. */
-static void sampler_json(char *buf, size_t n, const struct sampler_params *p, uint64_t seed)
+void sess_sampler_json(char *buf, size_t n, const struct sampler_params *p, uint64_t seed)
 {
     snprintf(buf, n,
              "{\"temp\":%.9g,\"top_k\":%d,\"top_p\":%.9g,\"min_p\":%.9g,\"repeat_penalty\":%.9g,"
@@ -157,23 +86,23 @@ static void sampler_json(char *buf, size_t n, const struct sampler_params *p, ui
 
 // ---- the branch in memory ----------------------------------------------------------------------
 
-static int msg_append(struct session *ss, enum store_role role, const char *text, size_t len)
+int sess_msg_append(struct session *ss, enum store_role role, const char *text, size_t len)
 {
     if (ss->n == ss->cap) {
         size_t cap = ss->cap ? ss->cap * 2 : 16;
         struct smsg *m = realloc(ss->m, cap * sizeof(*m));
         if (!m)
-            return fail(ss, STATUS_NOMEM, "out of memory");
+            return sess_fail(ss, STATUS_NOMEM, "out of memory");
         ss->m = m;
         struct chat_msg *v = realloc(ss->view, cap * sizeof(*v));
         if (!v)
-            return fail(ss, STATUS_NOMEM, "out of memory");
+            return sess_fail(ss, STATUS_NOMEM, "out of memory");
         ss->view = v;
         ss->cap = cap;
     }
     char *copy = malloc(len + 1);
     if (!copy)
-        return fail(ss, STATUS_NOMEM, "out of memory");
+        return sess_fail(ss, STATUS_NOMEM, "out of memory");
     memcpy(copy, text, len);
     copy[len] = 0;
     struct smsg *m = &ss->m[ss->n];
@@ -188,7 +117,7 @@ static int msg_append(struct session *ss, enum store_role role, const char *text
     return STATUS_OK;
 }
 
-static void msg_truncate(struct session *ss, size_t n)
+void sess_msg_truncate(struct session *ss, size_t n)
 {
     while (ss->n > n)
         free(ss->m[--ss->n].text);
@@ -199,7 +128,7 @@ static int uid_at(const struct session *ss, size_t at, uint64_t uid)
     return at <= ss->n && (at == 0 ? uid == 0 : ss->m[at - 1].uid == uid);
 }
 
-static void state_set(struct session *ss, size_t n, int gen)
+void sess_state_set(struct session *ss, size_t n, int gen)
 {
     ss->in_n = n;
     ss->in_uid = n ? ss->m[n - 1].uid : 0;
@@ -222,8 +151,8 @@ static int needs_gen(const struct session *ss, size_t i, size_t upto, int gen)
  * not give back the sampled tokens, so a replayed reply is close to, not always bit-identical
  * with, the original; snapshots are what makes resume exact.
  */
-static int push(struct session *ss, size_t i, int gen, const volatile int *cancel,
-                session_progress_fn progress, void *ud)
+int sess_push(struct session *ss, size_t i, int gen, const volatile int *cancel,
+              session_progress_fn progress, void *ud)
 {
     struct smsg *m = &ss->m[i];
     int pos = engine_n_past(ss->e), st;
@@ -242,15 +171,15 @@ static int push(struct session *ss, size_t i, int gen, const volatile int *cance
     } else {
         st = engine_chat_push(ss->e, ss->view, i, gen, cancel, progress, ud);
         if (st == STATUS_CONTEXT_FULL)
-            return engine_fail(ss, st); /* nothing was evaluated: the state stands */
+            return sess_engine_fail(ss, st); /* nothing was evaluated: the state stands */
     }
     if (st != STATUS_OK) {
         ss->in_ok = 0;
-        return engine_fail(ss, st);
+        return sess_engine_fail(ss, st);
     }
     m->pos = pos;
     m->n_tokens = engine_n_past(ss->e) - pos;
-    state_set(ss, i + 1, gen);
+    sess_state_set(ss, i + 1, gen);
     return STATUS_OK;
 }
 
@@ -259,8 +188,8 @@ static int load_blob(struct session *ss, const void *data, size_t len, size_t at
 {
     int st = engine_state_load(ss->e, ss->s, data, len);
     if (st != STATUS_OK)
-        return engine_fail(ss, st);
-    state_set(ss, at, 0);
+        return sess_engine_fail(ss, st);
+    sess_state_set(ss, at, 0);
     return STATUS_OK;
 }
 
@@ -282,13 +211,30 @@ static const struct snap *snap_keep(struct session *ss, void *data, size_t len, 
 
 /* Snapshot the engine after msgs[0..n) into memory and return it for the store; NULL if it
  * could not be made (resume then re-processes). */
-static const struct snap *snap_take(struct session *ss)
+const struct snap *sess_snap_take(struct session *ss)
 {
     void *data;
     size_t len;
     if (engine_state_save(ss->e, ss->s, &data, &len) != STATUS_OK)
         return NULL;
     return snap_keep(ss, data, len, ss->n);
+}
+
+void sess_read_engine(struct session *ss)
+{
+    struct engine_info in;
+    engine_get_info(ss->e, &in);
+    snprintf(ss->tmpl, sizeof ss->tmpl, "%s", in.template_name);
+    snprintf(ss->kv_policy, sizeof ss->kv_policy, "%s", in.kv_policy);
+    ss->kv_budget = in.kv_budget >= in.n_ctx ? 0 : in.kv_budget;
+}
+
+void sess_snap_drop(struct session *ss)
+{
+    for (int k = 0; k < 2; k++) {
+        free(ss->snap[k].data);
+        ss->snap[k] = (struct snap){ 0 };
+    }
 }
 
 /* Where the store's newest snapshot on the branch up to msgs[upto - 1] is: msgs[0..at) with
@@ -310,9 +256,9 @@ static int load_stored(struct session *ss, int64_t id, size_t at)
     struct store_snapshot sn;
     int st = store_snapshot_get(ss->st, id, &sn);
     if (st != STATUS_OK)
-        return fail(ss, st, "%s", store_errmsg(ss->st));
+        return sess_fail(ss, st, "%s", store_errmsg(ss->st));
     if (strcmp(sn.format, SNAP_FORMAT) != 0)
-        st = fail(ss, STATUS_FORMAT, "the saved state has an unknown format '%s'", sn.format);
+        st = sess_fail(ss, STATUS_FORMAT, "the saved state has an unknown format '%s'", sn.format);
     else
         st = load_blob(ss, sn.data, sn.size, at);
     if (st == STATUS_OK) { /* keep it for a regen or edit of the next turn */
@@ -343,9 +289,9 @@ static int mem_snap(const struct session *ss, size_t upto, int gen)
  * snapshot used, as at resume.  *replayed (may be NULL) gets the number of messages
  * re-processed; why (may be NULL) why the store's snapshot could not be used ("" if it could).
  */
-static int ensure(struct session *ss, size_t upto, int gen, int keep_sampler,
-                  const volatile int *cancel, session_progress_fn progress, void *ud,
-                  size_t *replayed, char *why, size_t whylen)
+int sess_ensure(struct session *ss, size_t upto, int gen, int keep_sampler,
+                const volatile int *cancel, session_progress_fn progress, void *ud,
+                size_t *replayed, char *why, size_t whylen)
 {
     if (replayed)
         *replayed = 0;
@@ -364,7 +310,7 @@ static int ensure(struct session *ss, size_t upto, int gen, int keep_sampler,
     else {
         void *keep = keep_sampler ? malloc(sampler_state_size(ss->s)) : NULL;
         if (keep_sampler && !keep)
-            return fail(ss, STATUS_NOMEM, "out of memory");
+            return sess_fail(ss, STATUS_NOMEM, "out of memory");
         if (keep)
             sampler_state_save(ss->s, keep);
         int done = mem >= 0 && mem_at >= sto_at &&
@@ -378,7 +324,7 @@ static int ensure(struct session *ss, size_t upto, int gen, int keep_sampler,
             done = load_blob(ss, ss->snap[mem].data, ss->snap[mem].len, mem_at) == STATUS_OK;
         if (!done) {
             engine_reset(ss->e);
-            state_set(ss, 0, 0);
+            sess_state_set(ss, 0, 0);
         }
         from = ss->in_n;
         if (keep) {
@@ -389,7 +335,7 @@ static int ensure(struct session *ss, size_t upto, int gen, int keep_sampler,
     int st = STATUS_OK;
     size_t i;
     for (i = from; i < upto && st == STATUS_OK; i++)
-        st = push(ss, i, ss->m[i].role == STORE_ROLE_USER && needs_gen(ss, i + 1, upto, gen),
+        st = sess_push(ss, i, ss->m[i].role == STORE_ROLE_USER && needs_gen(ss, i + 1, upto, gen),
                   cancel, progress, ud);
     if (replayed)
         *replayed = i - from;
@@ -398,25 +344,25 @@ static int ensure(struct session *ss, size_t upto, int gen, int keep_sampler,
 
 // ---- the store side ----------------------------------------------------------------------------
 
-static int session_create(struct session *ss)
+int sess_create(struct session *ss)
 {
     struct engine_info in;
     engine_get_info(ss->e, &in);
     int st = store_session_create(ss->st, ss->name, in.path, engine_model_fingerprint(ss->e),
                                   ss->settings, &ss->id);
     if (st != STATUS_OK)
-        return fail(ss, st, "%s", store_errmsg(ss->st));
+        return sess_fail(ss, st, "%s", store_errmsg(ss->st));
     return STATUS_OK;
 }
 
 /* Save msgs up to and including last that are not saved yet (a system prompt waits for the
  * first user turn, so that opening and leaving stores nothing).  created: start of the turn. */
-static int commit(struct session *ss, size_t last, int64_t created)
+int sess_commit(struct session *ss, size_t last, int64_t created)
 {
     if (!ss->st)
         return STATUS_OK;
     int st = STATUS_OK;
-    if (!ss->id && (st = session_create(ss)) != STATUS_OK)
+    if (!ss->id && (st = sess_create(ss)) != STATUS_OK)
         return st;
     if (ss->meta_dirty) {
         struct engine_info in;
@@ -457,14 +403,14 @@ static int load_branch(struct session *ss)
     int64_t leaf = 0;
     int st = store_msg_latest_leaf(ss->st, ss->id, &leaf);
     if (st != STATUS_OK || !leaf)
-        return st == STATUS_OK ? st : fail(ss, st, "%s", store_errmsg(ss->st));
+        return st == STATUS_OK ? st : sess_fail(ss, st, "%s", store_errmsg(ss->st));
     struct store_msg *v;
     size_t n;
     if ((st = store_msg_path(ss->st, leaf, &v, &n)) != STATUS_OK)
-        return fail(ss, st, "%s", store_errmsg(ss->st));
+        return sess_fail(ss, st, "%s", store_errmsg(ss->st));
     int pos = 0;
     for (size_t i = 0; i < n && st == STATUS_OK; i++) {
-        st = msg_append(ss, v[i].role, v[i].text, strlen(v[i].text));
+        st = sess_msg_append(ss, v[i].role, v[i].text, strlen(v[i].text));
         if (st == STATUS_OK) {
             ss->m[i].id = v[i].id;
             ss->m[i].pos = pos;
@@ -487,18 +433,18 @@ static int find_session(struct session *ss, const struct session_opts *o, int *r
     if (o->resume_id) {
         st = store_session_get(ss->st, o->resume_id, &rec);
         if (st == STATUS_NOT_FOUND)
-            return fail(ss, st, "no session with id %lld", (long long)o->resume_id);
+            return sess_fail(ss, st, "no session with id %lld", (long long)o->resume_id);
     } else if (o->name) {
         st = store_session_find(ss->st, o->name, &rec);
         if (st == STATUS_NOT_FOUND) /* a new named session is created at once */
-            return session_create(ss);
+            return sess_create(ss);
     } else
         return STATUS_OK;
     if (st != STATUS_OK)
-        return fail(ss, st, "%s", store_errmsg(ss->st));
+        return sess_fail(ss, st, "%s", store_errmsg(ss->st));
     ss->id = rec.id;
     free(ss->name);
-    ss->name = dup_str(rec.name);
+    ss->name = sess_dup_str(rec.name);
     store_session_clear(&rec);
     *resuming = 1;
     ss->meta_dirty = 1;
@@ -514,7 +460,7 @@ static int resume_state(struct session *ss)
     if (lost)
         upto--;
     char why[512];
-    int st = ensure(ss, upto, 0, 0, NULL, NULL, NULL, &replayed, why, sizeof why);
+    int st = sess_ensure(ss, upto, 0, 0, NULL, NULL, NULL, &replayed, why, sizeof why);
     if (st != STATUS_OK)
         return st;
     ss->resume = replayed ? SESSION_REPROCESSED : SESSION_RESTORED;
@@ -548,32 +494,29 @@ int session_open(struct session **out, struct engine *e, struct sampler *s, stru
     ss->s = s;
     ss->st = st;
     ss->n_predict = o->n_predict;
-    ss->name = dup_str(o->name);
-    ss->settings = dup_str(o->settings);
-    struct engine_info in;
-    engine_get_info(e, &in);
-    snprintf(ss->tmpl, sizeof ss->tmpl, "%s", in.template_name);
-    snprintf(ss->kv_policy, sizeof ss->kv_policy, "%s", in.kv_policy);
-    ss->kv_budget = in.kv_budget >= in.n_ctx ? 0 : in.kv_budget;
+    ss->name = sess_dup_str(o->name);
+    ss->settings = sess_dup_str(o->settings);
+    sess_read_engine(ss);
     if (o->sampling)
-        sampler_json(ss->sampler_json, sizeof ss->sampler_json, o->sampling, sampler_seed(s));
+        sess_sampler_json(ss->sampler_json, sizeof ss->sampler_json, o->sampling,
+                          sampler_seed(s));
     int rc = STATUS_OK, resuming = 0;
     if (st && store_is_readonly(st))
-        rc = fail(ss, STATUS_IO, "%s", "the session database is read-only");
+        rc = sess_fail(ss, STATUS_IO, "%s", "the session database is read-only");
     else if (st)
         rc = find_session(ss, o, &resuming);
     else if (o->resume_id)
-        rc = fail(ss, STATUS_INVALID, "resuming a session needs the session database");
+        rc = sess_fail(ss, STATUS_INVALID, "resuming a session needs the session database");
     if (rc == STATUS_OK && resuming && ss->n)
         rc = resume_state(ss);
     else if (rc == STATUS_OK) {
         engine_reset(e);
-        state_set(ss, 0, 0);
+        sess_state_set(ss, 0, 0);
     }
     if (rc == STATUS_OK && ss->n == 0 && o->system && *o->system) {
-        rc = msg_append(ss, STORE_ROLE_SYSTEM, o->system, strlen(o->system));
+        rc = sess_msg_append(ss, STORE_ROLE_SYSTEM, o->system, strlen(o->system));
         if (rc == STATUS_OK)
-            rc = push(ss, 0, 0, NULL, NULL, NULL);
+            rc = sess_push(ss, 0, 0, NULL, NULL, NULL);
     }
     if (rc != STATUS_OK) {
         status_set(err, errlen, rc, "%s", ss->err);
@@ -588,13 +531,12 @@ void session_close(struct session *ss)
 {
     if (!ss)
         return;
-    msg_truncate(ss, 0);
+    sess_msg_truncate(ss, 0);
     free(ss->m);
     free(ss->view);
     free(ss->name);
     free(ss->settings);
-    free(ss->snap[0].data);
-    free(ss->snap[1].data);
+    sess_snap_drop(ss);
     free(ss);
 }
 
@@ -641,267 +583,4 @@ int session_msg_pos(const struct session *ss, size_t i)
 int64_t session_msg_id(const struct session *ss, size_t i)
 {
     return i < ss->n ? ss->m[i].id : 0;
-}
-
-// ---- turns -------------------------------------------------------------------------------------
-
-/* The context positions message i takes with the generation prompt: what engine_chat_push
- * will evaluate, known before, so that the message can be committed before it is. */
-static int turn_tokens(struct session *ss, size_t i, int *n)
-{
-    char *text;
-    int32_t *toks = NULL;
-    int st = chat_template_render_turn(engine_chat_format(ss->e), ss->view, i, 1, &text);
-    if (st != STATUS_OK)
-        return fail(ss, st, "cannot render the message: %s", status_str(st));
-    st = engine_tokenize(ss->e, text, strlen(text), engine_n_past(ss->e) == 0, 1, &toks, n);
-    free(text);
-    free(toks);
-    return st != STATUS_OK ? engine_fail(ss, st) : STATUS_OK;
-}
-
-int session_user(struct session *ss, const char *text, const volatile int *cancel,
-                 session_progress_fn progress, void *ud)
-{
-    if (!text)
-        return fail(ss, STATUS_INVALID, "no text");
-    int64_t created = now_ms();
-    int st = ensure(ss, ss->n, 0, 1, cancel, progress, ud, NULL, NULL, 0);
-    if (st != STATUS_OK)
-        return st;
-    size_t i = ss->n;
-    int n = 0, left = engine_n_ctx(ss->e) - engine_n_past(ss->e);
-    if ((st = msg_append(ss, STORE_ROLE_USER, text, strlen(text))) != STATUS_OK)
-        return st;
-    if ((st = turn_tokens(ss, i, &n)) == STATUS_OK && n > left)
-        st = fail(ss, STATUS_CONTEXT_FULL, "context full: the message needs %d tokens, %d are "
-                  "left of %d", n, left, engine_n_ctx(ss->e));
-    ss->m[i].pos = engine_n_past(ss->e);
-    ss->m[i].n_tokens = n;
-    /* committed before it is evaluated: a kill during a long prompt keeps the message */
-    if (st == STATUS_OK)
-        st = commit(ss, i, created);
-    if (st != STATUS_OK) {
-        msg_truncate(ss, i); /* not added, and nothing evaluated */
-        return st;
-    }
-    double t0 = now_s();
-    st = push(ss, i, 1, cancel, progress, ud);
-    double dt = now_s() - t0;
-    ss->prompt_tps = st == STATUS_OK && dt > 0 ? ss->m[i].n_tokens / dt : 0;
-    return st; /* stopped or failed: the message stays, to be evaluated with the next turn */
-}
-
-/* Append bytes to a growing buffer; -1 on allocation failure. */
-static int buf_add(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*cap ? *cap * 2 : 1024) + n;
-        char *nb = realloc(*buf, nc);
-        if (!nb)
-            return -1;
-        *buf = nb;
-        *cap = nc;
-    }
-    memcpy(*buf + *len, p, n);
-    *len += n;
-    (*buf)[*len] = 0;
-    return 0;
-}
-
-/* Sample until a stop token, n_predict, a full context or a stop request; *text gets the
- * reply (malloc'd), *n_gen the tokens generated. */
-static int generate(struct session *ss, session_piece_fn on_piece, void *ud,
-                    const volatile int *cancel, char **text, int *n_gen)
-{
-    char piece[256];
-    size_t len = 0, cap = 0;
-    int st = STATUS_OK;
-    *text = NULL;
-    *n_gen = 0;
-    if (buf_add(text, &len, &cap, "", 0))
-        return fail(ss, STATUS_NOMEM, "out of memory");
-    while (ss->n_predict < 0 || *n_gen < ss->n_predict) {
-        if (cancel && *cancel) {
-            st = STATUS_STOPPED;
-            break;
-        }
-        if (engine_n_past(ss->e) >= engine_n_ctx(ss->e)) {
-            st = fail(ss, STATUS_CONTEXT_FULL, "context full (%d tokens)", engine_n_ctx(ss->e));
-            break;
-        }
-        int tok = sampler_sample(ss->s, engine_logits(ss->e), engine_n_vocab(ss->e));
-        if (tok < 0) {
-            st = fail(ss, tok, "sampling failed: %s", status_str(tok));
-            break;
-        }
-        sampler_accept(ss->s, tok);
-        if (engine_is_eog(ss->e, tok))
-            break;
-        int k = engine_token_piece(ss->e, tok, piece, sizeof piece);
-        if (k > 0 && buf_add(text, &len, &cap, piece, (size_t)k)) {
-            st = fail(ss, STATUS_NOMEM, "out of memory");
-            break;
-        }
-        (*n_gen)++;
-        /* the token goes into the context even when the caller stops here: text and KV agree */
-        int stop = on_piece && on_piece(ud, piece, k > 0 ? k : 0, tok);
-        int32_t t = tok;
-        if ((st = engine_eval(ss->e, &t, 1, NULL, NULL, NULL)) != STATUS_OK) {
-            engine_fail(ss, st);
-            break;
-        }
-        if (stop) {
-            st = STATUS_STOPPED;
-            break;
-        }
-    }
-    return st;
-}
-
-int session_reply(struct session *ss, session_piece_fn on_piece, void *ud,
-                  const volatile int *cancel)
-{
-    if (!ss->n || ss->m[ss->n - 1].role != STORE_ROLE_USER)
-        return fail(ss, STATUS_INVALID, "there is no user message to reply to");
-    int64_t created = now_ms();
-    int st = ensure(ss, ss->n, 1, 1, cancel, NULL, NULL, NULL, NULL, 0);
-    if (st != STATUS_OK)
-        return st;
-    int pos = engine_n_past(ss->e), n_gen = 0;
-    char *text;
-    double t0 = now_s();
-    st = generate(ss, on_piece, ud, cancel, &text, &n_gen);
-    double dt = now_s() - t0;
-    ss->gen_tps = n_gen > 0 && dt > 0 ? n_gen / dt : 0;
-    if (!text)
-        return st;
-    if (st < 0 && st != STATUS_CONTEXT_FULL) { /* an engine failure: nothing is kept */
-        free(text);
-        ss->in_ok = 0;
-        return st;
-    }
-    int ast = msg_append(ss, STORE_ROLE_ASSISTANT, text, strlen(text));
-    free(text);
-    if (ast != STATUS_OK) {
-        ss->in_ok = 0;
-        return ast;
-    }
-    size_t i = ss->n - 1;
-    int cst = engine_chat_close_reply(ss->e);
-    ss->m[i].pos = pos;
-    ss->m[i].n_tokens = engine_n_past(ss->e) - pos;
-    if (cst == STATUS_OK)
-        state_set(ss, ss->n, 0);
-    else {
-        ss->in_ok = 0; /* no room for the closing text: the next turn rebuilds (and says so) */
-        if (st == STATUS_OK)
-            st = engine_fail(ss, cst);
-    }
-    int mst = commit(ss, i, created);
-    if (mst != STATUS_OK)
-        return mst;
-    if (cst == STATUS_OK) {
-        const struct snap *sn = snap_take(ss);
-        /* a snapshot that cannot be stored only costs re-processing at the next resume */
-        if (sn && ss->st && ss->m[i].id)
-            store_snapshot_put(ss->st, ss->m[i].id, SNAP_FORMAT, engine_model_fingerprint(ss->e),
-                               sn->data, sn->len);
-    }
-    return st;
-}
-
-int session_regen(struct session *ss, session_piece_fn on_piece, void *ud,
-                  const volatile int *cancel)
-{
-    if (ss->n && ss->m[ss->n - 1].role == STORE_ROLE_ASSISTANT)
-        msg_truncate(ss, ss->n - 1);
-    return session_reply(ss, on_piece, ud, cancel);
-}
-
-int session_edit_last(struct session *ss, const char *text, session_piece_fn on_piece, void *ud,
-                      const volatile int *cancel)
-{
-    size_t u = ss->n;
-    while (u > 0 && ss->m[u - 1].role != STORE_ROLE_USER)
-        u--;
-    if (u == 0)
-        return fail(ss, STATUS_INVALID, "there is no user message to edit");
-    msg_truncate(ss, u - 1);
-    int st = session_user(ss, text, cancel, NULL, NULL);
-    if (st != STATUS_OK)
-        return st;
-    return session_reply(ss, on_piece, ud, cancel);
-}
-
-int session_fork(struct session *ss, const char *name)
-{
-    if (name && !*name)
-        name = NULL;
-    if (!ss->st) { /* in memory a fork is the same conversation under another name */
-        free(ss->name);
-        ss->name = dup_str(name);
-        return STATUS_OK;
-    }
-    int st = ss->n ? commit(ss, ss->n - 1, 0) : STATUS_OK;
-    if (st != STATUS_OK)
-        return st;
-    int64_t id = 0;
-    if (ss->n)
-        st = store_session_fork(ss->st, ss->m[ss->n - 1].id, name, &id);
-    else {
-        struct engine_info in;
-        engine_get_info(ss->e, &in);
-        st = store_session_create(ss->st, name, in.path, engine_model_fingerprint(ss->e),
-                                  ss->settings, &id);
-    }
-    if (st != STATUS_OK)
-        return fail(ss, st, "%s", store_errmsg(ss->st));
-    /* the copies have new ids; the text, and so the engine state, is the same */
-    int64_t leaf = 0;
-    struct store_msg *v = NULL;
-    size_t n = 0;
-    if (ss->n && ((st = store_msg_latest_leaf(ss->st, id, &leaf)) != STATUS_OK ||
-                  (st = store_msg_path(ss->st, leaf, &v, &n)) != STATUS_OK))
-        return fail(ss, st, "%s", store_errmsg(ss->st));
-    if (n != ss->n) {
-        store_msg_array_free(v, n);
-        return fail(ss, STATUS_FORMAT, "the fork has %zu messages instead of %zu", n, ss->n);
-    }
-    for (size_t i = 0; i < n; i++)
-        ss->m[i].id = v[i].id;
-    store_msg_array_free(v, n);
-    ss->id = id;
-    free(ss->name);
-    ss->name = dup_str(name);
-    return STATUS_OK;
-}
-
-int session_rename(struct session *ss, const char *name)
-{
-    if (name && !*name)
-        name = NULL;
-    if (ss->st) {
-        int st = ss->id ? store_session_rename(ss->st, ss->id, name) : STATUS_OK;
-        if (st != STATUS_OK)
-            return fail(ss, st, "%s", store_errmsg(ss->st));
-    }
-    char *copy = dup_str(name);
-    if (name && !copy)
-        return fail(ss, STATUS_NOMEM, "out of memory");
-    free(ss->name);
-    ss->name = copy;
-    if (ss->st && !ss->id && name)
-        return session_create(ss); /* so that the name is taken now, not at the first turn */
-    return STATUS_OK;
-}
-
-double session_prompt_tps(const struct session *ss)
-{
-    return ss->prompt_tps;
-}
-
-double session_gen_tps(const struct session *ss)
-{
-    return ss->gen_tps;
 }

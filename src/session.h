@@ -102,6 +102,19 @@ int session_edit_last(struct session *ss, const char *text, session_piece_fn on_
 int session_fork(struct session *ss, const char *name);
 int session_rename(struct session *ss, const char *name);
 
+/*
+ * Go on with other settings: engine e (a fresh one, with an empty context, or the session's own)
+ * and sampler s (the caller has already loaded the old sampler's state into it, so the RNG and
+ * penalties continue; sampling: what s was made with, recorded with later replies).  The
+ * transcript stays as it is, with or without a store, and a new engine is brought to its end by
+ * re-processing it now (progress reported; *cancel stops it, and the next turn catches up).
+ * The store's session goes on and records the new settings at its next commit.  *replayed
+ * gets the number of messages re-processed.  The old engine and sampler are no longer used.
+ */
+int session_rebind(struct session *ss, struct engine *e, struct sampler *s,
+                   const struct sampler_params *sampling, const volatile int *cancel,
+                   session_progress_fn progress, void *ud, size_t *replayed);
+
 /* Speed of the last turn: prompt and generation tokens per second (0 if none). */
 double session_prompt_tps(const struct session *ss);
 double session_gen_tps(const struct session *ss);

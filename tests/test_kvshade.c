@@ -314,8 +314,12 @@ static void test_format(void)
     size_t used = 12897485, budget = (size_t)32 << 20, full = 21860144;
     kvshade_format_budget(used, budget, full, 80, b, sizeof(b));
     ok(!strcmp(b, "KV 12.3 MiB / 32.0 MiB (saved 41%)"), "budget line: \"%s\"", b);
+    kvshade_format_budget(used, budget, full, 30, b, sizeof(b));
+    ok(!strcmp(b, "KV 12.3M/32.0M (saved 41%)"), "budget at 30 columns: \"%s\"", b);
+    kvshade_format_budget(used, budget, full, 25, b, sizeof(b));
+    ok(!strcmp(b, "KV 12.3M/32.0M saved 41%"), "budget at 25 columns: \"%s\"", b);
     kvshade_format_budget(used, budget, full, 20, b, sizeof(b));
-    ok(!strcmp(b, "KV 12.3M/32.0M -41%"), "budget at 20 columns: \"%s\"", b);
+    ok(!strcmp(b, "KV 12.3M saved 41%"), "budget at 20 columns: \"%s\"", b);
     kvshade_format_budget(used, budget, full, 15, b, sizeof(b));
     ok(!strcmp(b, "KV 12.3M/32.0M"), "budget at 15 columns: \"%s\"", b);
     kvshade_format_budget(used, budget, full, 6, b, sizeof(b));
@@ -331,6 +335,15 @@ static void test_format(void)
             fits = 0;
     }
     ok(fits, "budget line fits every width");
+    int worded = 1;
+    for (int w = 0; w < 60; w++) {
+        kvshade_format_budget(used, budget, full, w, b, sizeof(b));
+        const char *pc = strchr(b, '%');
+        /* a percentage only ever comes as "saved N%" */
+        if (strchr(b, '-') || (pc && !strstr(b, "saved 41%")))
+            worded = 0;
+    }
+    ok(worded, "the saving reads \"saved N%%\" at every width, never \"-N%%\"");
 
     kvshade_format_bar(0.5, 10, 1, b, sizeof(b));
     ok(!strcmp(b, "#####....."), "ascii bar 50%%");

@@ -3,7 +3,8 @@
  * directory: exact resume (a session closed after turn k and reopened produces the same
  * turn k+1 tokens as one that never stopped, for every KV policy, greedy and seeded), commits
  * per turn with their generation settings, re-processing after the model file changed, a
- * reply lost to a crash, regenerate / edit / fork branches, stopping, and memory-only sessions.
+ * reply lost to a crash, regenerate / edit / fork branches, stopping, memory-only sessions, and
+ * changing the sampler or the engine's KV settings in a running session (session_rebind).
  */
 #include "config.h"
 
@@ -442,6 +443,99 @@ static void test_memory_only(void)
     rig_close(&b);
 }
 
+// ---- changing settings: session_rebind ------------------------------------------------------
+
+/* A new sampler made like r's, with r's RNG and penalty state: what the TUI does for /temp. */
+static struct sampler *sampler_carry(struct rig *r)
+{
+    struct sampler *s = NULL;
+    size_t n = sampler_state_size(r->s);
+    void *buf = malloc(n ? n : 1);
+    if (buf && sampler_new(&s, &r->sp, engine_n_vocab(r->e)) == STATUS_OK) {
+        sampler_state_save(r->s, buf);
+        sampler_state_load(s, buf, n);
+    }
+    free(buf);
+    return s;
+}
+
+static void test_rebind(void)
+{
+    /* a new sampler on the same engine (/temp): nothing is re-processed, and with the state
+     * carried over the next reply is the one a session that never changed would give */
+    for (int seeded = 0; seeded < 2; seeded++) {
+        float temp = seeded ? 0.8f : 0.0f;
+        struct rig a, b;
+        struct rec ra = { .n = 0 }, rb = { .n = 0 };
+        size_t replayed = 99;
+        int okk = rig_open(&a, model_path, NULL, temp, 0, NULL, 0) == 0 &&
+                  rig_open(&b, model_path, NULL, temp, 0, NULL, 0) == 0;
+        for (int t = 0; okk && t < 2; t++)
+            okk = turn(&a, turns[t], NULL) == STATUS_OK && turn(&b, turns[t], NULL) == STATUS_OK;
+        struct sampler *s = okk ? sampler_carry(&a) : NULL;
+        okk = okk && s && session_rebind(a.ss, a.e, s, &a.sp, NULL, NULL, NULL, &replayed) ==
+                              STATUS_OK;
+        if (s) {
+            sampler_free(a.s);
+            a.s = s;
+        }
+        okk = okk && turn(&a, turns[2], &ra) == STATUS_OK && turn(&b, turns[2], &rb) == STATUS_OK;
+        ok(okk && replayed == 0 && same(&ra, &rb) && session_n_msgs(a.ss) == 6,
+           "%s: a new sampler on the same engine goes on exactly (replayed %zu)",
+           seeded ? "seeded" : "greedy", replayed);
+        rig_close(&a);
+        rig_close(&b);
+    }
+
+    /* a new engine with another KV policy (/policy, /budget), with and without a store: the
+     * transcript stays, the new engine is brought to its end, the session goes on */
+    for (int use_store = 0; use_store < 2; use_store++) {
+        struct rig a;
+        char err[512];
+        struct engine *e2 = NULL;
+        size_t replayed = 0;
+        int okk = rig_open(&a, model_path, NULL, 0.0f, use_store, use_store ? "rebind" : NULL,
+                           0) == 0;
+        for (int t = 0; okk && t < 2; t++)
+            okk = turn(&a, turns[t], NULL) == STATUS_OK;
+        int64_t id = okk ? session_id(a.ss) : -1;
+        int past = okk ? engine_n_past(a.e) : -1;
+        struct engine_params ep = { .model_path = model_path, .n_ctx = 512, .n_threads = 2,
+                                    .kv = kv_params_default(), .kv_budget = "48", .kv_set = 1 };
+        ep.kv.policy = KV_POLICY_WINDOW;
+        okk = okk && engine_open(&e2, &ep, err, sizeof err) == STATUS_OK;
+        if (okk) { /* the old engine goes first, as in the TUI */
+            engine_close(a.e);
+            a.e = e2;
+        }
+        okk = okk && session_rebind(a.ss, a.e, a.s, &a.sp, NULL, NULL, NULL, &replayed) ==
+                         STATUS_OK;
+        ok(okk && replayed == 4 && session_n_msgs(a.ss) == 4 &&
+               !strcmp(session_msgs(a.ss)[2].role, "user") &&
+               !strcmp(session_msgs(a.ss)[2].content, turns[1]) &&
+               engine_n_past(a.e) == session_msg_pos(a.ss, 4) && engine_n_past(a.e) > past / 2,
+           "%s: a new engine keeps the transcript and re-processes it (%zu messages)",
+           use_store ? "stored" : "memory-only", replayed);
+        okk = okk && turn(&a, turns[2], NULL) == STATUS_OK;
+        int saved = 1;
+        if (okk && use_store) {
+            int64_t leaf = 0;
+            struct store_msg m;
+            saved = store_msg_latest_leaf(a.st, id, &leaf) == STATUS_OK &&
+                    store_msg_get(a.st, leaf, &m) == STATUS_OK;
+            if (saved) {
+                saved = m.role == STORE_ROLE_ASSISTANT && m.gen.kv_policy &&
+                        !strcmp(m.gen.kv_policy, "window");
+                store_msg_clear(&m);
+            }
+        }
+        ok(okk && session_n_msgs(a.ss) == 6 && session_id(a.ss) == id && saved,
+           "%s: the conversation goes on in the same session%s",
+           use_store ? "stored" : "memory-only", use_store ? ", the new reply records the new policy" : "");
+        rig_close(&a);
+    }
+}
+
 int main(void)
 {
     char vocab[4096], mk[4096];
@@ -467,6 +561,7 @@ int main(void)
     test_stop_prompt();
     test_behind_and_readonly();
     test_memory_only();
+    test_rebind();
     test_model_change(vocab);
     testutil_tmpdir_remove(dir);
     return done_testing();

@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_tui.sh — kfchat's full-screen UI end to end in a real terminal (tmux): start on a tiny
-# generated model, type a prompt and see the reply stream, stop a reply with Ctrl-C, open the
-# key-token view, resize down to "too small" and back, quit (the terminal must be restored),
+# generated model, type a prompt and see the reply stream, stop a reply with Ctrl-C or Esc, open
+# the key-token view, resize down to "too small" and back, quit (the terminal must be restored),
 # restart and resume the conversation from the sessions pane.  TAP output; skips without tmux.
 # Screens are polled with a timeout, never read after a fixed sleep.
 set -u
@@ -60,6 +60,14 @@ wait_for 'generating' 10
 keys C-c
 wait_for 'stopped' 10; ok $? "Ctrl-C stops the reply"
 screen | grep -q '^  Go on'; ok $? "the stopped turn is kept"
+i=0 # the Ctrl-C note goes first, so that the next "stopped" is Esc's
+while [ $i -lt 200 ] && screen | grep -q 'stopped'; do sleep 0.05; i=$((i + 1)); done
+keys 'And more' Enter
+wait_for 'generating' 10
+keys Escape
+wait_for 'stopped' 10; ok $? "Esc stops a reply too"
+wait_for '^ready \|' 10; ok $? "and the prompt is ready again"
+screen | grep -q '^  And more'; ok $? "that turn is kept as well"
 
 keys F2
 wait_for 'Key tokens: all layers'; ok $? "F2 opens the key-token panel"

@@ -313,27 +313,32 @@ int kvshade_saved_percent(size_t used, size_t full)
 size_t kvshade_format_budget(size_t used, size_t budget, size_t full, int width, char *buf,
                              size_t n)
 {
-    char u[32], b[32], us[32], bs[32], cand[4][128];
-    int pct = kvshade_saved_percent(used, full);
+    char u[32], b[32], us[32], bs[32], cand[6][128];
+    int pct = kvshade_saved_percent(used, full), nc = 0;
 
     kvshade_format_bytes(used, 0, u, sizeof(u));
     kvshade_format_bytes(budget, 0, b, sizeof(b));
     kvshade_format_bytes(used, 1, us, sizeof(us));
     kvshade_format_bytes(budget, 1, bs, sizeof(bs));
+    /* Shorter forms drop units, then punctuation, then the budget (the policy segment and the
+     * panel's bar show it too), but the saving always keeps its word: a bare "-41%" reads as a
+     * loss, not as what the policy saved. */
     if (budget) {
-        snprintf(cand[0], sizeof(cand[0]), "KV %s / %s (saved %d%%)", u, b, pct);
-        snprintf(cand[1], sizeof(cand[1]), "KV %s/%s -%d%%", us, bs, pct);
-        snprintf(cand[2], sizeof(cand[2]), "KV %s/%s", us, bs);
+        snprintf(cand[nc++], sizeof(cand[0]), "KV %s / %s (saved %d%%)", u, b, pct);
+        snprintf(cand[nc++], sizeof(cand[0]), "KV %s/%s (saved %d%%)", us, bs, pct);
+        snprintf(cand[nc++], sizeof(cand[0]), "KV %s/%s saved %d%%", us, bs, pct);
+        snprintf(cand[nc++], sizeof(cand[0]), "KV %s saved %d%%", us, pct);
+        snprintf(cand[nc++], sizeof(cand[0]), "KV %s/%s", us, bs);
     } else {
-        snprintf(cand[0], sizeof(cand[0]), "KV %s (full cache)", u);
-        snprintf(cand[1], sizeof(cand[1]), "KV %s full", us);
-        snprintf(cand[2], sizeof(cand[2]), "KV %s", us);
+        snprintf(cand[nc++], sizeof(cand[0]), "KV %s (full cache)", u);
+        snprintf(cand[nc++], sizeof(cand[0]), "KV %s full", us);
+        snprintf(cand[nc++], sizeof(cand[0]), "KV %s", us);
     }
-    snprintf(cand[3], sizeof(cand[3]), "%s", us);
+    snprintf(cand[nc++], sizeof(cand[0]), "%s", us);
     if (n == 0)
         return 0;
     buf[0] = '\0';
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < nc; i++)
         if ((int)strlen(cand[i]) <= width) {
             snprintf(buf, n, "%s", cand[i]);
             break;

@@ -116,8 +116,9 @@ size_t kvshade_format_bytes(size_t bytes, int short_form, char *buf, size_t n);
 /*
  * The budget line "KV 12.3 MiB / 32.0 MiB (saved 41%)": used bytes, the budget, and the saving
  * versus a full cache of the same positions (full bytes).  budget 0 means no budget ("KV 12.3
- * MiB (full cache)").  Shorter forms are chosen to fit width: "KV 12.3M/32.0M -41%",
- * "KV 12.3M/32.0M", "12.3M"; "" if nothing fits.
+ * MiB (full cache)").  Shorter forms are chosen to fit width: "KV 12.3M/32.0M (saved 41%)",
+ * "KV 12.3M/32.0M saved 41%", "KV 12.3M saved 41%", "KV 12.3M/32.0M", "12.3M"; "" if nothing
+ * fits.  The saving is always spelled "saved N%", never a bare "-N%".
  */
 size_t kvshade_format_budget(size_t used, size_t budget, size_t full, int width, char *buf,
                              size_t n);

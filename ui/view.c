@@ -1,5 +1,7 @@
 /*
- * view.c — the transcript and the screen's other parts, drawn with curses (see view.h).
+ * view.c — the transcript's display state and its drawing, and the frame that puts the screen's
+ * parts together (see view.h); the key-token panel, the status line, the input line and the
+ * overlay boxes are drawn by view_panel.c.
  *
  * Drawing is immediate-mode over stdscr: view_draw() computes the layout from the terminal
  * size, then draws the transcript rows in view, the panel, the status line and the input, and
@@ -9,6 +11,7 @@
  */
 #include "config.h"
 #include "view.h"
+#include "view_impl.h"
 
 #include <curses.h>
 #include <limits.h>
@@ -23,34 +26,6 @@
 #include "term.h"
 #include "wrap.h"
 
-struct vmsg {
-    int role;
-    char *text;
-    size_t len, cap;
-    struct markdown *md;  /* assistant replies */
-    struct wrap_lines wl; /* everything else */
-    int width;            /* width the lines were made for; 0: not yet */
-    int stale;            /* text changed since */
-    int n_lines;          /* header + body + blank */
-    int *toff, *tpos;     /* token spans */
-    int ntok, tcap;
-};
-
-struct view {
-    struct vmsg *m;
-    int n, cap;
-    struct scroll *sc;
-    struct kvshade *ks;
-    int kv_on, kv_layer, kv_sel;
-    int help;
-    char **list;
-    int list_n, list_sel;
-    char list_title[128];
-    struct view_status st;
-    int dirty;
-    int last_input_rows;
-    struct layout lay;
-};
 
 struct view *view_new(void)
 {
@@ -365,13 +340,13 @@ int view_dirty(const struct view *v)
 
 // ---- drawing helpers ------------------------------------------------------------------------
 
-static void set_style(int style, unsigned flags)
+void view_set_style(int style, unsigned flags)
 {
     attrset((attr_t)term_attr((enum ui_style)style, flags));
 }
 
 /* Draw s[0..n) at (y, x) sanitized, counting tabs from column col; returns the columns used. */
-static int put_text(int y, int x, const char *s, size_t n, int col, int maxw)
+int view_put_text(int y, int x, const char *s, size_t n, int col, int maxw)
 {
     char buf[1024];
     size_t fit = wrap_fit(s, n, col, maxw, NULL);
@@ -392,11 +367,11 @@ static int put_text(int y, int x, const char *s, size_t n, int col, int maxw)
 }
 
 /* Text of fixed width: a string padded or cut to w columns. */
-static void put_fit(int y, int x, const char *s, int w)
+void view_put_fit(int y, int x, const char *s, int w)
 {
     if (w <= 0)
         return;
-    int used = put_text(y, x, s, strlen(s), 0, w);
+    int used = view_put_text(y, x, s, strlen(s), 0, w);
     for (; used < w; used++)
         mvaddch(y, x + used, ' ');
 }
@@ -444,8 +419,8 @@ static int draw_span(const struct view *v, const struct vmsg *m, int y, int x, s
             if (t >= 0)
                 st = shade_style(v, m->tpos[t], style);
         }
-        set_style(st, st == style ? flags : 0);
-        int w = put_text(y, x + used, m->text + start, stop - start, col + used, maxw - used);
+        view_set_style(st, st == style ? flags : 0);
+        int w = view_put_text(y, x + used, m->text + start, stop - start, col + used, maxw - used);
         if (w == 0 && stop - start > 0 && wrap_str_width(m->text + start, stop - start, col) > 0)
             break; /* does not fit */
         used += w;
@@ -470,8 +445,8 @@ static void draw_msg_line(const struct view *v, const struct vmsg *m, int k, int
                           const struct ui_rect *r)
 {
     if (k == 0) {
-        set_style(m->role == VIEW_ERROR ? UI_STYLE_ERROR : UI_STYLE_ROLE, 0);
-        put_text(y, r->x, role_label(m->role), strlen(role_label(m->role)), 0, r->w);
+        view_set_style(m->role == VIEW_ERROR ? UI_STYLE_ERROR : UI_STYLE_ROLE, 0);
+        view_put_text(y, r->x, role_label(m->role), strlen(role_label(m->role)), 0, r->w);
         return;
     }
     k--;
@@ -490,7 +465,7 @@ static void draw_msg_line(const struct view *v, const struct vmsg *m, int k, int
     const struct md_line *ml = markdown_line(m->md, (size_t)k);
     const struct md_run *runs = markdown_runs(m->md) + ml->run0;
     if (ml->kind == MD_LINE_CODE || ml->kind == MD_LINE_FENCE) {
-        set_style(UI_STYLE_CODE, 0);
+        view_set_style(UI_STYLE_CODE, 0);
         mvhline(y, r->x, ' ', r->w);
     }
     for (int i = 0; i < ml->n_runs; i++) {
@@ -502,11 +477,11 @@ static void draw_msg_line(const struct view *v, const struct vmsg *m, int k, int
             draw_span(v, m, y, r->x + ru->col, ru->start, ru->len, ru->style, ru->flags,
                       ru->col - ml->tab_origin, maxw);
         } else {
-            set_style(ru->style, ru->flags);
+            view_set_style(ru->style, ru->flags);
             int reps = ru->kind == MD_RUN_FILL ? ru->width : 1;
             int col = ru->col;
             for (int j = 0; j < reps && col < r->w; j++)
-                col += put_text(y, r->x + col, ru->lit, strlen(ru->lit), 0, r->w - col);
+                col += view_put_text(y, r->x + col, ru->lit, strlen(ru->lit), 0, r->w - col);
         }
     }
 }
@@ -535,257 +510,9 @@ static void draw_transcript(struct view *v, const struct ui_rect *r)
     if (below > 0 && r->h > 0) {
         char b[48];
         snprintf(b, sizeof b, " %d more below (PgDn) ", below);
-        set_style(UI_STYLE_DIM, 0);
+        view_set_style(UI_STYLE_DIM, 0);
         int w = (int)strlen(b);
-        put_text(r->y + r->h - 1, r->x + (r->w > w ? r->w - w : 0), b, strlen(b), 0, r->w);
-    }
-}
-
-// ---- key-token panel --------------------------------------------------------------------------
-
-/* Draw one panel row: text in style, cut or padded to the panel's width. */
-static int panel_row(const struct ui_rect *r, int *y, int style, const char *text)
-{
-    if (*y >= r->y + r->h)
-        return 0;
-    set_style(style, 0);
-    put_fit(*y, r->x, text, r->w);
-    (*y)++;
-    return 1;
-}
-
-static void draw_legend(const struct view *v, const struct ui_rect *r, int *y)
-{
-    enum kvshade_shade sh[KVSHADE_SHADE_COUNT];
-    int n = kvshade_legend(v->kv_layer, sh, KVSHADE_SHADE_COUNT), x = r->x;
-    if (*y >= r->y + r->h)
-        return;
-    set_style(UI_STYLE_NORMAL, 0);
-    mvhline(*y, r->x, ' ', r->w);
-    for (int i = 0; i < n; i++) {
-        const char *l = kvshade_shade_label(sh[i]);
-        int w = wrap_str_width(l, strlen(l), 0);
-        if (x + w > r->x + r->w) { /* wrap the legend onto the next row */
-            if (++(*y) >= r->y + r->h)
-                return;
-            set_style(UI_STYLE_NORMAL, 0);
-            mvhline(*y, r->x, ' ', r->w);
-            x = r->x;
-        }
-        set_style(kvshade_shade_style(sh[i]), 0);
-        x += put_text(*y, x, l, strlen(l), 0, r->x + r->w - x);
-        set_style(UI_STYLE_NORMAL, 0);
-        if (x < r->x + r->w)
-            x++;
-    }
-    (*y)++;
-}
-
-static void draw_panel(const struct view *v, const struct ui_rect *pr, int kind)
-{
-    char buf[256];
-    struct ui_rect r = *pr;
-    set_style(UI_STYLE_BORDER, 0);
-    if (kind == LAYOUT_PANEL_RIGHT) {
-        mvvline(r.y, r.x, term_ascii() ? '|' : ACS_VLINE, r.h);
-        r.x += 2;
-        r.w -= 2;
-    } else {
-        mvhline(r.y, r.x, term_ascii() ? '-' : ACS_HLINE, r.w);
-        r.y++;
-        r.h--;
-    }
-    if (r.w <= 0 || r.h <= 0)
-        return;
-    int y = r.y;
-    if (v->kv_layer == KVSHADE_ALL)
-        snprintf(buf, sizeof buf, "Key tokens: all layers (F3/F4)");
-    else
-        snprintf(buf, sizeof buf, "Key tokens: layer %d (F3/F4)", v->kv_layer);
-    panel_row(&r, &y, UI_STYLE_HEADING, buf);
-    if (!v->ks) {
-        panel_row(&r, &y, UI_STYLE_DIM, "waiting for the model");
-        return;
-    }
-    draw_legend(v, &r, &y);
-    /* budget bar: bytes held against the budget, and the saving against a full cache */
-    kvshade_format_budget(v->st.kv_used, v->st.kv_budget_bytes, v->st.kv_full, r.w, buf,
-                          sizeof buf);
-    panel_row(&r, &y, UI_STYLE_NORMAL, buf);
-    if (v->st.kv_budget_bytes > 0 && y < r.y + r.h) {
-        double f = (double)v->st.kv_used / (double)v->st.kv_budget_bytes;
-        kvshade_format_bar(f > 1 ? 1 : f, r.w, term_ascii(), buf, sizeof buf);
-        panel_row(&r, &y, UI_STYLE_BAR_FILL, buf);
-    }
-    /* the selected token first: it is what the user is looking at */
-    int sel = v->kv_sel >= 0 ? v->kv_sel : kvshade_n_past(v->ks) - 1;
-    if (sel >= 0) {
-        kvshade_format_token(v->ks, sel, v->kv_layer, buf, sizeof buf);
-        panel_row(&r, &y, UI_STYLE_KV_CURSOR, buf);
-        char lay[160];
-        kvshade_format_layers(v->ks, sel, lay, sizeof lay);
-        snprintf(buf, sizeof buf, "in layers %s", lay);
-        panel_row(&r, &y, UI_STYLE_NORMAL, buf);
-    }
-    /* per-layer retention, then (room permitting) the selected token per layer */
-    kvshade_format_retention(v->ks, KVSHADE_ALL, r.w, term_ascii(), buf, sizeof buf);
-    panel_row(&r, &y, UI_STYLE_NORMAL, buf);
-    int nl = kvshade_n_layer(v->ks);
-    int room = r.y + r.h - y;
-    int show_tok = sel >= 0 && room >= 2 * nl + 1;
-    for (int l = 0; l < nl && y < r.y + r.h; l++) {
-        kvshade_format_retention(v->ks, l, r.w, term_ascii(), buf, sizeof buf);
-        panel_row(&r, &y, l == v->kv_layer ? UI_STYLE_HEADING : UI_STYLE_NORMAL, buf);
-    }
-    if (show_tok) {
-        panel_row(&r, &y, UI_STYLE_DIM, "selected token per layer (S-arrows)");
-        for (int l = 0; l < nl && y < r.y + r.h; l++) {
-            kvshade_format_token_layer(v->ks, sel, l, buf, sizeof buf);
-            int st = kvshade_shade_style(kvshade_shade(v->ks, l, sel));
-            panel_row(&r, &y, st, buf);
-        }
-    }
-    set_style(UI_STYLE_NORMAL, 0);
-    for (; y < r.y + r.h; y++)
-        mvhline(y, r.x, ' ', r.w);
-}
-
-// ---- status line and input ----------------------------------------------------------------
-
-static void draw_status(const struct view *v, const struct ui_rect *r, int level, int panel_hidden)
-{
-    const struct view_status *s = &v->st;
-    char prog[96] = "", model[96] = "", pol[64] = "", kv[96] = "", ctx[48] = "", pp[32] = "",
-         tg[32] = "", rss[32] = "", note[256] = "";
-    if (s->progress >= 0) {
-        char bar[64];
-        int bw = level == LAYOUT_STATUS_SHORT ? 6 : 12;
-        kvshade_format_bar(s->progress, bw, term_ascii(), bar, sizeof bar);
-        snprintf(prog, sizeof prog, "%s %s %3.0f%%", s->state ? s->state : "", bar,
-                 s->progress * 100);
-    } else {
-        snprintf(prog, sizeof prog, "%s", s->state ? s->state : "");
-    }
-    snprintf(model, sizeof model, "%s", s->model ? s->model : "");
-    if (s->policy) {
-        if (s->kv_budget > 0)
-            snprintf(pol, sizeof pol, "%s B=%d", s->policy, s->kv_budget);
-        else
-            snprintf(pol, sizeof pol, "%s", s->policy);
-    }
-    kvshade_format_budget(s->kv_used, s->kv_budget_bytes, s->kv_full,
-                          level == LAYOUT_STATUS_FULL ? 40 : 20, kv, sizeof kv);
-    if (s->n_ctx > 0)
-        snprintf(ctx, sizeof ctx, "ctx %d/%d", s->n_past, s->n_ctx);
-    if (s->prompt_tps > 0)
-        snprintf(pp, sizeof pp, "pp %.0f t/s", s->prompt_tps);
-    if (s->gen_tps > 0)
-        snprintf(tg, sizeof tg, "tg %.1f t/s", s->gen_tps);
-    if (s->rss > 0) {
-        char b[24];
-        kvshade_format_bytes(s->rss, 1, b, sizeof b);
-        snprintf(rss, sizeof rss, "RSS %s", b);
-    }
-    if (s->note)
-        snprintf(note, sizeof note, "%s", s->note);
-    else if (panel_hidden)
-        snprintf(note, sizeof note, "panel needs a larger terminal");
-    struct layout_seg segs[] = {
-        { prog, 0 }, { note, 1 }, { model, 4 }, { pol, 3 }, { kv, 2 },
-        { ctx, 2 },  { tg, 3 },   { pp, 5 },    { rss, 6 }, { "F1 help", 7 },
-    };
-    char out[512];
-    layout_status_fit(segs, (int)(sizeof segs / sizeof segs[0]), " | ", r->w, term_ascii(), out,
-                      sizeof out, NULL);
-    set_style(UI_STYLE_STATUS, 0);
-    put_fit(r->y, r->x, out, r->w);
-}
-
-/* The input's wrapped lines: prompt on the first, continuation indented by two columns. */
-static int input_layout(struct wrap_lines *wl, int cols, int *pw)
-{
-    const char *p = input_prompt();
-    size_t len;
-    const char *t = input_text(&len);
-    *pw = wrap_str_width(p, strlen(p), 0);
-    int w1 = cols - *pw, wr = cols - 2;
-    wl->n = 0;
-    wrap_paragraph(t, len, w1 > 1 ? w1 : 1, wr > 1 ? wr : 1, wl);
-    return wl->n > 0 ? (int)wl->n : 1;
-}
-
-static void draw_input(const struct ui_rect *r)
-{
-    static struct wrap_lines wl;
-    int pw;
-    input_layout(&wl, r->w, &pw);
-    size_t len, row = 0;
-    const char *t = input_text(&len);
-    int col = 0;
-    wrap_locate(&wl, t, input_cursor(), &row, &col);
-    int first = (int)row >= r->h ? (int)row - r->h + 1 : 0;
-    set_style(UI_STYLE_NORMAL, 0);
-    for (int y = 0; y < r->h; y++)
-        mvhline(r->y + y, r->x, ' ', r->w);
-    for (int k = 0; k < r->h && (size_t)(first + k) < wl.n; k++) {
-        int x = r->x + (first + k == 0 ? pw : 2);
-        const struct wrap_line *l = &wl.v[first + k];
-        if (first + k == 0) {
-            set_style(UI_STYLE_ROLE, 0);
-            put_text(r->y, r->x, input_prompt(), strlen(input_prompt()), 0, r->w);
-            set_style(UI_STYLE_NORMAL, 0);
-        }
-        put_text(r->y + k, x, t + l->start, l->end - l->start, 0, r->x + r->w - x);
-    }
-    if (wl.n == 0) {
-        set_style(UI_STYLE_ROLE, 0);
-        put_text(r->y, r->x, input_prompt(), strlen(input_prompt()), 0, r->w);
-    }
-    int cx = r->x + ((int)row == 0 ? pw : 2) + col, cy = r->y + (int)row - first;
-    move(cy, cx < r->x + r->w ? cx : r->x + r->w - 1);
-}
-
-// ---- overlays -----------------------------------------------------------------------------
-
-static const char *const help_text[] = {
-    "Keys",
-    "  Enter            send            Ctrl-J, Alt-Enter  new line",
-    "  Ctrl-C, Esc      stop the reply  Ctrl-C twice       quit (empty prompt)",
-    "  PgUp / PgDn      scroll          Ctrl-L             redraw",
-    "  F1               this help       F2 or /kv          key-token view",
-    "  F3 / F4          layer - / +     Shift/Alt-arrows   move the token cursor",
-    "  Ctrl-R           search history  Ctrl-Z             suspend",
-    "Commands",
-    "  /new  /sessions  /resume ID  /rename NAME  /delete  /fork [NAME]",
-    "  /regen  /edit [TEXT]  /system TEXT  /policy P  /budget B  /temp T",
-    "  /export md|json [FILE]  /copy  /search TEXT  /kv  /help  /quit",
-    "",
-    "Key-token view: tokens shaded by what the KV cache keeps in the layer",
-    "shown (all layers: the share of layers keeping them).  Any key closes.",
-};
-
-static void draw_box(const struct ui_rect *r, const char *title, const char *const *lines, int n,
-                     int sel)
-{
-    set_style(UI_STYLE_HELP, 0);
-    for (int y = 0; y < r->h; y++)
-        mvhline(r->y + y, r->x, ' ', r->w);
-    set_style(UI_STYLE_BORDER, 0);
-    if (r->w >= 2 && r->h >= 2) {
-        if (term_ascii()) {
-            mvhline(r->y, r->x, '-', r->w);
-            mvhline(r->y + r->h - 1, r->x, '-', r->w);
-        } else {
-            mvhline(r->y, r->x, ACS_HLINE, r->w);
-            mvhline(r->y + r->h - 1, r->x, ACS_HLINE, r->w);
-        }
-    }
-    set_style(UI_STYLE_HEADING, 0);
-    put_text(r->y, r->x + 1, title, strlen(title), 0, r->w - 2);
-    int rows = r->h - 2, first = sel >= rows ? sel - rows + 1 : 0;
-    for (int i = 0; i < rows && first + i < n; i++) {
-        set_style(first + i == sel ? UI_STYLE_KV_CURSOR : UI_STYLE_HELP, 0);
-        put_fit(r->y + 1 + i, r->x + 1, lines[first + i], r->w - 2);
+        view_put_text(r->y + r->h - 1, r->x + (r->w > w ? r->w - w : 0), b, strlen(b), 0, r->w);
     }
 }
 
@@ -797,7 +524,7 @@ static void compute_layout(struct view *v, int *input_rows)
     int pw;
     struct layout_req req = { .lines = LINES, .cols = COLS, .kv_panel = v->kv_on,
                               .help = v->help || v->list_n >= 0 };
-    req.input_lines = input_layout(&wl, COLS, &pw);
+    req.input_lines = view_input_layout(&wl, COLS, &pw);
     wrap_lines_free(&wl);
     layout_compute(&req, &v->lay);
     *input_rows = req.input_lines;
@@ -809,7 +536,7 @@ void view_draw(struct view *v)
     if (!v->dirty && input_dirty()) {
         compute_layout(v, &rows);
         if (rows == v->last_input_rows && !v->lay.too_small) {
-            draw_input(&v->lay.input); /* a keystroke: only the input line changes */
+            view_draw_input(&v->lay.input); /* a keystroke: only the input line changes */
             input_clear_dirty();
             refresh();
             return;
@@ -823,23 +550,22 @@ void view_draw(struct view *v)
     const struct layout *L = &v->lay;
     if (L->too_small) {
         char b[128];
-        set_style(UI_STYLE_STATUS_WARN, 0);
+        view_set_style(UI_STYLE_STATUS_WARN, 0);
         layout_too_small_text(COLS, LINES, b, sizeof b);
-        put_text(L->message.y + L->message.h / 2, 0, b, strlen(b), 0, COLS);
+        view_put_text(L->message.y + L->message.h / 2, 0, b, strlen(b), 0, COLS);
     } else {
         draw_transcript(v, &L->transcript);
         if (L->panel_kind != LAYOUT_PANEL_NONE)
-            draw_panel(v, &L->panel, L->panel_kind);
-        draw_status(v, &L->status, L->status_level, L->panel_hidden);
+            view_draw_panel(v, &L->panel, L->panel_kind);
+        view_draw_status(v, &L->status, L->status_level, L->panel_hidden);
         if (v->list_n >= 0)
-            draw_box(&L->help, v->list_title, (const char *const *)v->list, v->list_n,
+            view_draw_box(&L->help, v->list_title, (const char *const *)v->list, v->list_n,
                      v->list_sel);
         else if (v->help)
-            draw_box(&L->help, "kfchat help  (any key closes)", help_text,
-                     (int)(sizeof help_text / sizeof help_text[0]), -1);
-        draw_input(&L->input); /* last: the cursor ends in the input */
+            view_draw_help(&L->help);
+        view_draw_input(&L->input); /* last: the cursor ends in the input */
     }
-    set_style(UI_STYLE_NORMAL, 0);
+    view_set_style(UI_STYLE_NORMAL, 0);
     v->dirty = 0;
     input_clear_dirty();
     refresh();
