@@ -1,5 +1,6 @@
 /*
- * model.c — the CPU forward pass for llama / qwen2 / gemma3, one batch of tokens at a time.
+ * model.c — the CPU forward pass for llama / qwen2 / gemma3, one batch of tokens at a time
+ * (gptj / gpt2 / mpt layers are in model_gpt.c; the attention over the cache is shared).
  *
  * It reads top to bottom like the math in engine-reference §3: embed, then per layer
  * {norm, Q/K/V projections, QK-norm, RoPE, KV-cache write, causal attention, output projection,
@@ -12,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "model_gpu.h"
 #include "model_impl.h"
 #include "ops.h"
 #include "status.h"
@@ -95,6 +97,7 @@ int model_n_past(const struct model *m)
 void model_truncate(struct model *m, int n_past)
 {
     kv_cache_truncate(m->kv, n_past);
+    model_gpu_truncate(m, n_past);
 }
 
 /* ---- attention over the cache, parallel over query heads ----------------------------------- */
@@ -145,9 +148,28 @@ static void add_bias_rows(float *y, const float *b, int rows, int n)
 
 /* ---- one layer --------------------------------------------------------------------------- */
 
+void model_attend(struct model *m, int il, int n)
+{
+    const struct model_hparams *hp = &m->hp;
+    int hd = hp->head_dim, nk = hp->n_head_kv * hd, nv = hp->n_head_kv * hp->head_dim_v;
+    /* append k, v to the cache at their true positions (post-RoPE keys: never re-rotated) */
+    for (int t = 0; t < n; t++)
+        for (int g = 0; g < hp->n_head_kv; g++)
+            kv_cache_store(m->kv, il, g, m->pos[t], m->k + (size_t)t * nk + (size_t)g * hd,
+                           m->v + (size_t)t * nv + (size_t)g * hp->head_dim_v);
+    struct attn_job job = { .m = m, .il = il, .n = n, .scoring = kv_cache_scoring(m->kv, il) };
+    threadpool_run(m->pool, attn_worker, &job);
+    float *accs[1024];
+    for (int h = 0; h < hp->n_head && job.scoring; h++)
+        accs[h] = m->acc + (size_t)h * kv_cache_cap(m->kv);
+    kv_cache_commit_layer(m->kv, il, job.scoring ? accs : NULL);
+}
+
 static int layer_forward(struct model *m, int il, int n)
 {
     const struct model_hparams *hp = &m->hp;
+    if (hp->arch == ARCH_GPTJ || hp->arch == ARCH_GPT2 || hp->arch == ARCH_MPT)
+        return model_gpt_layer_forward(m, il, n); /* LayerNorm / ALiBi / learned positions */
     const struct layer_weights *w = &m->layers[il];
     int E = hp->n_embd, hd = hp->head_dim, nq = hp->n_head * hd, nk = hp->n_head_kv * hd;
     int nv = hp->n_head_kv * hp->head_dim_v, no = hp->n_head * hp->head_dim_v;
@@ -176,17 +198,7 @@ static int layer_forward(struct model *m, int il, int n)
     if ((st = ops_rope(m->q, m->q, n, hp->n_head, hd, nq, m->pos, &rp)) ||
         (st = ops_rope(m->k, m->k, n, hp->n_head_kv, hd, nk, m->pos, &rp)))
         return st;
-    /* append k, v to the cache (post-RoPE keys: never re-rotated) */
-    for (int t = 0; t < n; t++)
-        for (int g = 0; g < hp->n_head_kv; g++)
-            kv_cache_store(m->kv, il, g, m->pos[t], m->k + (size_t)t * nk + (size_t)g * hd,
-                           m->v + (size_t)t * nv + (size_t)g * hp->head_dim_v);
-    struct attn_job job = { .m = m, .il = il, .n = n, .scoring = kv_cache_scoring(m->kv, il) };
-    threadpool_run(m->pool, attn_worker, &job);
-    float *accs[1024];
-    for (int h = 0; h < hp->n_head && job.scoring; h++)
-        accs[h] = m->acc + (size_t)h * kv_cache_cap(m->kv);
-    kv_cache_commit_layer(m->kv, il, job.scoring ? accs : NULL);
+    model_attend(m, il, n);
     if ((st = matmul(m->pool, m->mm, &w->wo, m->attn, n, m->tmp)))
         return st;
     add_bias_rows(m->tmp, w->bo, n, E);
@@ -219,7 +231,7 @@ static int output_forward(struct model *m, int r0, int rows, float *out)
 {
     const struct model_hparams *hp = &m->hp;
     int E = hp->n_embd;
-    rmsnorm_rows(m->x + (size_t)r0 * E, m->output_norm, rows, E, hp->eps, m->xn);
+    model_norm_rows(m, m->x + (size_t)r0 * E, m->output_norm, m->output_norm_b, rows, m->xn);
     int st = matmul(m->pool, m->mm, &m->output, m->xn, rows, out);
     if (st)
         return st;
@@ -246,9 +258,19 @@ static int forward_chunk(struct model *m, const int32_t *tokens, int n, float *a
         return st;
     if (hp->embd_scale != 1.0f)
         ops_scale(m->x, hp->embd_scale, (int64_t)n * hp->n_embd, m->x);
-    for (int il = 0; il < hp->n_layer; il++)
+    int gpu0 = m->gpu ? m->gpu_layer0 : hp->n_layer; /* layers from gpu0 on run on the GPU */
+    for (int il = 0; il < gpu0; il++)
         if ((st = layer_forward(m, il, n)))
             return st;
+    if (m->gpu) {
+        float *lg = gpu0 == 0 ? (all_out ? all_out : m->logits) : NULL;
+        if ((st = model_gpu_forward(m, n, n_past, lg, all_out != NULL)))
+            return st;
+        if (lg) {
+            kv_cache_end(m->kv);
+            return STATUS_OK;
+        }
+    }
     kv_cache_end(m->kv);
     if (all_out)
         return output_forward(m, 0, n, all_out);

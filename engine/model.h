@@ -4,7 +4,8 @@
  * A model owns its GGUF mapping (weights are used in place, quantized as stored), its KV cache
  * and all activation buffers, sized at load time for n_ctx positions and batches of up to
  * n_batch tokens: no allocation happens per token.  Architectures: llama (Llama 2/3, TinyLlama,
- * SmolLM, Mistral), qwen2, gemma3.
+ * SmolLM, Mistral), qwen2, gemma3, and the Keyformer paper's three position schemes: gptj
+ * (partial rotary), gpt2 (learned absolute positions; Cerebras-GPT) and mpt (ALiBi).
  *
  * Not thread-safe: one caller at a time (the engine worker).  The model uses its own thread
  * pool internally.
@@ -24,6 +25,9 @@ enum model_arch {
     ARCH_LLAMA,
     ARCH_QWEN2,
     ARCH_GEMMA3,
+    ARCH_GPTJ,   /* parallel attention + MLP, rotary on the first n_rot dims, LayerNorm */
+    ARCH_GPT2,   /* learned positions, fused QKV, LayerNorm, GELU MLP (also Cerebras-GPT) */
+    ARCH_MPT,    /* ALiBi, fused QKV, clamp_kqv, LayerNorm without bias, GELU MLP */
     ARCH_COUNT
 };
 
@@ -52,6 +56,15 @@ struct model_hparams {
     float final_softcap;      /* 0 = none */
     int n_swa;                /* sliding window (gemma3), 0 = none */
     int swa_pattern;          /* every swa_pattern-th layer is global */
+    /* the GPT-family archs (engine-reference §3.4-3.6) */
+    int norm_layer;           /* 1: LayerNorm (gptj, gpt2, mpt); 0: RMSNorm */
+    int no_rope;              /* 1: no rotary positions (gpt2, mpt) */
+    int parallel;             /* 1: x += attn(LN(x)) + ffn(LN(x)) with one norm (gptj) */
+    int ffn_plain;            /* 1: down(gelu(up·x + b) ) + b, not gated */
+    int gelu_erf;             /* 1: exact erf GELU (HF MPT); 0: tanh form */
+    int n_pos;                /* learned position embeddings (gpt2; 0 = none) */
+    float alibi_max_bias;     /* mpt: ALiBi bias maximum, 0 = no ALiBi */
+    float clamp_kqv;          /* mpt: clamp q, k, v to [-c, c]; 0 = no clamp */
 };
 
 /*

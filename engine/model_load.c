@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "model_gpu.h"
 #include "model_impl.h"
 #include "quant.h"
 #include "status.h"
@@ -22,7 +23,15 @@ static const char *const arch_names[ARCH_COUNT] = {
     [ARCH_LLAMA] = "llama",
     [ARCH_QWEN2] = "qwen2",
     [ARCH_GEMMA3] = "gemma3",
+    [ARCH_GPTJ] = "gptj",
+    [ARCH_GPT2] = "gpt2",
+    [ARCH_MPT] = "mpt",
 };
+
+static int is_gpt_family(enum model_arch a)
+{
+    return a == ARCH_GPTJ || a == ARCH_GPT2 || a == ARCH_MPT;
+}
 
 const char *model_arch_name(enum model_arch a)
 {
@@ -78,6 +87,51 @@ static int bad_hp(struct loader *L, const char *what)
     return status_set(L->err, L->errlen, STATUS_FORMAT, "%s: %s", gguf_path(L->m->g), what);
 }
 
+/*
+ * The GPT-family keys (engine-reference §3.4-3.6): LayerNorm epsilon, GPT-J's rotary_dim, MPT's
+ * ALiBi maximum (required: 0 means no ALiBi, but a file without the key is not one llama.cpp's
+ * converter wrote) and clamp_kqv.
+ */
+static int read_hparams_gpt(struct loader *L)
+{
+    struct model_hparams *hp = &L->m->hp;
+    const char *path = gguf_path(L->m->g);
+    int st;
+    hp->norm_layer = 1;
+    hp->ffn_plain = 1;
+    hp->no_rope = hp->arch != ARCH_GPTJ;
+    hp->parallel = hp->arch == ARCH_GPTJ;
+    hp->gelu_erf = hp->arch == ARCH_MPT; /* HF MPT: nn.GELU(approximate="none") */
+    hp->rope_neox = 0;                   /* GPT-J rotates adjacent pairs (rotate_every_two) */
+    if ((st = hp_f32(L, "attention.layer_norm_epsilon", 1e-5f, &hp->eps)))
+        return st;
+    if (hp->eps <= 0.0f || hp->eps > 1.0f)
+        return bad_hp(L, "bad attention.layer_norm_epsilon");
+    if (hp->arch == ARCH_GPTJ && hp->n_rot > hp->head_dim)
+        return status_set(L->err, L->errlen, STATUS_FORMAT,
+                          "%s: gptj.rope.dimension_count (rotary_dim) is %d, more than the head "
+                          "size %d", path, hp->n_rot, hp->head_dim);
+    if (hp->no_rope)
+        hp->n_rot = 0;
+    if (hp->arch == ARCH_MPT) {
+        int gs = gguf_get_f32(L->m->g, "mpt.attention.max_alibi_bias", &hp->alibi_max_bias);
+        if (gs == STATUS_NOT_FOUND)
+            return status_set(L->err, L->errlen, STATUS_FORMAT,
+                              "%s: missing key mpt.attention.max_alibi_bias (the ALiBi bias "
+                              "maximum; 0 for an MPT without ALiBi)", path);
+        if (gs != STATUS_OK || !isfinite(hp->alibi_max_bias) || hp->alibi_max_bias < 0.0f ||
+            hp->alibi_max_bias > 1024.0f)
+            return status_set(L->err, L->errlen, STATUS_FORMAT,
+                              "%s: bad key mpt.attention.max_alibi_bias (want a float in 0..1024)",
+                              path);
+        if ((st = hp_f32(L, "attention.clamp_kqv", 0.0f, &hp->clamp_kqv)))
+            return st;
+        if (hp->clamp_kqv < 0.0f)
+            return bad_hp(L, "mpt.attention.clamp_kqv must not be negative");
+    }
+    return STATUS_OK;
+}
+
 static int read_hparams(struct loader *L)
 {
     struct model_hparams *hp = &L->m->hp;
@@ -86,7 +140,8 @@ static int read_hparams(struct loader *L)
         (st = hp_u32(L, "block_count", -1, &hp->n_layer)) ||
         (st = hp_u32(L, "attention.head_count", -1, &hp->n_head)) ||
         (st = hp_u32(L, "attention.head_count_kv", hp->n_head, &hp->n_head_kv)) ||
-        (st = hp_u32(L, "feed_forward_length", -1, &hp->n_ff)) ||
+        (st = hp_u32(L, "feed_forward_length", hp->arch == ARCH_GPTJ ? 4L * hp->n_embd : -1,
+                     &hp->n_ff)) ||
         (st = hp_u32(L, "context_length", 2048, &hp->n_ctx_train)))
         return st;
     if (hp->n_embd < 1 || hp->n_embd > 65536 || hp->n_layer < 1 || hp->n_layer > 1024 ||
@@ -105,8 +160,10 @@ static int read_hparams(struct loader *L)
         return bad_hp(L, "different key and value head sizes are not supported");
     if ((st = hp_u32(L, "rope.dimension_count", hp->head_dim, &hp->n_rot)))
         return st;
-    if (hp->n_rot > hp->head_dim || (hp->n_rot & 1))
+    if (hp->arch != ARCH_GPTJ && (hp->n_rot > hp->head_dim || (hp->n_rot & 1)))
         return bad_hp(L, "rope.dimension_count exceeds the head size or is odd");
+    if (hp->arch == ARCH_GPTJ && (hp->n_rot & 1))
+        return bad_hp(L, "gptj.rope.dimension_count (rotary_dim) must be even");
     if (hp->arch == ARCH_LLAMA && hp->n_rot != hp->head_dim)
         return bad_hp(L, "llama: rope.dimension_count must equal the head size");
     float factor;
@@ -122,6 +179,8 @@ static int read_hparams(struct loader *L)
     if (hp->eps <= 0.0f || hp->eps > 1.0f || hp->rope_base <= 0.0f)
         return bad_hp(L, "bad norm epsilon or rope base");
     hp->rope_neox = hp->arch != ARCH_LLAMA;
+    if (is_gpt_family(hp->arch) && (st = read_hparams_gpt(L)))
+        return st;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->embd_scale = 1.0f;
     if (hp->arch == ARCH_GEMMA3) {
@@ -236,6 +295,91 @@ static int bind_layer(struct loader *L, int il)
     return STATUS_OK;
 }
 
+/*
+ * A fused attn_qkv [n_embd × (nq + 2·nk)] (gpt2, mpt) bound as three row ranges: GGUF rows are
+ * contiguous whole rows of any type, so Q, K and V are plain pointer offsets into the tensor.
+ * Its bias is split the same way.
+ */
+static int bind_qkv(struct loader *L, struct layer_weights *w, int il)
+{
+    const struct model_hparams *hp = &L->m->hp;
+    int64_t e = hp->n_embd, nq = (int64_t)hp->n_head * hp->head_dim;
+    int64_t nk = (int64_t)hp->n_head_kv * hp->head_dim, nv = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    char nm[96];
+    struct mm_weight all;
+    float *b;
+    int st;
+    snprintf(nm, sizeof nm, "blk.%d.attn_qkv.weight", il);
+    if ((st = bind_matrix(L, &all, nm, e, nq + nk + nv, 0)))
+        return st;
+    size_t rb = quant_row_size(all.type, e);
+    const uint8_t *d = all.data;
+    w->wq = (struct mm_weight){ all.type, d, e, nq };
+    w->wk = (struct mm_weight){ all.type, d + (size_t)nq * rb, e, nk };
+    w->wv = (struct mm_weight){ all.type, d + (size_t)(nq + nk) * rb, e, nv };
+    snprintf(nm, sizeof nm, "blk.%d.attn_qkv.bias", il);
+    if ((st = bind_vector(L, &b, nm, nq + nk + nv, 1)))
+        return st;
+    if (b) {
+        w->bq = b;
+        w->bk = b + nq;
+        w->bv = b + nq + nk;
+    }
+    return STATUS_OK;
+}
+
+/*
+ * gptj / gpt2 / mpt: LayerNorms (bias required for gptj and gpt2, optional for mpt), separate
+ * (gptj) or fused (gpt2, mpt) Q/K/V, a plain FFN; every bias "where present".  GPT-J has no
+ * ffn_norm: its MLP reads the attention's LayerNorm (parallel block).
+ */
+static int bind_layer_gpt(struct loader *L, int il)
+{
+    const struct model_hparams *hp = &L->m->hp;
+    struct layer_weights *w = &L->m->layers[il];
+    int64_t e = hp->n_embd, nq = (int64_t)hp->n_head * hp->head_dim;
+    int64_t nk = (int64_t)hp->n_head_kv * hp->head_dim;
+    int64_t nv = (int64_t)hp->n_head_kv * hp->head_dim_v, no = (int64_t)hp->n_head * hp->head_dim_v;
+    int gptj = hp->arch == ARCH_GPTJ, nb_opt = hp->arch == ARCH_MPT;
+    char nm[96];
+    int st = STATUS_OK;
+#define T(s) (snprintf(nm, sizeof nm, "blk.%d.%s", il, s), nm)
+    if ((st = bind_vector(L, &w->attn_norm, T("attn_norm.weight"), e, 0)) ||
+        (st = bind_vector(L, &w->attn_norm_b, T("attn_norm.bias"), e, nb_opt)))
+        return st;
+    if (gptj) {
+        if ((st = bind_matrix(L, &w->wq, T("attn_q.weight"), e, nq, 0)) ||
+            (st = bind_matrix(L, &w->wk, T("attn_k.weight"), e, nk, 0)) ||
+            (st = bind_matrix(L, &w->wv, T("attn_v.weight"), e, nv, 0)) ||
+            (st = bind_vector(L, &w->bq, T("attn_q.bias"), nq, 1)) ||
+            (st = bind_vector(L, &w->bk, T("attn_k.bias"), nk, 1)) ||
+            (st = bind_vector(L, &w->bv, T("attn_v.bias"), nv, 1)))
+            return st;
+    } else if ((st = bind_qkv(L, w, il))) {
+        return st;
+    }
+    if ((st = bind_matrix(L, &w->wo, T("attn_output.weight"), no, e, 0)) ||
+        (st = bind_vector(L, &w->bo, T("attn_output.bias"), e, 1)))
+        return st;
+    if (!gptj && ((st = bind_vector(L, &w->ffn_norm, T("ffn_norm.weight"), e, 0)) ||
+                  (st = bind_vector(L, &w->ffn_norm_b, T("ffn_norm.bias"), e, nb_opt))))
+        return st;
+    if ((st = bind_matrix(L, &w->w_up, T("ffn_up.weight"), e, hp->n_ff, 0)) ||
+        (st = bind_vector(L, &w->b_up, T("ffn_up.bias"), hp->n_ff, 1)) ||
+        (st = bind_matrix(L, &w->w_down, T("ffn_down.weight"), hp->n_ff, e, 0)) ||
+        (st = bind_vector(L, &w->b_down, T("ffn_down.bias"), e, 1)))
+        return st;
+    if (hp->arch == ARCH_MPT && (gguf_find_tensor(L->m->g, T("attn_q_norm.weight")) ||
+                                 gguf_find_tensor(L->m->g, T("ffn.act.scales"))))
+        return status_set(L->err, L->errlen, STATUS_UNSUPPORTED,
+                          "%s: MPT variants with QK LayerNorm or AWQ activation scales (%s) are "
+                          "not supported", gguf_path(L->m->g), nm);
+#undef T
+    w->rope_base = hp->rope_base;
+    w->rope_scale = hp->rope_freq_scale;
+    return STATUS_OK;
+}
+
 /* malloc with a byte-count error message; 64-byte aligned for SIMD. */
 static int alloc_f32(struct loader *L, float **out, size_t n)
 {
@@ -309,6 +453,7 @@ static int make_kv(struct loader *L, const struct model_params *p)
         .n_layer = hp->n_layer, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
         .head_dim = hp->head_dim, .n_ctx = m->n_ctx, .n_batch = m->n_batch, .swa = m->swa,
         .scale = hp->attn_scale,
+        .alibi_max_bias = hp->alibi_max_bias,
     };
     return kv_cache_new(&m->kv, &sh, &kp, L->err, L->errlen);
 }
@@ -336,15 +481,28 @@ static int bind_all(struct loader *L)
                   (size_t)hp->n_vocab + (size_t)hp->head_dim;
     if ((st = alloc_f32(L, &m->f32_pool, L->pool_cap)))
         return st;
+    int gpt = is_gpt_family(hp->arch);
     if ((st = bind_vector(L, &m->output_norm, "output_norm.weight", hp->n_embd, 0)) ||
+        (st = bind_vector(L, &m->output_norm_b, "output_norm.bias", hp->n_embd,
+                          !gpt || hp->arch == ARCH_MPT)) ||
         (st = bind_vector(L, &m->output_bias, "output.bias", hp->n_vocab, 1)) ||
-        (st = bind_vector(L, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 1)))
+        (gpt ? 0 : (st = bind_vector(L, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 1))))
         return st;
+    /* learned absolute positions: required for gpt2, optional for mpt (no-ALiBi variants) */
+    const struct gguf_tensor *pe = gguf_find_tensor(m->g, "position_embd.weight");
+    if (hp->arch == ARCH_GPT2 || (hp->arch == ARCH_MPT && pe)) {
+        int64_t n_pos = pe ? pe->ne[1] : hp->n_ctx_train;
+        if (n_pos < 1 || n_pos > (1 << 24))
+            return bad_hp(L, "absurd number of learned positions in position_embd.weight");
+        if ((st = bind_matrix(L, &m->pos_embd, "position_embd.weight", hp->n_embd, n_pos, 0)))
+            return st;
+        m->hp.n_pos = (int)n_pos;
+    }
     m->layers = calloc((size_t)hp->n_layer, sizeof(*m->layers));
     if (!m->layers)
         return status_set(L->err, L->errlen, STATUS_NOMEM, "out of memory");
     for (int il = 0; il < hp->n_layer; il++)
-        if ((st = bind_layer(L, il)))
+        if ((st = gpt ? bind_layer_gpt(L, il) : bind_layer(L, il)))
             return st;
     return STATUS_OK;
 }
@@ -375,7 +533,8 @@ int model_load(struct model **out, struct gguf *g, const struct model_params *p,
             m->hp.arch = (enum model_arch)i;
     if (m->hp.arch == ARCH_COUNT) {
         st = status_set(err, errlen, STATUS_UNSUPPORTED,
-                        "%s: unknown architecture '%.*s' (supported: llama, qwen2, gemma3)",
+                        "%s: unknown architecture '%.*s' (supported: llama, qwen2, gemma3, "
+                        "gptj, gpt2, mpt)",
                         gguf_path(g), (int)(alen < 64 ? alen : 64), a);
         goto fail;
     }
@@ -388,6 +547,16 @@ int model_load(struct model **out, struct gguf *g, const struct model_params *p,
     if ((st = read_hparams(&L)) || (st = bind_all(&L)))
         goto fail;
     int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    if (m->hp.n_pos > 0 && !(p && p->n_ctx > 0) && n_ctx > m->hp.n_pos)
+        n_ctx = m->hp.n_pos;
+    if (m->hp.n_pos > 0 && n_ctx > m->hp.n_pos) {
+        /* learned positions cannot be extrapolated (and the KV policies never renumber them) */
+        st = status_set(err, errlen, STATUS_INVALID,
+                        "%s: context size %d exceeds the model's %d learned positions "
+                        "(%s.context_length, position_embd.weight); use -c %d or less",
+                        gguf_path(g), n_ctx, m->hp.n_pos, L.arch, m->hp.n_pos);
+        goto fail;
+    }
     if (n_ctx < 1 || n_ctx > (1 << 22)) {
         st = status_set(err, errlen, STATUS_INVALID, "context size %d out of range (1..%d)",
                         n_ctx, 1 << 22);
@@ -421,6 +590,7 @@ void model_free(struct model *m)
 {
     if (!m)
         return;
+    model_gpu_detach(m);
     if (m->pool)
         threadpool_free(m->pool);
     if (m->mm)

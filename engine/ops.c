@@ -424,6 +424,13 @@ void ops_gelu_tanh(const float *x, int64_t n, float *out)
     ops_ref_gelu_tanh(x, n, out);
 }
 
+/* Exact GELU, 0.5x(1 + erf(x/√2)): what PyTorch's nn.GELU() computes (HF MPT). */
+void ops_gelu_erf(const float *x, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
 void ops_swiglu(const float *gate, const float *up, int64_t n, float *out)
 {
 #if OPS_X86

@@ -32,6 +32,8 @@ void ops_softmax(float *x, int64_t n);
 void ops_silu(const float *x, int64_t n, float *out);      /* x / (1 + e^-x) */
 /* 0.5x(1 + tanh(0.7978845608(x + 0.044715x³))) */
 void ops_gelu_tanh(const float *x, int64_t n, float *out);
+/* 0.5x(1 + erf(x/√2)), the exact GELU (HF MPT; llama.cpp uses the tanh form for MPT too) */
+void ops_gelu_erf(const float *x, int64_t n, float *out);
 /* Gated FFN activations: out[i] = silu(gate[i]) · up[i]  /  gelu_tanh(gate[i]) · up[i]. */
 void ops_swiglu(const float *gate, const float *up, int64_t n, float *out);
 void ops_geglu(const float *gate, const float *up, int64_t n, float *out);

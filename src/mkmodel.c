@@ -6,7 +6,7 @@
  * compared on them: hyperparameter keys and their value types, tensor names, shapes and order
  * follow llama.cpp's converter; the tokenizer is copied verbatim from a vocab GGUF; the q4_k_m
  * mix follows llama-quant's rules (engine-reference 2.8).  An architecture is one row of
- * arch_table (which keys it writes, which tensors it has); gpt2/gptj/mpt add rows, not code.
+ * the table in mkmodel_arch.c (which keys it writes, which tensors it has).
  *
  * Weights come from a counter-based PRNG keyed by (seed, tensor name, row), so a file depends only
  * on its options — not on the thread count, the CPU, nor on which other tensors exist — and
@@ -33,149 +33,9 @@
 #include "quant.h"
 #include "quant_ref.h"
 #include "status.h"
+#include "mkmodel_arch.h"
 
 #define PROG "kfchat-mkmodel"
-
-// ---- architectures -------------------------------------------------------------------------
-
-/* Symbolic tensor dimensions, resolved against the hyperparameters. */
-enum dim {
-    DIM_NONE,  /* 1-D tensor: no second dimension */
-    DIM_EMBD,  /* n_embd */
-    DIM_VOCAB, /* n_vocab (token count of the vocab file) */
-    DIM_FF,    /* n_ff */
-    DIM_Q,     /* n_head * head_dim */
-    DIM_KV,    /* n_head_kv * head_dim */
-    DIM_HEAD,  /* head_dim (per-head norms) */
-    DIM_QKV,   /* n_head * head_dim + 2 * n_head_kv * head_dim (fused attn_qkv) */
-    DIM_CTX,   /* n_ctx (learned position embeddings) */
-};
-
-/* How a tensor's values are drawn (see init_params). */
-enum init {
-    INIT_EMBD,     /* token / position embeddings */
-    INIT_OUTPUT,   /* untied output projection */
-    INIT_IN,       /* matrices reading a normalized vector: N(0, 1/sqrt(fan_in)) */
-    INIT_RESID,    /* matrices writing into the residual stream: half that */
-    INIT_NORM,     /* norm weights: 1 + N(0, 0.1) */
-    INIT_OUT_NORM, /* final norm: its gain sets the logit scale */
-    INIT_BIAS,     /* biases: N(0, 0.02) */
-};
-
-/* What llama-quant's Q4_K_M rules key on. */
-enum role {
-    ROLE_PLAIN,
-    ROLE_TOKEN_EMBD, /* base type, or like output when the output is tied to it */
-    ROLE_OUTPUT,     /* Q6_K */
-    ROLE_ATTN_V,     /* Q6_K on use_more_bits layers */
-    ROLE_FFN_DOWN,   /* Q6_K on use_more_bits layers */
-    ROLE_ATTN_QKV,   /* Q5_K */
-    ROLE_KEEP_F32,   /* never quantized (position_embd) */
-};
-
-enum where { AT_START, AT_LAYER, AT_END };
-
-#define SPEC_UNTIED 1u /* only present when the output is not tied to token_embd */
-
-struct tensor_spec {
-    const char *name; /* full name, or the part after "blk.N." for AT_LAYER */
-    enum where where;
-    enum dim ne0, ne1;
-    enum init init;
-    enum role role;
-    unsigned flags;
-};
-
-/* Optional keys an architecture's converter writes (besides the common ones). */
-#define KEY_FF 0x01u           /* A.feed_forward_length */
-#define KEY_HEAD_KV 0x02u      /* A.attention.head_count_kv */
-#define KEY_ROPE 0x04u         /* A.rope.freq_base */
-#define KEY_ROPE_DIM 0x08u     /* A.rope.dimension_count = head_dim */
-#define KEY_HEAD_DIM 0x10u     /* A.attention.key_length/value_length, always */
-#define KEY_RMS_EPS 0x20u      /* A.attention.layer_norm_rms_epsilon (else layer_norm_epsilon) */
-#define KEY_VOCAB_SIZE 0x40u   /* A.vocab_size */
-#define KEY_SWA 0x80u          /* A.attention.sliding_window (+ _pattern if asked) */
-
-#define ARCH_Q_IS_EMBD 0x1u    /* the loader sizes attn_q as [n_embd, n_embd] */
-#define ARCH_EMBD_SCALED 0x2u  /* the forward pass multiplies embeddings by sqrt(n_embd) */
-
-enum tie { TIE_NO, TIE_YES, TIE_ALWAYS };
-
-struct arch_desc {
-    const char *name;
-    unsigned keys;
-    unsigned flags;
-    enum tie tie;      /* default for --tied/--untied; TIE_ALWAYS: no output tensor at all */
-    float rope_base;   /* converter defaults */
-    float eps;
-    const struct tensor_spec *specs;
-    int n_specs;
-};
-
-#define SPECS(a) a, (int)(sizeof(a) / sizeof(a[0]))
-
-static const struct tensor_spec llama_specs[] = {
-    { "token_embd.weight", AT_START, DIM_EMBD, DIM_VOCAB, INIT_EMBD, ROLE_TOKEN_EMBD, 0 },
-    { "attn_norm.weight", AT_LAYER, DIM_EMBD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "attn_q.weight", AT_LAYER, DIM_EMBD, DIM_Q, INIT_IN, ROLE_PLAIN, 0 },
-    { "attn_k.weight", AT_LAYER, DIM_EMBD, DIM_KV, INIT_IN, ROLE_PLAIN, 0 },
-    { "attn_v.weight", AT_LAYER, DIM_EMBD, DIM_KV, INIT_IN, ROLE_ATTN_V, 0 },
-    { "attn_output.weight", AT_LAYER, DIM_Q, DIM_EMBD, INIT_RESID, ROLE_PLAIN, 0 },
-    { "ffn_norm.weight", AT_LAYER, DIM_EMBD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "ffn_gate.weight", AT_LAYER, DIM_EMBD, DIM_FF, INIT_IN, ROLE_PLAIN, 0 },
-    { "ffn_up.weight", AT_LAYER, DIM_EMBD, DIM_FF, INIT_IN, ROLE_PLAIN, 0 },
-    { "ffn_down.weight", AT_LAYER, DIM_FF, DIM_EMBD, INIT_RESID, ROLE_FFN_DOWN, 0 },
-    { "output_norm.weight", AT_END, DIM_EMBD, DIM_NONE, INIT_OUT_NORM, ROLE_PLAIN, 0 },
-    { "output.weight", AT_END, DIM_EMBD, DIM_VOCAB, INIT_OUTPUT, ROLE_OUTPUT, SPEC_UNTIED },
-};
-
-/* qwen2 = llama + biases on Q, K and V. */
-static const struct tensor_spec qwen2_specs[] = {
-    { "token_embd.weight", AT_START, DIM_EMBD, DIM_VOCAB, INIT_EMBD, ROLE_TOKEN_EMBD, 0 },
-    { "attn_norm.weight", AT_LAYER, DIM_EMBD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "attn_q.weight", AT_LAYER, DIM_EMBD, DIM_Q, INIT_IN, ROLE_PLAIN, 0 },
-    { "attn_q.bias", AT_LAYER, DIM_Q, DIM_NONE, INIT_BIAS, ROLE_PLAIN, 0 },
-    { "attn_k.weight", AT_LAYER, DIM_EMBD, DIM_KV, INIT_IN, ROLE_PLAIN, 0 },
-    { "attn_k.bias", AT_LAYER, DIM_KV, DIM_NONE, INIT_BIAS, ROLE_PLAIN, 0 },
-    { "attn_v.weight", AT_LAYER, DIM_EMBD, DIM_KV, INIT_IN, ROLE_ATTN_V, 0 },
-    { "attn_v.bias", AT_LAYER, DIM_KV, DIM_NONE, INIT_BIAS, ROLE_PLAIN, 0 },
-    { "attn_output.weight", AT_LAYER, DIM_Q, DIM_EMBD, INIT_RESID, ROLE_PLAIN, 0 },
-    { "ffn_norm.weight", AT_LAYER, DIM_EMBD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "ffn_gate.weight", AT_LAYER, DIM_EMBD, DIM_FF, INIT_IN, ROLE_PLAIN, 0 },
-    { "ffn_up.weight", AT_LAYER, DIM_EMBD, DIM_FF, INIT_IN, ROLE_PLAIN, 0 },
-    { "ffn_down.weight", AT_LAYER, DIM_FF, DIM_EMBD, INIT_RESID, ROLE_FFN_DOWN, 0 },
-    { "output_norm.weight", AT_END, DIM_EMBD, DIM_NONE, INIT_OUT_NORM, ROLE_PLAIN, 0 },
-    { "output.weight", AT_END, DIM_EMBD, DIM_VOCAB, INIT_OUTPUT, ROLE_OUTPUT, SPEC_UNTIED },
-};
-
-/* gemma3: per-head Q/K norms and post-norms; norm weights already include Gemma's +1. */
-static const struct tensor_spec gemma3_specs[] = {
-    { "token_embd.weight", AT_START, DIM_EMBD, DIM_VOCAB, INIT_EMBD, ROLE_TOKEN_EMBD, 0 },
-    { "attn_norm.weight", AT_LAYER, DIM_EMBD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "attn_q.weight", AT_LAYER, DIM_EMBD, DIM_Q, INIT_IN, ROLE_PLAIN, 0 },
-    { "attn_k.weight", AT_LAYER, DIM_EMBD, DIM_KV, INIT_IN, ROLE_PLAIN, 0 },
-    { "attn_v.weight", AT_LAYER, DIM_EMBD, DIM_KV, INIT_IN, ROLE_ATTN_V, 0 },
-    { "attn_q_norm.weight", AT_LAYER, DIM_HEAD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "attn_k_norm.weight", AT_LAYER, DIM_HEAD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "attn_output.weight", AT_LAYER, DIM_Q, DIM_EMBD, INIT_RESID, ROLE_PLAIN, 0 },
-    { "post_attention_norm.weight", AT_LAYER, DIM_EMBD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "ffn_norm.weight", AT_LAYER, DIM_EMBD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "ffn_gate.weight", AT_LAYER, DIM_EMBD, DIM_FF, INIT_IN, ROLE_PLAIN, 0 },
-    { "ffn_up.weight", AT_LAYER, DIM_EMBD, DIM_FF, INIT_IN, ROLE_PLAIN, 0 },
-    { "ffn_down.weight", AT_LAYER, DIM_FF, DIM_EMBD, INIT_RESID, ROLE_FFN_DOWN, 0 },
-    { "post_ffw_norm.weight", AT_LAYER, DIM_EMBD, DIM_NONE, INIT_NORM, ROLE_PLAIN, 0 },
-    { "output_norm.weight", AT_END, DIM_EMBD, DIM_NONE, INIT_OUT_NORM, ROLE_PLAIN, 0 },
-};
-
-static const struct arch_desc arch_table[] = {
-    { "llama", KEY_FF | KEY_HEAD_KV | KEY_ROPE | KEY_ROPE_DIM | KEY_RMS_EPS | KEY_VOCAB_SIZE, 0,
-      TIE_NO, 10000.0f, 1e-5f, SPECS(llama_specs) },
-    { "qwen2", KEY_FF | KEY_HEAD_KV | KEY_ROPE | KEY_RMS_EPS, ARCH_Q_IS_EMBD,
-      TIE_YES, 1000000.0f, 1e-6f, SPECS(qwen2_specs) },
-    { "gemma3", KEY_FF | KEY_HEAD_KV | KEY_ROPE | KEY_HEAD_DIM | KEY_RMS_EPS | KEY_SWA,
-      ARCH_EMBD_SCALED,
-      TIE_ALWAYS, 1000000.0f, 1e-6f, SPECS(gemma3_specs) },
-};
 
 // ---- tensor types --------------------------------------------------------------------------
 
@@ -203,7 +63,9 @@ struct hparams {
     const char *vocab_path, *out_path, *name;
     int64_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, head_dim, n_vocab;
     int64_t n_swa, swa_pattern;
+    int64_t n_rot;           /* rope.dimension_count (gptj's rotary_dim) */
     float rope_base, eps;
+    float alibi_bias, clamp_kqv; /* mpt; clamp_kqv < 0: key not written */
     int tied;
     int head_dim_given, swa_pattern_given;
     uint64_t seed;
@@ -252,7 +114,7 @@ static void usage(FILE *f)
 "       [--kv-heads K] --ff F --type TYPE -o OUT.gguf [options]\n"
 "Write a GGUF model with deterministic random weights (for tests and benchmarks).\n"
 "\n"
-"  --arch ARCH       llama, qwen2, gemma3\n"
+"  --arch ARCH       llama, qwen2, gemma3, gptj, gpt2, mpt\n"
 "  --vocab FILE      GGUF whose tokenizer.* keys are copied; n_vocab = its token count\n"
 "  --embd N          embedding length\n"
 "  --layers L        number of blocks\n"
@@ -269,10 +131,13 @@ static void usage(FILE *f)
 "  --rope-base B     rope.freq_base (default: llama 10000, qwen2 and gemma3 1000000)\n"
 "  --eps E           RMSNorm epsilon (default: llama 1e-5, qwen2 and gemma3 1e-6)\n"
 "  --swa N           gemma3 sliding window (default 512)\n"
+"  --rope-dim N      gptj rotary_dim: rotated dims per head (default the head size)\n"
+"  --alibi-bias B    mpt max_alibi_bias (default 8; 0 = no ALiBi)\n"
+"  --clamp-kqv C     mpt clamp_kqv (default: key not written, no clamping)\n"
 "  --swa-pattern P   gemma3: every P-th layer is global (default 6, llama.cpp's; the key\n"
 "                    is written only when given)\n"
-"  --tied, --untied  use token_embd as the output matrix or not (default: llama untied,\n"
-"                    qwen2 tied; gemma3 is always tied)\n"
+"  --tied, --untied  use token_embd as the output matrix or not (default: llama and gptj\n"
+"                    untied, qwen2, gpt2 and mpt tied; gemma3 is always tied)\n"
 "  --name NAME       general.name (default kfchat-random-ARCH)\n"
 "  -t, --threads N   worker threads (default: all CPUs)\n"
 "  -h, --help        this text;  --version  the version\n");
@@ -281,7 +146,7 @@ static void usage(FILE *f)
 enum {
     OPT_ARCH = 256, OPT_VOCAB, OPT_EMBD, OPT_LAYERS, OPT_HEADS, OPT_KV_HEADS, OPT_FF, OPT_TYPE,
     OPT_CTX, OPT_SEED, OPT_HEAD_DIM, OPT_ROPE_BASE, OPT_EPS, OPT_SWA, OPT_SWA_PATTERN, OPT_TIED,
-    OPT_UNTIED, OPT_NAME, OPT_VERSION,
+    OPT_UNTIED, OPT_NAME, OPT_VERSION, OPT_ROPE_DIM, OPT_ALIBI, OPT_CLAMP,
 };
 
 static const struct option long_opts[] = {
@@ -301,6 +166,9 @@ static const struct option long_opts[] = {
     { "eps", required_argument, NULL, OPT_EPS },
     { "swa", required_argument, NULL, OPT_SWA },
     { "swa-pattern", required_argument, NULL, OPT_SWA_PATTERN },
+    { "rope-dim", required_argument, NULL, OPT_ROPE_DIM },
+    { "alibi-bias", required_argument, NULL, OPT_ALIBI },
+    { "clamp-kqv", required_argument, NULL, OPT_CLAMP },
     { "tied", no_argument, NULL, OPT_TIED },
     { "untied", no_argument, NULL, OPT_UNTIED },
     { "name", required_argument, NULL, OPT_NAME },
@@ -315,17 +183,17 @@ static const struct option long_opts[] = {
 #define MAX_LAYERS 512 /* LLAMA_MAX_LAYERS */
 #define MAX_THREADS 64
 
-#define N_ARCHS (sizeof(arch_table) / sizeof(arch_table[0]))
+#define N_ARCHS mkmodel_n_archs
 #define N_TYPES (sizeof(type_table) / sizeof(type_table[0]))
 
 static const struct arch_desc *arch_find(const char *name)
 {
     char known[256] = "";
     for (size_t i = 0; i < N_ARCHS; i++) {
-        if (strcmp(arch_table[i].name, name) == 0)
-            return &arch_table[i];
+        if (strcmp(mkmodel_archs[i].name, name) == 0)
+            return &mkmodel_archs[i];
         snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "",
-                 arch_table[i].name);
+                 mkmodel_archs[i].name);
     }
     die("unknown architecture '%s' (known: %s)", name, known);
 }
@@ -349,7 +217,8 @@ static void options_parse(int argc, char **argv, struct hparams *hp)
     const char *arch = NULL, *type = NULL;
     memset(hp, 0, sizeof(*hp));
     hp->n_embd = hp->n_layer = hp->n_head = hp->n_head_kv = hp->n_ff = hp->head_dim = -1;
-    hp->n_swa = hp->swa_pattern = -1;
+    hp->n_swa = hp->swa_pattern = hp->n_rot = -1;
+    hp->alibi_bias = hp->clamp_kqv = -1;
     hp->n_ctx = 2048;
     hp->seed = 42;
     hp->rope_base = hp->eps = -1;
@@ -378,6 +247,11 @@ static void options_parse(int argc, char **argv, struct hparams *hp)
             hp->swa_pattern = parse_int("--swa-pattern", optarg, 1, MAX_LAYERS);
             hp->swa_pattern_given = 1;
             break;
+        case OPT_ROPE_DIM: hp->n_rot = parse_int("--rope-dim", optarg, 2, 4096); break;
+        case OPT_ALIBI: /* 0 is meaningful: an MPT without ALiBi */
+            hp->alibi_bias = strcmp(optarg, "0") ? parse_float("--alibi-bias", optarg) : 0.0f;
+            break;
+        case OPT_CLAMP: hp->clamp_kqv = parse_float("--clamp-kqv", optarg); break;
         case OPT_TIED: tie = 1; break;
         case OPT_UNTIED: tie = 0; break;
         case OPT_NAME: hp->name = optarg; break;
@@ -427,6 +301,19 @@ static void hparams_check(struct hparams *hp)
         die("heads * head-dim = %lld is too large", (long long)(hp->n_head * hp->head_dim));
     if (!(a->keys & KEY_SWA) && (hp->n_swa >= 0 || hp->swa_pattern >= 0))
         die("--swa/--swa-pattern apply to gemma3 only, not %s", a->name);
+    if (hp->n_rot >= 0 && (!(a->keys & KEY_ROPE_DIM) || !strcmp(a->name, "llama")))
+        die("--rope-dim applies to gptj only, not %s", a->name);
+    if (hp->n_rot < 0)
+        hp->n_rot = hp->head_dim;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        die("--rope-dim %lld must be even and at most the head size %lld", (long long)hp->n_rot,
+            (long long)hp->head_dim);
+    if (!(a->keys & KEY_ALIBI) && (hp->alibi_bias >= 0 || hp->clamp_kqv >= 0))
+        die("--alibi-bias/--clamp-kqv apply to mpt only, not %s", a->name);
+    if (hp->alibi_bias < 0)
+        hp->alibi_bias = 8.0f;
+    if (!(a->keys & KEY_HEAD_KV) && hp->n_head_kv != hp->n_head)
+        die("%s has no head_count_kv key: --kv-heads must equal --heads", a->name);
     if (hp->n_swa < 0)
         hp->n_swa = 512;
     if (hp->swa_pattern < 0)
@@ -739,7 +626,12 @@ static void keys_add(struct gguf_writer *w, const struct hparams *hp, const stru
     if (a->keys & KEY_ROPE)
         gguf_writer_set_f32(w, akey(hp, "rope.freq_base"), hp->rope_base);
     if (a->keys & KEY_ROPE_DIM)
-        gguf_writer_set_u32(w, akey(hp, "rope.dimension_count"), (uint32_t)hp->head_dim);
+        gguf_writer_set_u32(w, akey(hp, "rope.dimension_count"), (uint32_t)hp->n_rot);
+    if (a->keys & KEY_ALIBI) {
+        gguf_writer_set_f32(w, akey(hp, "attention.max_alibi_bias"), hp->alibi_bias);
+        if (hp->clamp_kqv >= 0) /* the converter writes it only when clip_qkv is set */
+            gguf_writer_set_f32(w, akey(hp, "attention.clamp_kqv"), hp->clamp_kqv);
+    }
     gguf_writer_set_f32(w,
                         akey(hp, (a->keys & KEY_RMS_EPS) ? "attention.layer_norm_rms_epsilon"
                                                          : "attention.layer_norm_epsilon"),
