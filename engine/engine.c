@@ -12,6 +12,7 @@
 
 #include "gguf.h"
 #include "model.h"
+#include "model_gpu.h"
 #include "quant.h"
 #include "tokenizer.h"
 
@@ -113,6 +114,7 @@ struct state_hdr {
 
 int engine_state_save(struct engine *e, const struct sampler *s, void **blob, size_t *len)
 {
+    model_gpu_pull(e->model, 1); /* the GPU layers' entries into the CPU cache */
     const struct kv_cache *kv = model_kv(e->model);
     struct state_hdr h = { .magic = STATE_MAGIC, .n_ctx = engine_n_ctx(e),
                            .n_vocab = engine_n_vocab(e) };
@@ -177,6 +179,8 @@ int engine_state_load(struct engine *e, struct sampler *s, const void *blob, siz
             return fail(e, st, st == STATUS_INVALID ? "saved with another KV policy or budget"
                                                      : "saved KV cache is damaged");
     }
+    if (model_gpu_push(e->model) != STATUS_OK)
+        return fail(e, STATUS_CUDA, "could not restore the KV cache on the GPU");
     model_set_logits(e->model, (const float *)(b + sizeof h));
     return STATUS_OK;
 }
@@ -218,6 +222,10 @@ int engine_open(struct engine **out, const struct engine_params *p, char *err, s
         mp.kv.policy = KV_POLICY_FULL;
     if ((st = model_load(&e->model, g, &mp, err, errlen))) /* takes g */
         goto fail;
+    if ((st = model_gpu_attach(e->model, p->n_gpu_layers))) {
+        snprintf(err, errlen, "%s: out of memory", p->model_path);
+        goto fail;
+    }
     if (tokenizer_n_vocab(e->tok) > model_hparams(e->model)->n_vocab) {
         st = status_set(err, errlen, STATUS_FORMAT,
                         "%s: tokenizer has %d tokens but the embedding only %d rows",
@@ -266,6 +274,9 @@ void engine_get_info(const struct engine *e, struct engine_info *info)
     info->n_ctx = model_n_ctx(e->model);
     info->n_ctx_train = hp->n_ctx_train;
     info->n_threads = model_n_threads(e->model);
+    info->gpu_note = model_gpu_note(e->model);
+    info->gpu_layers = model_gpu_layers(e->model);
+    info->gpu_bytes = model_gpu_bytes(e->model);
 }
 
 int engine_tokenize(struct engine *e, const char *text, size_t len, int add_special,
@@ -366,6 +377,7 @@ void engine_truncate(struct engine *e, int n_past)
 
 size_t engine_kv_bytes_used(const struct engine *e)
 {
+    model_gpu_pull_counts(e->model);
     return model_kv_bytes_used(e->model);
 }
 
@@ -376,6 +388,7 @@ size_t engine_kv_bytes_full(const struct engine *e)
 
 const struct kv_cache *engine_kv(const struct engine *e)
 {
+    model_gpu_pull(e->model, 0); /* positions and scores of the GPU layers, for traces */
     return model_kv(e->model);
 }
 

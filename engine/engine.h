@@ -29,6 +29,7 @@ struct engine_params {
     struct kv_params kv;       /* KV policy (kv_params_default() for keyformer) */
     const char *kv_budget;     /* "2048", "50%", "256MiB"; NULL: the whole context (no eviction) */
     int kv_set;                /* kv is filled in; 0: full cache */
+    int n_gpu_layers;          /* layers on the GPU: 0 none (CPU), N the last N, < 0 all */
 };
 
 struct engine_info {
@@ -43,6 +44,9 @@ struct engine_info {
     size_t file_bytes, weight_bytes, kv_bytes;
     size_t kv_budget_bytes;    /* what the budget holds: budget × layers × KV heads × entry */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_ctx_train, n_threads;
+    const char *gpu_note;      /* where the layers run, or why not on the GPU ("" if not asked) */
+    int gpu_layers;            /* layers on the GPU */
+    size_t gpu_bytes;          /* device memory the model holds */
 };
 
 /* Open a model.  On failure *out is NULL and err holds one line (file name + problem). */

@@ -17,6 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus /* the CUDA backend reads the block layouts too */
+#define _Static_assert static_assert
+extern "C" {
+#endif
+
 enum qtype {
     QTYPE_F32 = 0,
     QTYPE_F16 = 1,
@@ -95,5 +100,9 @@ const struct quant_traits *quant_traits_get(uint32_t id);
 size_t quant_row_size(uint32_t id, int64_t n);
 /* Name of the SIMD level in use ("avx512vnni", "avx2", "scalar"). */
 const char *quant_simd_name(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -30,6 +30,7 @@ void cli_common_init(struct cli_common *c)
     memset(c, 0, sizeof(*c));
     c->sp = sampler_params_default();
     c->kv = kv_params_default();
+    c->n_gpu_layers = -1; /* every layer on the GPU when there is one */
 }
 
 int cli_int(const char *opt, const char *s, long lo, long hi, int *out)
@@ -101,7 +102,18 @@ int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i)
         c->verbose = 1;
         return 1;
     }
-    if (is(a, "--kv-policy", NULL)) {
+    if (is(a, "-ngl", "--n-gpu-layers")) {
+        if (cli_int(a, v, 0, 100000, &c->n_gpu_layers) < 0)
+            return -1;
+        c->gpu_asked = c->n_gpu_layers > 0;
+    } else if (is(a, "--gpu", NULL)) {
+        if (!v || (strcmp(v, "on") && strcmp(v, "off") && strcmp(v, "auto"))) {
+            fprintf(stderr, "kfchat: --gpu needs on, off or auto (got '%s')\n", v ? v : "");
+            return -1;
+        }
+        c->n_gpu_layers = strcmp(v, "off") ? -1 : 0;
+        c->gpu_asked = !strcmp(v, "on");
+    } else if (is(a, "--kv-policy", NULL)) {
         if (!v || kv_policy_from_name(v) < 0) {
             fprintf(stderr, "kfchat: --kv-policy needs one of: %s (got '%s')\n", kv_policy_names(),
                     v ? v : "");
@@ -212,6 +224,8 @@ void cli_common_help(FILE *f)
           "      --kv-recent PCT   recent window, % of the budget (default 30)\n"
           "      --tau-init T, --tau-end T, --tau-steps N   Keyformer temperature schedule\n"
           "                        (default 1 -> 2 over 128 steps)   --kv-seed S  noise seed\n"
+          "      --gpu on|off|auto run on the GPU (auto, the default: when there is one)\n"
+          "  -ngl, --n-gpu-layers N  layers on the GPU, counted from the last (default: all)\n"
           "  -v, --verbose         timings and model details on stderr\n", f);
 }
 
@@ -230,12 +244,17 @@ struct engine *cli_open_engine(const struct cli_common *c)
     }
     struct engine_params p = { .model_path = path, .n_ctx = c->n_ctx, .n_batch = c->n_batch,
                                .n_threads = c->n_threads, .template_name = c->template_name,
-                               .kv = c->kv, .kv_budget = c->kv_budget, .kv_set = c->kv_set };
+                               .kv = c->kv, .kv_budget = c->kv_budget, .kv_set = c->kv_set,
+                               .n_gpu_layers = c->n_gpu_layers };
     struct engine *e;
     if (engine_open(&e, &p, err, sizeof err) != STATUS_OK) {
         fprintf(stderr, "kfchat: %s\n", err);
         return NULL;
     }
+    struct engine_info gi;
+    engine_get_info(e, &gi);
+    if ((c->gpu_asked || c->verbose) && gi.gpu_note && gi.gpu_note[0])
+        fprintf(stderr, "kfchat: %s\n", gi.gpu_note); /* once, where the layers run */
     if (c->verbose) {
         struct engine_info in;
         engine_get_info(e, &in);

@@ -22,6 +22,8 @@ struct cli_common {
     const char *kv_budget;      /* --kv-budget */
     int kv_set;                 /* a --kv-* option was given */
     int verbose;                /* -v */
+    int n_gpu_layers;           /* -ngl N / --gpu: < 0 all (default), 0 CPU only */
+    int gpu_asked;              /* -ngl or --gpu on given: say so when no GPU is used */
     unsigned set;               /* CLI_SET_* of the options given (saved settings fill the rest) */
 };
 

@@ -1,0 +1,155 @@
+/*
+ * cuda_internal.h — what the backend's .cu files share: the per-call step record that kernels
+ * read from device memory (so that one captured decode graph serves every step), the KV layout,
+ * the Gumbel noise on the device, and the attention/cache kernels' launchers (cuda_attn.cu).
+ */
+#ifndef KF_CUDA_INTERNAL_H
+#define KF_CUDA_INTERNAL_H
+
+#include <cstdint>
+#include <cstring>
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+/* Values that change from call to call, kept on the device. */
+struct kstep {
+    int pos0;   /* position of the call's first token */
+    int n;      /* tokens in the call */
+    int scoring;
+};
+
+/* One GPU layer's share of the KV cache: G heads of cap slots each. */
+struct kv_layer {
+    __half *k, *v;   /* [G][cap][hd] */
+    int32_t *pos;    /* [G][cap] */
+    float *score;    /* [G][cap] */
+    int *n_used;     /* [G] (device) */
+    int cap, swa, layer; /* layer: the model's layer index (noise key) */
+};
+
+/* Policy constants shared by the kernels (enum kv_policy values). */
+struct kv_conf {
+    int policy, budget, recent, n_sink, unbounded;
+    uint64_t seed;
+    float tau_init, tau_end;
+    int tau_steps;
+};
+
+/* Keyformer's temperature of the query at qpos: kv_cache_tau() of engine/kv_cache.c. */
+__device__ __forceinline__ float kv_tau(const struct kv_conf &c, int qpos)
+{
+    if (c.unbounded || c.policy != 4 /* KV_P_KEYFORMER */)
+        return c.tau_init;
+    int t = qpos - c.budget + 1;
+    if (t <= 0)
+        return c.tau_init;
+    if (t > c.tau_steps)
+        t = c.tau_steps;
+    return __fadd_rn(c.tau_init, __fdiv_rn(__fmul_rn((float)t, __fsub_rn(c.tau_end, c.tau_init)),
+                                           (float)c.tau_steps));
+}
+
+#define KV_P_FULL 0
+#define KV_P_WINDOW 1
+#define KV_P_SINK 2
+#define KV_P_H2O 3
+#define KV_P_KEYFORMER 4
+
+/* ---- the Gumbel noise, bit for bit as engine/kv_noise.c ----------------------------------- */
+__device__ __forceinline__ uint64_t kn_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+__host__ __device__ __forceinline__ uint64_t kn_row_key(int layer, int qhead, int qpos)
+{
+    return ((uint64_t)(layer & 0xff) << 56) | ((uint64_t)(qhead & 0xff) << 48) |
+           ((uint64_t)(qpos & 0xffffff) << 24);
+}
+
+__device__ __forceinline__ float kn_log_pos(float x)
+{
+    uint32_t b = __float_as_uint(x);
+    float e = (float)((int)(b >> 23) - 127);
+    b = (b & 0x007fffffu) | 0x3f800000u;
+    float m = __uint_as_float(b);
+    if (m > 1.41421356f) {
+        m *= 0.5f;
+        e += 1.0f;
+    }
+    float f = m - 1.0f, z = f * f, p = 7.0376836292e-2f;
+    p = fmaf(p, f, -1.1514610310e-1f);
+    p = fmaf(p, f, 1.1676998740e-1f);
+    p = fmaf(p, f, -1.2420140846e-1f);
+    p = fmaf(p, f, 1.4249322787e-1f);
+    p = fmaf(p, f, -1.6668057665e-1f);
+    p = fmaf(p, f, 2.0000714765e-1f);
+    p = fmaf(p, f, -2.4999993993e-1f);
+    p = fmaf(p, f, 3.3333331174e-1f);
+    float y = fmaf(e, -2.12194440e-4f, __fmul_rn(__fmul_rn(f, z), p));
+    y = fmaf(-0.5f, z, y);
+    return fmaf(e, 0.693359375f, __fadd_rn(f, y));
+}
+
+/* G for a row key (kn_row_key ^ nothing) and a key position; sk = mix64(seed + golden). */
+__device__ __forceinline__ float kn_gumbel(uint64_t rk, uint64_t sk, int kpos)
+{
+    uint64_t h = kn_mix64((rk | (uint64_t)(kpos & 0xffffff)) ^ sk);
+    float u = __fmul_rn(__fadd_rn((float)(h >> 41), 0.5f), 1.0f / 8388608.0f);
+    return -kn_log_pos(-kn_log_pos(u));
+}
+
+/* ---- launchers (cuda_attn.cu) -------------------------------------------------------------- */
+struct attn_args {
+    float *qkv;             /* [n][row] rows holding q | k | v (RoPE applied in place) */
+    int row;                /* floats per qkv row */
+    float *out;             /* [n][n_head*hd] */
+    int n_head, G, hd;
+    float scale;
+    const struct kstep *st;
+    struct kv_layer kv;
+    struct kv_conf conf;
+    uint64_t seed_key;      /* mix64(seed + golden) */
+    /* scratch */
+    float *logits, *noisy;  /* decode: [n_head][cap] */
+    float *stats;           /* decode: [n_head][4]; prefill: [n_max][n_head][4] */
+    float *partial;         /* decode: [splits][n_head][hd] */
+    float *pstats;          /* decode: [n_head][tiles][4] softmax partials */
+    int n;                  /* tokens in this call (host copy, picks the path) */
+    int span;               /* grids cover this many slots: >= every count of the call */
+    int out_mode;           /* decode: round the output for the next product (ACT_*) */
+    void *out_q;            /* ... into these q8_1 blocks */
+};
+
+/* QK-norm and RoPE of the call's queries and keys, and the keys/values into free slots. */
+struct rope_args;
+void qk_store_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
+/* Attention (and the scores of the policy) for the call's tokens. */
+void attn_launch(const struct attn_args *a, cudaStream_t s);
+/* Eviction down to the budget, every layer and KV head (victim: vstride bytes, lists: 2·vstride
+ * ints per (layer, head)). */
+void kv_commit_launch(const struct kv_layer *layers_dev, int n_layers, const struct kv_conf *conf,
+                      int G, int hd, const struct kstep *st, uint8_t *victim, int *lists,
+                      size_t vstride, cudaStream_t s);
+/* Remove positions >= n_past from every layer. */
+void kv_truncate_launch(const struct kv_layer *layers_dev, int n_layers, int G, int hd,
+                        int n_past, uint8_t *victim, int *lists, size_t vstride, cudaStream_t s);
+int attn_decode_splits(int cap);
+int attn_decode_tiles(int cap);
+
+#define CU_TRY(call)                                                                              \
+    do {                                                                                          \
+        cudaError_t e_ = (call);                                                                  \
+        if (e_ != cudaSuccess) {                                                                  \
+            snprintf(err, errlen, "CUDA: %s: %s", #call, cudaGetErrorString(e_));                 \
+            goto fail;                                                                            \
+        }                                                                                         \
+    } while (0)
+
+#endif

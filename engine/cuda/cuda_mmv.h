@@ -1,0 +1,84 @@
+/*
+ * cuda_mmv.h — the CUDA weight kernels: matrix-vector products of quantized weights (decode),
+ * dequantization of weights to f16 (prompt batches go through cuBLAS), and the activation
+ * quantizer they share.  Device code only (included by .cu files); the host-callable test entry
+ * points at the end are plain C.
+ *
+ * Weights are on the device exactly as GGUF stores them: n rows of k elements, each row
+ * quant_row_size(type, k) bytes of ggml blocks (engine/quant.h).  Activations for the integer
+ * kernels are q8_1 blocks (struct blk_q8_1: half d, half s = d·Σqs, 32 int8), k/32 per row, made
+ * by cuda_quantize_q8_1; float types (F32, F16, BF16) read the f32 activations directly.
+ */
+#ifndef KF_CUDA_MMV_H
+#define KF_CUDA_MMV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+/* What happens to each output row r after the dot product d = W_r · x. */
+enum mmv_act { MMV_ACT_NONE = 0, MMV_ACT_SILU = 1, MMV_ACT_GELU = 2 };
+
+struct mmv_epilogue {
+    const float *bias;     /* y[r] = d + bias[r] (NULL: none) */
+    const float *residual; /* then y[r] += residual[r] (NULL: none; may alias y) */
+};
+
+/* Does the GPU have kernels for this weight type? (mmv and dequant both) */
+int cuda_mmv_supported(uint32_t type);
+
+/* Does this type read q8_1 activations (1) or f32 (0)? */
+int cuda_mmv_wants_q8_1(uint32_t type);
+
+/* x: rows × k floats (k % 32 == 0) -> rows × k/32 blk_q8_1, device pointers. */
+void cuda_quantize_q8_1(const float *x, void *xq, int64_t k, int rows, cudaStream_t s);
+
+/*
+ * y[r] = W_r · x for r < n, one activation row; x (f32) and xq (its q8_1 form, may be NULL for
+ * float types) are device pointers.  Returns 0 or -1 for an unsupported type.
+ */
+int cuda_mmv(uint32_t type, const void *w, int64_t k, int64_t n, const float *x, const void *xq,
+             float *y, const struct mmv_epilogue *ep, cudaStream_t s);
+
+/*
+ * y[r] = act(Wg_r · x) · (Wu_r · x) for r < n: the gated FFN's two products in one launch
+ * (both weights of the same type and shape).
+ */
+int cuda_mmv_glu(uint32_t type, const void *wg, const void *wu, int64_t k, int64_t n,
+                 const float *x, const void *xq, enum mmv_act act, float *y, cudaStream_t s);
+
+/* out (n × k halves, row-major) = W dequantized; for cuBLAS.  0 or -1 for unsupported types. */
+int cuda_dequant_f16(uint32_t type, const void *w, int64_t k, int64_t n, __half *out,
+                     cudaStream_t s);
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/*
+ * Host-side test entry points (tests/test_cuda_mmv.c): copy a host weight (n rows of k elements
+ * of `type`) and one host activation row to the GPU, run the kernel, copy the result back.
+ * act < 0: plain cuda_mmv (w2 ignored); act >= 0: cuda_mmv_glu with w2 as the up weight.
+ * Return 0, or -1 with a one-line reason in err.
+ */
+int cuda_test_mmv(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,
+                  const float *x, int act, float *y, char *err, size_t errlen);
+int cuda_test_dequant(uint32_t type, const void *w, int64_t k, int64_t n, float *out, char *err,
+                      size_t errlen);
+/* cuda_test_mmv with the epilogue (act < 0 only): bias (NULL: none) and a residual (NULL:
+ * none) that is placed in y on the device first, so that residual aliases y as in the model. */
+int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,
+                     const float *x, int act, const float *bias, const float *residual, float *y,
+                     char *err, size_t errlen);
+/* Median microseconds of one cuda_mmv launch (n × k of type, weights from w), over device copies
+ * that L2 cannot hold, timed with events around graph replays. */
+int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n, double *us, char *err,
+                   size_t errlen);
+#ifdef __cplusplus
+}
+#endif
+
+#endif

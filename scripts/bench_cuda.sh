@@ -1,0 +1,47 @@
+#!/bin/sh
+# bench_cuda.sh — the CUDA backend's benchmark table (issue 5): random-weight models of the
+# Llama-2-7B and Llama-3-8B shapes written by kfchat-mkmodel (never zeros), then `kfchat bench`
+# on the GPU.  Run from a build directory on the GPU machine:
+#     scripts/bench_cuda.sh [DIR] [CASE...]
+# DIR (default /tmp/kfchat-bench) keeps the models between runs; CASEs (default: all):
+#   l2-q4km  Llama-2-7B shape, Q4_K_M: pp512, tg128, tg128 at depth 4096 and 16384
+#   l2-q40   Llama-2-7B shape, Q4_0: pp512, tg128
+#   l2-f16   Llama-2-7B shape, F16: pp512, tg128
+#   l3-q4km  Llama-3-8B shape (GQA 8), Q4_K_M: pp512, tg128, depth 4096 and 16384
+#   kf       Llama-2-7B Q4_K_M at depth 16384: keyformer 50% against full, generation only
+# The Llama-3 shape uses the 32000-token llama-spm vocabulary (no 128256-token vocabulary is in
+# the test data): its output head is 4096 × 32000 instead of 4096 × 128256.
+set -eu
+B=${KF_BUILDDIR:-.}
+V=${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf
+D=${1:-/tmp/kfchat-bench}
+[ $# -gt 0 ] && shift
+CASES=${*:-l2-q4km l2-q40 l2-f16 l3-q4km kf}
+mkdir -p "$D"
+L2="--embd 4096 --layers 32 --heads 32 --ff 11008"
+L3="--embd 4096 --layers 32 --heads 32 --kv-heads 8 --ff 14336 --rope-base 500000"
+mk() { # name, shape + type
+    [ -s "$D/$1.gguf" ] || "$B/kfchat-mkmodel" --arch llama --vocab "$V" --ctx 32768 $2 \
+        -o "$D/$1.gguf" >&2
+}
+bench() { # model, options...
+    m=$1
+    shift
+    echo "## $m $*"
+    "$B/kfchat" bench -m "$D/$m.gguf" -r 3 "$@"
+}
+for c in $CASES; do
+    case $c in
+    l2-q4km) mk l2-q4km "$L2 --type q4_k_m"
+             bench l2-q4km -p 512 -n 128 -d 0,4096,16384 -c 16896 ;;
+    l2-q40)  mk l2-q40 "$L2 --type q4_0"; bench l2-q40 -p 512 -n 128 ;;
+    l2-f16)  mk l2-f16 "$L2 --type f16"; bench l2-f16 -p 512 -n 128 ;;
+    l3-q4km) mk l3-q4km "$L3 --type q4_k_m"
+             bench l3-q4km -p 512 -n 128 -d 0,4096,16384 -c 16896 ;;
+    kf)      mk l2-q4km "$L2 --type q4_k_m"
+             for p in full keyformer; do
+                 bench l2-q4km -p 0 -n 128 -d 16384 -c 16896 --kv-policy $p --kv-budget 50%
+             done ;;
+    *) echo "bench_cuda.sh: unknown case $c" >&2; exit 2 ;;
+    esac
+done

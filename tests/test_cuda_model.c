@@ -1,0 +1,412 @@
+/*
+ * test_cuda_model.c — the GPU backend against the CPU engine on generated models: logits of a
+ * prompt (cuBLAS path), of short chunks and of decode steps (matrix-vector kernels, CUDA graph)
+ * for every architecture with a GPU path and several tensor types; partial offload; the KV
+ * policies (kept positions and scores of every layer and KV head after prompt chunks with
+ * eviction and many decode steps); snapshots and truncation on the GPU; the CPU fallbacks
+ * (no GPU path for an architecture or policy, too little GPU memory).  Skipped without a GPU.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cuda/cuda_backend.h"
+#include "engine.h"
+#include "kv_cache.h"
+#include "tap.h"
+
+static char tmpdir[512];
+static const char *vocab;
+
+static int mkmodel(const char *out, const char *args)
+{
+    const char *b = getenv("KF_BUILDDIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/kfchat-mkmodel --vocab %s %s -o %s >/dev/null 2>&1",
+             b ? b : ".", vocab, args, out);
+    return system(cmd);
+}
+
+/*
+ * The CPU engines keep their KV cache rounded to f16 as the GPU does: quantized models round
+ * every activation to 8 bits, so any upstream difference flips some roundings, and random
+ * models amplify such flips to a few 1e-2 of the logits (llama.cpp against itself included, see
+ * tests/golden/README.md).  With the same cache values both backends round the same numbers.
+ */
+static struct engine *open_e(const char *path, int ngl, const char *policy, const char *budget,
+                             int n_batch)
+{
+    struct engine_params p = { .model_path = path, .n_ctx = 256, .n_batch = n_batch,
+                               .n_threads = 2, .n_gpu_layers = ngl };
+    if (!policy) {
+        p.kv = kv_params_default();
+        p.kv.policy = KV_POLICY_FULL;
+        p.kv.store_f16 = 1; /* the GPU engine's CPU layers too (partial offload) */
+        p.kv_set = 1;
+    } else {
+        p.kv = kv_params_default();
+        p.kv.policy = (enum kv_policy)kv_policy_from_name(policy);
+        p.kv.seed = 7;
+        p.kv.tau_steps = 16;
+        p.kv.store_f16 = 1;
+        p.kv_budget = budget;
+        p.kv_set = 1;
+    }
+    char err[512];
+    struct engine *e = NULL;
+    if (engine_open(&e, &p, err, sizeof err) != STATUS_OK) {
+        diag("open %s: %s", path, err);
+        return NULL;
+    }
+    return e;
+}
+
+/* max |a−b| / max |b|: the error relative to the logits' scale */
+static double rel(const float *a, const float *b, size_t n)
+{
+    double m = 0, s = 1e-30;
+    for (size_t i = 0; i < n; i++)
+        s = fabs(b[i]) > s ? fabs(b[i]) : s;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / s;
+        if (isnan(d))
+            return INFINITY;
+        m = d > m ? d : m;
+    }
+    return m;
+}
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
+}
+
+static void prompt(int32_t *t, int n, int nv, unsigned seed)
+{
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        t[i] = 1 + (int)((seed >> 8) % (unsigned)(nv - 1));
+    }
+}
+
+/*
+ * CPU vs GPU (ngl layers), two ways.
+ * Decode path: the prompt fed one token at a time, then decode steps on the CPU's greedy tokens;
+ * before every step the CPU's state (KV cache, logits) is copied into the GPU engine, so both
+ * take the step from the same numbers.  Both round the same activations to the same 8-bit grid
+ * and multiply them exactly (integer dots), so a step agrees to float summation order (~1e-7)
+ * unless a value sits within that of a rounding boundary: a 1-unit flip, which random-weight
+ * models amplify to ~1e-2.  Flips are rare; a kernel bug would spoil every step.  So: most
+ * steps within 1e-4 and every step within tol_batch.  Running both freely (no copying), the
+ * first flip persists in the caches: reported, not tested.
+ * Prompt path: a 40-token batch (cuBLAS on f16 operands on the GPU, f32 tiles on the CPU), then
+ * a 5-token chunk.  For float weights the f16 operands cost ~1e-3 (tol_batch); for quantized
+ * weights those differences flip activation roundings as above: a few 1e-2 (the CPU against
+ * llama.cpp shows the same, tests/golden/README.md).
+ */
+static void check_logits(const char *label, const char *path, int ngl, double tol_dec,
+                         double tol_batch)
+{
+    struct engine *c = open_e(path, 0, NULL, NULL, 64), *g = open_e(path, ngl, NULL, NULL, 64);
+    struct engine *gf = open_e(path, ngl, NULL, NULL, 64); /* free-running GPU engine */
+    int32_t t[48];
+    if (!ok(c && g && gf, "%s: engines open", label))
+        goto out;
+    struct engine_info gi;
+    engine_get_info(g, &gi);
+    if (!ok(gi.gpu_layers == (ngl < 0 ? gi.n_layer : ngl), "%s: %d layers on the GPU (%s)", label,
+            gi.gpu_layers, gi.gpu_note))
+        goto out;
+    int nv = engine_n_vocab(c);
+    prompt(t, 40, nv, 11);
+    double worst = 0, free_worst = 0;
+    int close = 0, steps = 0, same = 0;
+    for (int i = 0; i < 40 + 24; i++) {
+        int32_t tok = i < 40 ? t[i] : argmax(engine_logits(c), nv);
+        void *blob = NULL;
+        size_t len = 0;
+        if (i > 0 && (engine_state_save(c, NULL, &blob, &len) || engine_state_load(g, NULL, blob, len))) {
+            free(blob);
+            break;
+        }
+        free(blob);
+        if (i >= 40)
+            same += tok == argmax(engine_logits(gf), nv);
+        if (engine_eval(c, &tok, 1, NULL, NULL, NULL) || engine_eval(g, &tok, 1, NULL, NULL, NULL) ||
+            engine_eval(gf, &tok, 1, NULL, NULL, NULL))
+            break;
+        double d = rel(engine_logits(g), engine_logits(c), (size_t)nv);
+        double f = rel(engine_logits(gf), engine_logits(c), (size_t)nv);
+        worst = d > worst ? d : worst;
+        free_worst = f > free_worst ? f : free_worst;
+        close += d <= tol_dec;
+        steps++;
+    }
+    ok(steps == 64 && close * 4 >= steps * 3 && worst <= tol_batch,
+       "%s: decode path from the CPU's state, 64 steps: %d within %.0e, worst %.2e",
+       label, close, tol_dec, worst);
+    diag("%s: running freely: worst rel err %.2e, greedy argmax agreed %d/24", label, free_worst,
+         same);
+    engine_close(c);
+    engine_close(g);
+    engine_close(gf);
+    gf = NULL;
+    c = open_e(path, 0, NULL, NULL, 64);
+    g = open_e(path, ngl, NULL, NULL, 64);
+    if (!ok(c && g, "%s: engines reopen", label))
+        goto out;
+    float *all_c = malloc((size_t)40 * nv * 4), *all_g = malloc((size_t)40 * nv * 4);
+    ok(engine_eval_all(c, t, 40, all_c) == 0 && engine_eval_all(g, t, 40, all_g) == 0,
+       "%s: prompt of 40 evaluated", label);
+    double e = rel(all_g, all_c, (size_t)40 * nv);
+    ok(e <= tol_batch, "%s: prompt path, every row: rel err %.2e <= %.0e", label, e, tol_batch);
+    free(all_c);
+    free(all_g);
+    prompt(t, 5, nv, 12); /* a chunk under the cuBLAS threshold, after the batch */
+    ok(engine_eval(c, t, 5, NULL, NULL, NULL) == 0 && engine_eval(g, t, 5, NULL, NULL, NULL) == 0,
+       "%s: chunk of 5", label);
+    e = rel(engine_logits(g), engine_logits(c), (size_t)nv);
+    ok(e <= tol_batch, "%s: chunk after the prompt: rel err %.2e <= %.0e", label, e, tol_batch);
+out:
+    engine_close(c);
+    engine_close(g);
+    engine_close(gf);
+}
+
+/* Kept positions of every (layer, KV head): CPU and GPU after chunks with eviction + decoding. */
+static void check_policy(const char *path, const char *policy, const char *budget)
+{
+    struct engine *c = open_e(path, 0, policy, budget, 16), *g = open_e(path, -1, policy, budget, 16);
+    if (!ok(c && g, "%s %s: engines open", policy, budget))
+        goto out;
+    int nv = engine_n_vocab(c);
+    int32_t t[80];
+    prompt(t, 70, nv, 21);
+    ok(engine_eval(c, t, 70, NULL, NULL, NULL) == 0 && engine_eval(g, t, 70, NULL, NULL, NULL) == 0,
+       "%s: prompt of 70 in chunks of 16 over budget %s", policy, budget);
+    for (int s = 0; s < 40; s++) {
+        int32_t tok = argmax(engine_logits(c), nv);
+        if (engine_eval(c, &tok, 1, NULL, NULL, NULL) || engine_eval(g, &tok, 1, NULL, NULL, NULL))
+            break;
+    }
+    struct engine_info in;
+    engine_get_info(c, &in);
+    const struct kv_cache *kc = engine_kv(c), *kg = engine_kv(g);
+    int total = 0, differ = 0, nmis = 0;
+    double serr = 0;
+    for (int l = 0; l < in.n_layer; l++)
+        for (int h = 0; h < in.n_head_kv; h++) {
+            int32_t pc[256], pg[256];
+            float sc[256], sg[256];
+            uint8_t fc[256], fg[256];
+            int nc = kv_cache_trace(kc, l, h, pc, sc, fc, 256);
+            int ng = kv_cache_trace(kg, l, h, pg, sg, fg, 256);
+            if (nc != ng)
+                nmis++;
+            total += nc;
+            /* both sorted by position: count positions in one and not the other */
+            int i = 0, j = 0;
+            while (i < nc || j < ng) {
+                if (j >= ng || (i < nc && pc[i] < pg[j])) {
+                    differ++;
+                    i++;
+                } else if (i >= nc || pg[j] < pc[i]) {
+                    j++;
+                } else {
+                    double d = fabs(sc[i] - sg[j]) / (fabs(sc[i]) + 1e-3);
+                    serr = d > serr ? d : serr;
+                    i++;
+                    j++;
+                }
+            }
+        }
+    int exact = !strcmp(policy, "window") || !strcmp(policy, "sink") || !strcmp(policy, "full");
+    ok(nmis == 0, "%s: every head holds as many entries on both (%d mismatches)", policy, nmis);
+    if (exact)
+        ok(differ == 0, "%s: same kept positions (%d of %d differ)", policy, differ, total);
+    else /* scores are sums of exponentials of f16-rounded keys: near-ties may flip */
+        ok(differ * 50 <= total, "%s: kept positions agree but for near-ties: %d of %d differ",
+           policy, differ, total);
+    if (!exact)
+        ok(serr <= 2e-2, "%s: scores of the common positions agree: worst rel err %.2e", policy,
+           serr);
+    double e = rel(engine_logits(g), engine_logits(c), (size_t)nv);
+    diag("%s: final logits rel err %.2e", policy, e);
+out:
+    engine_close(c);
+    engine_close(g);
+}
+
+/* Snapshot on the GPU, restore in a fresh engine, continue: the same logits as going on. */
+static void check_state(const char *path)
+{
+    struct engine *a = open_e(path, -1, "keyformer", "24", 16), *b = open_e(path, -1, "keyformer", "24", 16);
+    if (!ok(a && b, "state: engines open"))
+        goto out;
+    int nv = engine_n_vocab(a);
+    int32_t t[64];
+    prompt(t, 50, nv, 31);
+    engine_eval(a, t, 50, NULL, NULL, NULL);
+    void *blob = NULL;
+    size_t len = 0;
+    if (!ok(engine_state_save(a, NULL, &blob, &len) == 0, "state: saved (%zu bytes)", len))
+        goto out;
+    ok(engine_state_load(b, NULL, blob, len) == 0, "state: loaded into another GPU engine");
+    free(blob);
+    double worst = 0;
+    for (int s = 0; s < 8; s++) {
+        int32_t tok = argmax(engine_logits(a), nv);
+        engine_eval(a, &tok, 1, NULL, NULL, NULL);
+        engine_eval(b, &tok, 1, NULL, NULL, NULL);
+        double d = rel(engine_logits(b), engine_logits(a), (size_t)nv);
+        worst = d > worst ? d : worst;
+    }
+    ok(worst == 0.0, "state: continuing after restore is bit-identical (%.2e)", worst);
+    /* truncation: forget the last 10 positions and re-evaluate them */
+    struct engine *f = open_e(path, -1, NULL, NULL, 16), *r = open_e(path, -1, NULL, NULL, 16);
+    if (f && r) {
+        int32_t junk[10];
+        prompt(junk, 10, nv, 99);
+        engine_eval(f, t, 40, NULL, NULL, NULL);
+        engine_eval(f, junk, 10, NULL, NULL, NULL);
+        engine_truncate(f, 40);
+        engine_eval(f, t + 40, 10, NULL, NULL, NULL);
+        engine_eval(r, t, 40, NULL, NULL, NULL); /* the same split: the same kernels */
+        engine_eval(r, t + 40, 10, NULL, NULL, NULL);
+        double d = rel(engine_logits(f), engine_logits(r), (size_t)nv);
+        ok(d == 0.0, "truncate on the GPU: the re-evaluated tail matches (%.2e)", d);
+    }
+    engine_close(f);
+    engine_close(r);
+out:
+    engine_close(a);
+    engine_close(b);
+}
+
+static void check_fallbacks(const char *llama)
+{
+    struct engine *e = open_e(llama, -1, "keyformer-static", "24", 16);
+    struct engine_info in;
+    if (ok(e != NULL, "keyformer-static: opens")) {
+        engine_get_info(e, &in);
+        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "CPU"), "keyformer-static: on the CPU (%s)",
+           in.gpu_note);
+    }
+    engine_close(e);
+    setenv("KF_GPU_MEM_LIMIT", "1", 1);
+    e = open_e(llama, -1, NULL, NULL, 16);
+    if (ok(e != NULL, "no GPU memory: still opens")) {
+        engine_get_info(e, &in);
+        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "MiB") && strstr(in.gpu_note, "CPU"),
+           "no GPU memory: bytes named, CPU used (%s)", in.gpu_note);
+        int32_t t[4] = { 5, 6, 7, 8 };
+        ok(engine_eval(e, t, 4, NULL, NULL, NULL) == 0, "no GPU memory: runs on the CPU");
+    }
+    engine_close(e);
+    unsetenv("KF_GPU_MEM_LIMIT");
+    char path[700];
+    snprintf(path, sizeof path, "%s/gpt2.gguf", tmpdir);
+    if (mkmodel(path, "--arch gpt2 --embd 64 --layers 2 --heads 4 --ff 128 --type f32 --ctx 256")) {
+        skip("kfchat-mkmodel cannot write gpt2");
+        return;
+    }
+    e = open_e(path, -1, NULL, NULL, 16);
+    if (ok(e != NULL, "gpt2: opens")) {
+        engine_get_info(e, &in);
+        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "CPU"), "gpt2: on the CPU (%s)", in.gpu_note);
+    }
+    engine_close(e);
+}
+
+int main(void)
+{
+    char probe[256];
+    if (cuda_probe(probe, sizeof probe) == 0)
+        return skip_all(probe);
+    const char *td = getenv("KF_TESTDATA");
+    static char vbuf[600];
+    snprintf(vbuf, sizeof vbuf, "%s/vocab/ggml-vocab-llama-spm.gguf",
+             td ? td : "../shared/testdata");
+    vocab = vbuf;
+    if (access(vocab, R_OK))
+        return skip_all("the llama-spm vocabulary is missing");
+    diag("%s", probe);
+    snprintf(tmpdir, sizeof tmpdir, "%s/kfchat-cuda-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmpdir))
+        return skip_all("cannot create a temporary directory");
+    static const struct { const char *label, *args; double tol; } models[] = { /* tol: batch */
+        { "llama f32", "--arch llama --embd 128 --layers 2 --heads 4 --kv-heads 2 --ff 256 --type f32", 5e-3 },
+        { "llama f16", "--arch llama --embd 128 --layers 2 --heads 4 --ff 256 --type f16", 5e-3 },
+        { "llama bf16", "--arch llama --embd 128 --layers 2 --heads 4 --ff 256 --type bf16", 5e-3 },
+        { "llama q5_1", "--arch llama --embd 256 --layers 2 --heads 4 --ff 512 --type q5_1", 5e-2 },
+        { "llama q2_k", "--arch llama --embd 256 --layers 2 --heads 4 --ff 512 --type q2_k", 5e-2 },
+        { "llama q3_k", "--arch llama --embd 256 --layers 2 --heads 4 --ff 512 --type q3_k", 5e-2 },
+        { "llama q4_0", "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 512 --type q4_0", 5e-2 },
+        { "llama q4_1", "--arch llama --embd 256 --layers 2 --heads 4 --ff 512 --type q4_1", 5e-2 },
+        { "llama q5_0", "--arch llama --embd 256 --layers 2 --heads 4 --ff 512 --type q5_0", 5e-2 },
+        { "llama q8_0", "--arch llama --embd 256 --layers 2 --heads 8 --kv-heads 2 --ff 512 --type q8_0", 5e-2 },
+        { "llama q4_k", "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 512 --type q4_k", 5e-2 },
+        { "llama q5_k", "--arch llama --embd 256 --layers 2 --heads 4 --ff 512 --type q5_k", 5e-2 },
+        { "llama q6_k", "--arch llama --embd 256 --layers 2 --heads 4 --ff 512 --type q6_k", 5e-2 },
+        { "llama q4_k_m", "--arch llama --embd 256 --layers 3 --heads 4 --kv-heads 2 --ff 512 --type q4_k_m", 5e-2 },
+        { "qwen2 q8_0", "--arch qwen2 --embd 128 --layers 2 --heads 4 --kv-heads 2 --ff 256 --type q8_0", 5e-2 },
+        { "gemma3 f32", "--arch gemma3 --embd 128 --layers 3 --heads 2 --kv-heads 1 --head-dim 64 --ff 256 --type f32 --swa 8 --swa-pattern 2", 5e-3 },
+        { "gemma3 q4_k", "--arch gemma3 --embd 256 --layers 3 --heads 4 --kv-heads 1 --head-dim 64 --ff 512 --type q4_k --swa 16 --swa-pattern 3", 5e-2 },
+    };
+    char path[700], llama[700] = "";
+    const char *extra = getenv("KF_CUDA_MODELS"); /* "label|mkmodel args|tol;..." to investigate */
+    if (extra) {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", extra);
+        int n = 0;
+        for (char *sp, *m = strtok_r(buf, ";", &sp); m; m = strtok_r(NULL, ";", &sp), n++) {
+            char *a = strchr(m, '|'), *b = a ? strchr(a + 1, '|') : NULL;
+            if (!b)
+                continue;
+            *a++ = 0;
+            *b++ = 0;
+            char args[800];
+            snprintf(path, sizeof path, "%s/x%d.gguf", tmpdir, n);
+            snprintf(args, sizeof args, "%s --ctx 256", a);
+            if (ok(mkmodel(path, args) == 0, "%s: model written", m))
+                check_logits(m, path, -1, 1e-4, atof(b));
+        }
+        return done_testing();
+    }
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char args[600];
+        snprintf(path, sizeof path, "%s/m%zu.gguf", tmpdir, i);
+        snprintf(args, sizeof args, "%s --ctx 256", models[i].args);
+        if (!ok(mkmodel(path, args) == 0, "%s: model written", models[i].label))
+            continue;
+        check_logits(models[i].label, path, -1, 1e-4, models[i].tol);
+        if (i == 0) {
+            snprintf(llama, sizeof llama, "%s", path);
+            check_logits("llama f32, 1 of 2 layers", path, 1, 1e-4, models[i].tol);
+        }
+    }
+    if (llama[0]) {
+        static const char *const pol[][2] = { { "full", "0" },    { "window", "24" },
+                                              { "sink", "24" },   { "h2o", "24" },
+                                              { "keyformer", "24" } };
+        for (size_t i = 0; i < sizeof pol / sizeof pol[0]; i++)
+            check_policy(llama, pol[i][0], strcmp(pol[i][1], "0") ? pol[i][1] : NULL);
+        snprintf(path, sizeof path, "%s/m15.gguf", tmpdir); /* gemma3: sliding + global layers */
+        check_policy(path, "keyformer", "20");
+        check_state(llama);
+        check_fallbacks(llama);
+    }
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        diag("could not remove %s", tmpdir);
+    return done_testing();
+}
