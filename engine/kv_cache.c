@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "ops.h"
 #include "status.h"
 
@@ -93,18 +94,26 @@ int kv_params_check(const struct kv_params *p, int n_ctx, char *err, size_t errl
          */
         if (p->recent <= 0.0f)
             return status_set(err, errlen, STATUS_INVALID,
-                              "--kv-recent must be above 0%% for %s (the window holds the "
-                              "current token)", kv_policy_name(p->policy));
+                              "--kv-recent must be in (0, 100%%) of the budget for %s (the "
+                              "window holds the current token)", kv_policy_name(p->policy));
         lo = 2;
         while (lo <= n_ctx && ((int)floorf(p->recent * (float)lo + 1e-4f) < 1 ||
                                (int)floorf(p->recent * (float)lo + 1e-4f) + 1 > lo))
             lo++;
+        if (lo > n_ctx) /* a window of (nearly) the whole budget: no budget leaves a key slot */
+            return status_set(err, errlen, STATUS_INVALID,
+                              "--kv-recent %.0f%% leaves no slot for key tokens in a budget of "
+                              "up to %d: %s needs a recent window in (0, 100%%) of the budget",
+                              p->recent * 100.0, n_ctx, kv_policy_name(p->policy));
     }
+    const char *why = p->policy == KV_POLICY_SINK ? "the sinks plus at least one recent token"
+                      : p->policy == KV_POLICY_WINDOW
+                          ? "at least one token"
+                          : "the recent window plus at least one key token";
     if (p->budget < lo || p->budget > n_ctx)
         return status_set(err, errlen, STATUS_INVALID,
-                          "KV budget of %d tokens is out of range: %s needs %d..%d "
-                          "(the recent window plus at least one key token, at most the context)",
-                          p->budget, kv_policy_name(p->policy), lo, n_ctx);
+                          "KV budget of %d tokens is out of range: %s needs %d..%d (%s, at most "
+                          "the context)", p->budget, kv_policy_name(p->policy), lo, n_ctx, why);
     return STATUS_OK;
 }
 
@@ -154,6 +163,27 @@ int kv_budget_parse(const char *s, int n_ctx, size_t bytes_per_token, int *out, 
 }
 
 /* ---- construction ------------------------------------------------------------------------- */
+
+/*
+ * ALiBi slopes as ggml computes them (engine-reference §3.6): n2 = 2^floor(log2 n_head),
+ * m0 = 2^(−max/n2), m1 = 2^(−max/2/n2); head h < n2 gets m0^(h+1), the others m1^(2(h−n2)+1).
+ * For a power-of-two head count this is HF MPT's 2^(−(h+1)·max/n_head).
+ */
+static int alibi_slopes(struct kv_cache *kv)
+{
+    int nh = kv->sh.n_head;
+    float mb = kv->sh.alibi_max_bias;
+    kv->alibi = malloc((size_t)nh * sizeof(float));
+    if (!kv->alibi)
+        return STATUS_NOMEM;
+    int n2 = 1;
+    while (n2 * 2 <= nh)
+        n2 *= 2;
+    float m0 = powf(2.0f, -mb / (float)n2), m1 = powf(2.0f, -(mb / 2.0f) / (float)n2);
+    for (int h = 0; h < nh; h++)
+        kv->alibi[h] = h < n2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n2) + 1));
+    return STATUS_OK;
+}
 
 static int bounded(const struct kv_cache *kv)
 {
@@ -213,7 +243,8 @@ int kv_cache_new(struct kv_cache **out, const struct kv_shape *sh, const struct 
                           "cannot allocate %zu bytes for the KV cache (use a smaller -c or "
                           "--kv-budget)", bytes);
     }
-    kv->tau = p->tau_init;
+    if (sh->alibi_max_bias > 0.0f && alibi_slopes(kv) != STATUS_OK)
+        goto nomem;
     *out = kv;
     return STATUS_OK;
 nomem:
@@ -236,6 +267,7 @@ void kv_cache_free(struct kv_cache *kv)
     free(kv->key);
     free(kv->victim);
     free(kv->order);
+    free(kv->alibi);
     free(kv);
 }
 
@@ -243,9 +275,7 @@ void kv_cache_reset(struct kv_cache *kv)
 {
     memset(kv->n_used, 0, (size_t)kv->sh.n_layer * kv->sh.n_head_kv * sizeof(int));
     kv->n_past = 0;
-    kv->step = 0;
     kv->frozen = 0;
-    kv->tau = kv->p.tau_init;
 }
 
 const struct kv_params *kv_cache_params(const struct kv_cache *kv)
@@ -266,22 +296,15 @@ int kv_cache_begin(struct kv_cache *kv, int pos0, int n)
         return STATUS_INVALID;
     if (pos0 + n > kv->sh.n_ctx)
         return STATUS_CONTEXT_FULL;
-    if (n == 1 && pos0 > 0) {
-        /* a decode step: τ rises; the static policy freezes its key tokens at the first one */
-        kv->step++;
-        float t = kv->p.tau_init +
-                  (float)kv->step * (kv->p.tau_end - kv->p.tau_init) / (float)kv->p.tau_steps;
-        kv->tau = kv->p.tau_end >= kv->p.tau_init ? fminf(t, kv->p.tau_end)
-                                                  : fmaxf(t, kv->p.tau_end);
-        if (kv->p.policy == KV_POLICY_KEYFORMER_STATIC && !kv->unbounded) {
-            if (!kv->frozen)
-                kv_static_freeze(kv);
-            else /* the authors' step attends over exactly B: the leaving token goes first */
-                kv_static_slide(kv, pos0);
-        }
-    } else {
-        kv->step = 0;
-        kv->tau = kv->p.tau_init;
+    /*
+     * keyformer-static, as the authors detect it: a one-token call after the first position is
+     * a decode step; the first one freezes the key tokens (τ needs no state: kv_cache_tau)
+     */
+    if (n == 1 && pos0 > 0 && kv->p.policy == KV_POLICY_KEYFORMER_STATIC && !kv->unbounded) {
+        if (!kv->frozen)
+            kv_static_freeze(kv);
+        else /* the authors' step attends over exactly B: the leaving token goes first */
+            kv_static_slide(kv, pos0);
     }
     kv->call_pos0 = pos0;
     kv->call_n = n;
@@ -295,10 +318,28 @@ void kv_cache_store(struct kv_cache *kv, int layer, int g, int pos, const float 
     size_t hd = (size_t)kv->sh.head_dim;
     memcpy(kv->k + s * hd, k, hd * sizeof(float));
     memcpy(kv->v + s * hd, v, hd * sizeof(float));
+    if (kv->p.store_f16)
+        for (size_t i = 0; i < hd; i++) {
+            kv->k[s * hd + i] = fp16_to_fp32(fp32_to_fp16(kv->k[s * hd + i]));
+            kv->v[s * hd + i] = fp16_to_fp32(fp32_to_fp16(kv->v[s * hd + i]));
+        }
     kv->pos[s] = pos;
     kv->score[s] = 0.0f;
     kv->key[s] = 0;
     (*nu)++;
+}
+
+float kv_cache_tau(const struct kv_cache *kv, int qpos)
+{
+    const struct kv_params *p = &kv->p;
+    if (kv->unbounded || p->policy != KV_POLICY_KEYFORMER)
+        return p->tau_init;
+    int t = qpos - p->budget + 1; /* tokens up to qpos that arrived at a full cache */
+    if (t <= 0)
+        return p->tau_init;
+    if (t > p->tau_steps)
+        t = p->tau_steps;
+    return p->tau_init + (float)t * (p->tau_end - p->tau_init) / (float)p->tau_steps;
 }
 
 int kv_cache_scoring(const struct kv_cache *kv, int layer)
@@ -316,6 +357,32 @@ int kv_cache_scoring(const struct kv_cache *kv, int layer)
     }
 }
 
+/*
+ * ALiBi: att[s] += slope_h · (p_s − qpos) from the entries' original positions.  Under sink
+ * the distance is the in-cache one: the sinks (positions < n_sink) are held together with a
+ * contiguous window starting at `lo`; the lo − n_sink evicted positions between them do not count.
+ */
+static void alibi_add(const struct kv_cache *kv, const int32_t *P, int n, int h, int qpos,
+                      float *att)
+{
+    float slope = kv->alibi[h];
+    int gap = 0;
+    if (kv->p.policy == KV_POLICY_SINK && !kv->unbounded) {
+        int lo = INT32_MAX;
+        for (int s = 0; s < n; s++)
+            if (P[s] >= kv->p.n_sink && P[s] < lo)
+                lo = P[s];
+        if (lo != INT32_MAX && lo > kv->p.n_sink)
+            gap = lo - kv->p.n_sink;
+    }
+    for (int s = 0; s < n; s++) {
+        int d = qpos - P[s];
+        if (P[s] < kv->p.n_sink)
+            d -= gap;
+        att[s] += slope * (float)(-d); /* masked entries stay -inf */
+    }
+}
+
 void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q, int qpos,
                      float *out, float *att, float *acc)
 {
@@ -330,11 +397,20 @@ void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q
         int vis = P[s] <= qpos && (win <= 0 || qpos - P[s] < win);
         att[s] = vis ? kv->sh.scale * att[s] : -INFINITY;
     }
+    if (kv->alibi) /* before scoring: the policies score the logits the model sees */
+        alibi_add(kv, P, n, h, qpos, att);
     /* scores first: they need the logits, which the softmax below overwrites */
     if (acc && kv->p.policy != KV_POLICY_H2O) {
-        float inv_tau = 1.0f / kv->tau;
+        float inv_tau = 1.0f / kv_cache_tau(kv, qpos);
         float *y = att + kv->max_cap; /* second half of the scratch */
-        kv_noise_gumbel_row(kv->p.seed, layer, h, qpos, P, n, y);
+        /*
+         * The row generator's vector loop takes 16 keys at a time and ends in a scalar tail
+         * about ten times slower per key: ask for whole blocks where the slots exist (the
+         * extra values, at stale or zero positions, are never read; the others are the same)
+         */
+        int npad = (n + 15) & ~15;
+        kv_noise_gumbel_row(kv->p.seed, layer, h, qpos, P, npad <= kv->layer_cap[layer] ? npad : n,
+                            y);
         for (int s = 0; s < n; s++)
             y[s] = (att[s] + y[s]) * inv_tau; /* masked logits stay -inf */
         ops_softmax(y, n);

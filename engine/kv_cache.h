@@ -20,14 +20,16 @@
  *   full              no eviction; a clear STATUS_CONTEXT_FULL when n_ctx is reached.
  *   window            keep the newest B.
  *   sink              StreamingLLM: the first n_sink (4) positions plus the newest B − n_sink.
- *                     Positions keep their original values (keys are stored after RoPE).
+ *                     Positions are renumbered within the cache only where the scheme allows
+ *                     it (see Positions below).
  *   h2o               accumulated softmax probability; keep the w most recent plus the
  *                     highest-scored others; the token leaving the window competes.
  *   keyformer         as h2o, but the score is the softmax of (logit + Gumbel noise) / τ, with τ
- *                     rising linearly from tau_init to tau_end over tau_steps decode steps
- *                     (reset at each multi-token prefill).
- *   keyformer-static  the authors' released behaviour: scored like keyformer until the first
- *                     decode step, which freezes the key tokens = top (B − w) of the positions
+ *                     a function of the query's position (see τ below).
+ *   keyformer-static  the authors' released behaviour: scored like keyformer with τ = tau_init
+ *                     (their prompt score) until the first decode step (a one-token call at a
+ *                     position > 0: their "query length 1"), which freezes the key tokens
+ *                     = top (B − w) of the positions
  *                     < n − w (n = tokens so far), keeps positions > n − w and drops position
  *                     n − w (their off-by-one); afterwards only the recent window slides,
  *                     and a decode step attends over exactly B entries (the token leaving the
@@ -35,6 +37,37 @@
  *                     never key tokens: they are dropped once they leave the window.
  * The recent window w = floor(recent · B) counts the newest positions, the current token
  * included.  For GQA, a KV head's score is the sum over its query heads.
+ *
+ * τ (keyformer).  The authors score the prompt at τ = tau_init and raise τ by
+ * (tau_end − tau_init) / max_new_tokens at each decode step (keyformer.md §1.3): τ grows with the
+ * number of steps taken since the cache was cut down to its budget, "as more tokens get
+ * discarded".  Here eviction happens wherever the budget is exceeded, in a prompt chunk as in a
+ * decode step (a chat), so the step count is the number of tokens that arrived at a full cache:
+ *     t(qpos) = clamp(qpos − B + 1, 0, tau_steps),
+ *     τ(qpos) = tau_init + t · (tau_end − tau_init) / tau_steps        (kv_cache_tau)
+ * per query row.  Rows that see the whole past (qpos < B) use tau_init, the token at position B
+ * (the first one to force an eviction) uses one step, like the authors' first decode step, and
+ * τ stays at tau_end after tau_steps such tokens.  τ thus depends on the position only, not on
+ * how the tokens were split into calls or on chat turns: a prompt fed in chunks, a
+ * teacher-forced text fed C tokens at a time (kfchat eval) and token-by-token decoding give the
+ * same τ, truncation and snapshots need no τ state, and another backend computes the same τ
+ * from the same four numbers.  (The authors' code restarts τ at every multi-token call, which
+ * chunked prefill would turn into τ = tau_init for ever, keyformer.md §1.11.)
+ *
+ * Positions (keyformer.md §1.8).  Every entry keeps its original absolute position and every new
+ * token takes its true absolute position (n_past + t), as in the authors' code:
+ *   rotary (llama, qwen2, gemma3, gptj's partial rotary)  keys are cached after rotation at
+ *       their original position and never re-rotated;
+ *   learned absolute positions (gpt2, Cerebras-GPT)  added to the input embedding, so baked
+ *       into every layer's keys and values: fixed once computed;
+ *   ALiBi (mpt)  the bias slope_h·(p_key − p_query) is computed here from the stored original
+ *       positions, so kept tokens keep their original distance to the query.
+ * sink (StreamingLLM) renumbers positions within the cache where the scheme allows it: with
+ * ALiBi the distance is counted over the cached entries (the evicted gap between the sinks and
+ * the window does not count: a contiguous bias, as StreamingLLM does for MPT).  Rotary keys
+ * cannot be re-rotated here and learned positions are baked in at the input, so for those
+ * schemes sink keeps original positions (and a gpt2 sequence can never outgrow its learned
+ * positions: the context is capped at their count).
  *
  * Noise.  G(seed, layer, query head, query pos, key pos) is a standard Gumbel variate from a
  * counter-based hash (kv_noise_gumbel), the same on every backend, so runs are reproducible.
@@ -65,8 +98,9 @@ struct kv_params {
     int n_sink;        /* sink policy (default 4) */
     float tau_init;    /* default 1 */
     float tau_end;     /* default 2 */
-    int tau_steps;     /* default 128 */
+    int tau_steps;     /* default 128: tokens past the budget over which τ rises */
     uint64_t seed;     /* Gumbel noise seed */
+    int store_f16;     /* keep keys and values rounded to f16, as the GPU stores them (tests) */
 };
 
 /* Shape of the cache, from the model. */
@@ -76,6 +110,7 @@ struct kv_shape {
     int n_batch;       /* max tokens per forward call */
     const int *swa;    /* [n_layer]: sliding window of the layer, 0 = global; may be NULL */
     float scale;       /* attention logit scale */
+    float alibi_max_bias; /* ALiBi (mpt): bias maximum, 0 = no ALiBi */
 };
 
 struct kv_cache;
@@ -115,12 +150,20 @@ int kv_cache_begin(struct kv_cache *kv, int pos0, int n);
 void kv_cache_store(struct kv_cache *kv, int layer, int g, int pos, const float *k, const float *v);
 /*
  * Attention of query head h at position qpos over the visible entries of its KV head:
- * out (head_dim) = Σ softmax(scale·q·k)_j v_j.  att: scratch of 2·kv_cache_cap() floats.
- * acc: the head's score accumulator (kv_cache_cap() floats, zeroed by the caller before the
- * layer) or NULL; receives this row's score contribution per slot if the policy scores.
+ * out (head_dim) = Σ softmax(scale·q·k_j + alibi_h·(p_j − qpos))_j v_j, where p_j is entry j's
+ * original position (or, for sink, its in-cache position; see Positions above).  att: scratch of 2·kv_cache_cap() floats.
+ * acc: the head's score accumulator (kv_cache_cap() floats) or NULL; receives this row's score
+ * contribution per slot if the policy scores.  The caller zeroes it before the layer; only its
+ * first kv_cache_n_used(layer, g) floats (counted after the call's stores) are ever read or
+ * written, so zeroing those is enough (the whole capacity is B + n_batch floats).
  */
 void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q, int qpos,
                      float *out, float *att, float *acc);
+/*
+ * τ of the keyformer score of the query row at qpos (the rule above); tau_init for
+ * keyformer-static and for an unbounded cache, unused by the other policies.
+ */
+float kv_cache_tau(const struct kv_cache *kv, int qpos);
 /* Does the current call need score accumulators? */
 int kv_cache_scoring(const struct kv_cache *kv, int layer);
 /*
@@ -128,7 +171,7 @@ int kv_cache_scoring(const struct kv_cache *kv, int layer);
  * NULL when not scoring) into the KV heads' scores and evict down to the budget.
  */
 void kv_cache_commit_layer(struct kv_cache *kv, int layer, float *const *acc);
-/* End the call (advances n_past, the τ step counter, the static freeze). */
+/* End the call (advances n_past). */
 void kv_cache_end(struct kv_cache *kv);
 /* Forget positions >= n_past (only exact when nothing was evicted past it). */
 void kv_cache_truncate(struct kv_cache *kv, int n_past);
@@ -153,7 +196,7 @@ int kv_cache_n_used(const struct kv_cache *kv, int layer, int g);
 
 /*
  * Snapshot for exact resume: everything needed to continue bit for bit (entries, positions,
- * scores, key flags, τ step, freeze).  load returns STATUS_FORMAT for a damaged or foreign
+ * scores, key flags, the static freeze).  load returns STATUS_FORMAT for a damaged or foreign
  * buffer and STATUS_INVALID when it was taken under another policy/budget/seed (the caller then
  * re-processes the transcript); on any error the cache is left as it was.
  */

@@ -32,10 +32,9 @@ struct kv_cache {
     int *order;        /* [max_cap] scratch */
     int n_past;
     int call_pos0, call_n;
-    int step;          /* decode steps since the last prefill */
-    float tau;
     int frozen;        /* keyformer-static: key tokens chosen */
     int unbounded;     /* budget >= n_ctx: nothing is ever evicted, nothing needs scores */
+    float *alibi;      /* [n_head] ALiBi slopes, or NULL */
 };
 
 /* First slot of (layer, KV head g). */

@@ -42,15 +42,18 @@ static void compact(struct kv_cache *kv, int l, int g)
     *nu = keep;
 }
 
-/* Eviction order: lowest score first, then oldest. */
+/* Eviction order: lowest score first, then oldest (slots x, y: absolute indices). */
+static inline int victim_before(const struct kv_cache *kv, size_t x, size_t y)
+{
+    float sx = kv->score[x], sy = kv->score[y];
+    return sx != sy ? sx < sy : kv->pos[x] < kv->pos[y];
+}
+
 static int cmp_victim(const void *a, const void *b, void *arg)
 {
     const struct sort_ctx *c = arg;
     size_t x = c->base + (size_t)*(const int *)a, y = c->base + (size_t)*(const int *)b;
-    float sx = c->kv->score[x], sy = c->kv->score[y];
-    if (sx != sy)
-        return sx < sy ? -1 : 1;
-    return (c->kv->pos[x] > c->kv->pos[y]) - (c->kv->pos[x] < c->kv->pos[y]);
+    return victim_before(c->kv, x, y) ? -1 : victim_before(c->kv, y, x) ? 1 : 0;
 }
 
 int kv_cmp_pos(const void *a, const void *b, void *arg)
@@ -73,11 +76,16 @@ static void pick(struct kv_cache *kv, size_t base, int *cand, int nc, int need,
             kv->victim[cand[i]] = 1;
         return;
     }
-    if (need == 1) {
+    if (need == 1) { /* every decode step: no call per candidate for the score order */
         int best = 0;
-        for (int i = 1; i < nc; i++)
-            if (cmp(&cand[i], &cand[best], &c) < 0)
-                best = i;
+        if (cmp == cmp_victim) {
+            for (int i = 1; i < nc; i++)
+                if (victim_before(kv, base + (size_t)cand[i], base + (size_t)cand[best]))
+                    best = i;
+        } else
+            for (int i = 1; i < nc; i++)
+                if (cmp(&cand[i], &cand[best], &c) < 0)
+                    best = i;
         kv->victim[cand[best]] = 1;
         return;
     }

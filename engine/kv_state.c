@@ -1,6 +1,6 @@
 /*
  * kv_state.c — snapshots of the KV cache for exact resume: every held entry with its position,
- * score and key flag, plus the τ step and the static freeze, in a flat little-endian buffer.
+ * score and key flag, plus the static freeze, in a flat little-endian buffer.
  */
 #include "config.h"
 
@@ -14,8 +14,10 @@
 
 struct kv_state_hdr {
     uint32_t magic, policy;
-    int32_t n_layer, n_head_kv, head_dim, budget, n_past, step, frozen, pad;
-    float tau, recent;
+    int32_t n_layer, n_head_kv, head_dim, budget, n_past;
+    int32_t step;      /* unused since τ is a function of the position (kv_cache_tau): 0 */
+    int32_t frozen, pad;
+    float tau, recent; /* tau: unused, τ_init */
     uint64_t seed;
 };
 
@@ -42,7 +44,7 @@ void kv_cache_state_save(const struct kv_cache *kv, void *buf)
     struct kv_state_hdr h = {
         .magic = KV_STATE_MAGIC, .policy = (uint32_t)kv->p.policy, .n_layer = kv->sh.n_layer,
         .n_head_kv = kv->sh.n_head_kv, .head_dim = kv->sh.head_dim, .budget = kv->p.budget,
-        .n_past = kv->n_past, .step = kv->step, .frozen = kv->frozen, .tau = kv->tau,
+        .n_past = kv->n_past, .step = 0, .frozen = kv->frozen, .tau = kv->p.tau_init,
         .recent = kv->p.recent, .seed = kv->p.seed,
     };
     put(&p, &h, sizeof h);
@@ -106,8 +108,6 @@ int kv_cache_state_load(struct kv_cache *kv, const void *buf, size_t len)
             memcpy(kv->v + b * hd, p, n * hd * sizeof(float)), p += n * hd * sizeof(float);
         }
     kv->n_past = h.n_past;
-    kv->step = h.step;
     kv->frozen = h.frozen;
-    kv->tau = h.tau;
     return STATUS_OK;
 }

@@ -135,7 +135,8 @@ L = []
 L.append(f"Model: {meta['model']} ({os.path.basename(meta['path'])}); {nd} documents x "
          f"{meta['tokens']} tokens; chunk {meta['chunk']}; greedy {meta['greedy']}; recent "
          f"window {meta['kv_recent'] * 100:.0f}% of the budget; tau {meta['tau_init']:g} -> "
-         f"{meta['tau_end']:g} over {meta['tau_steps']} decode steps; noise seed {meta['kv_seed']}.")
+         f"{meta['tau_end']:g} over {meta['tau_steps']} tokens past the budget; noise seed "
+         f"{meta['kv_seed']}.")
 if partial:
     L.append(f"Incomplete (left out of the table): {', '.join(partial)}.")
 L.append("")

@@ -45,7 +45,7 @@ struct run_cfg {
 };
 
 struct eval_opts {
-    int n_tok, chunk, greedy, json, recompute, tau_steps_given;
+    int n_tok, chunk, greedy, json, recompute;
     const char *ref_dir;
 };
 
@@ -67,7 +67,7 @@ static void help(void)
          "      --ref-dir DIR     keep full's results per document in DIR and reuse them (lets\n"
          "                        a sweep run as parallel jobs without repeating full)\n"
          "      --json            every number as JSON on standard output\n"
-         "  tau rises over the G decode steps unless --tau-steps is given.");
+         "  Keyformer's tau follows the position, as in a chat (engine/kv_cache.h).");
     cli_common_help(stdout);
 }
 
@@ -351,7 +351,7 @@ static void print_table(const struct engine_info *in, const struct eval_opts *o,
     for (int i = 0; i < nd; i++)
         full_ppl[i] = docs[i].ppl;
     printf("model %s; %d documents x %d tokens, chunk %d, greedy %d; recent %.0f%% of the "
-           "budget, tau %g -> %g over %d steps, noise seed %llu\n\n",
+           "budget, tau %g -> %g over %d tokens past the budget, noise seed %llu\n\n",
            in->name, nd, o->n_tok, o->chunk, o->greedy, kv->recent * 100.0, kv->tau_init,
            kv->tau_end, kv->tau_steps, (unsigned long long)kv->seed);
     if (ns)
@@ -469,8 +469,6 @@ int cmd_eval(int argc, char **argv)
             free(bud_owned);
             return 0;
         } else {
-            if (!strcmp(a, "--tau-steps"))
-                o.tau_steps_given = 1;
             r = cli_common_opt(&c, argc, argv, &i);
             if (r == 0) {
                 fprintf(stderr, "kfchat: eval: unknown option '%s'\n", a);
@@ -508,9 +506,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (!c.n_ctx)
         c.n_ctx = need;
-    c.n_batch = o.chunk;
-    if (!o.tau_steps_given && o.greedy > 0)
-        c.kv.tau_steps = o.greedy; /* Δτ = (τ_end − τ_init) / max_new_tokens, as the authors */
+    c.n_batch = o.chunk; /* τ is per position, so C does not change it (kv_cache.h) */
 
     int nc = 0;
     struct run_cfg *cfg = calloc((size_t)np * nb + 1, sizeof(*cfg));

@@ -3,7 +3,8 @@
 # PPL ratio of exactly 1 and 100% greedy agreement; a budget the document never exceeds changes
 # nothing either; the shortcut that reuses full's NLLs before the first eviction gives the same
 # numbers as recomputing them; a tiny window changes the PPL; short texts are skipped with a
-# note; bad options fail with one line.  TAP output.
+# note; bad options fail with one line, and bad KV input (a budget below the window plus one,
+# negative or absurd, an unknown policy) with one line naming the valid range.  TAP output.
 set -u
 B=${KF_BUILDDIR:-.}
 KF="$B/kfchat"
@@ -91,6 +92,26 @@ expect_error "budget share over 100%" "share" $E --text "$T/doc.txt" --kv-budget
 expect_error "budget too small for h2o" "out of range" $E --text "$T/doc.txt" --kv-policy h2o \
     --kv-budget 1
 expect_error "missing text file" "cannot open" $E --text "$T/nope.txt"
+# the issue's bad KV input, through eval (context N + G + 1 = 185) and the shared option path
+# of the other commands (generate, -c 256): one line naming the valid range
+expect_error "eval: negative budget names 1..185" "1\.\.185" $E --text "$T/doc.txt" --kv-budget -5
+expect_error "eval: absurd budget names 1..185" "1\.\.185" $E --text "$T/doc.txt" \
+    --kv-budget 99999999999
+expect_error "eval: keyformer budget below window + 1 names 4..185" "4\.\.185" $E \
+    --text "$T/doc.txt" --kv-budget 3
+G="$KF generate -m $T/tiny.gguf -t 1 -c 256 -n 1 -p hi"
+expect_error "generate: negative budget names 1..256" "1\.\.256" $G --kv-budget -5
+expect_error "generate: zero budget names 1..256" "1\.\.256" $G --kv-budget 0
+expect_error "generate: absurd budget names 1..256" "1\.\.256" $G --kv-budget 1e30
+expect_error "generate: budget over the context names 1..256" "1\.\.256" $G --kv-budget 5000
+expect_error "generate: h2o budget below window + 1 names 4..256" "4\.\.256" $G \
+    --kv-policy h2o --kv-budget 2
+expect_error "generate: sink budget = its sinks names 5..256" "5\.\.256" $G --kv-policy sink \
+    --kv-budget 4
+expect_error "generate: a 100% window names the window range" "(0, 100%)" $G --kv-budget 10 \
+    --kv-recent 100
+expect_error "generate: unknown policy lists the policies" \
+    "keyformer, keyformer-static, h2o, sink, window, full" $G --kv-policy nosuch
 $E --text "$T/short.txt" >"$T/out" 2>"$T/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 2 ] && grep -q "skipped" "$T/err" && \

@@ -805,9 +805,68 @@ static void test_refusals_and_sizes(void)
     run_close(&R);
 }
 
+/*
+ * τ is a function of the query position (kv_cache.h "τ"): τ_init until the budget is full, one
+ * step per token that arrives at a full cache, τ_end after tau_steps of them; the same for
+ * every call split and across chat turns, and τ_init for keyformer-static.
+ */
+static void test_tau_schedule(void)
+{
+    struct kv_shape sh = { .n_layer = 1, .n_head = 2, .n_head_kv = 1, .head_dim = 8,
+                           .n_ctx = 512, .n_batch = 16, .scale = 1.0f };
+    struct kv_params p = kv_params_default();
+    p.budget = 24;
+    p.tau_steps = 64;
+    char err[256];
+    struct kv_cache *kv, *st;
+    p.policy = KV_POLICY_KEYFORMER;
+    int r1 = kv_cache_new(&kv, &sh, &p, err, sizeof err);
+    p.policy = KV_POLICY_KEYFORMER_STATIC;
+    int r2 = kv_cache_new(&st, &sh, &p, err, sizeof err);
+    if (!ok(r1 == STATUS_OK && r2 == STATUS_OK, "tau: caches open"))
+        return;
+    struct kv_ref_shape rs = { 1, 2, 1, 512, NULL };
+    p.policy = KV_POLICY_KEYFORMER;
+    struct kv_ref *ref = kv_ref_new(&rs, &p);
+    int agree = 1, stat = 1;
+    for (int q = 0; q < 512; q++) {
+        agree &= fabs(kv_cache_tau(kv, q) - kv_ref_tau(ref, q)) < 1e-6;
+        stat &= kv_cache_tau(st, q) == 1.0f;
+    }
+    ok(agree, "tau: the engine's tau(qpos) is the reference's at every position");
+    ok(stat, "tau: keyformer-static scores at tau_init everywhere");
+    ok(kv_cache_tau(kv, 0) == 1.0f && kv_cache_tau(kv, 23) == 1.0f &&
+           fabsf(kv_cache_tau(kv, 24) - (1.0f + 1.0f / 64)) < 1e-6f &&
+           fabsf(kv_cache_tau(kv, 24 + 31) - 1.5f) < 1e-6f && kv_cache_tau(kv, 87) == 2.0f &&
+           kv_cache_tau(kv, 511) == 2.0f,
+       "tau: 1 below the budget (B = 24), 1 + 1/64 at position B, 1.5 after 32 steps, 2 from "
+       "B + 63 on");
+    /* calls of any size and a new turn leave it alone: it has no state */
+    float k[8] = { 0 }, v[8] = { 0 };
+    int same = 1;
+    for (int p0 = 0, n = 1; p0 + n <= 200; p0 += n, n = n % 16 + 1) {
+        if (kv_cache_begin(kv, p0, n) != STATUS_OK) {
+            same = 0;
+            break;
+        }
+        for (int t = 0; t < n; t++)
+            kv_cache_store(kv, 0, 0, p0 + t, k, v);
+        kv_cache_commit_layer(kv, 0, NULL);
+        kv_cache_end(kv);
+        for (int t = 0; t < n; t++)
+            same &= kv_cache_tau(kv, p0 + t) == (float)kv_ref_tau(ref, p0 + t) ||
+                    fabs(kv_cache_tau(kv, p0 + t) - kv_ref_tau(ref, p0 + t)) < 1e-6;
+    }
+    ok(same, "tau: unchanged by calls of 1..16 tokens (prompt chunks and decode steps alike)");
+    kv_ref_free(ref);
+    kv_cache_free(kv);
+    kv_cache_free(st);
+}
+
 int main(void)
 {
     make_schedules();
+    test_tau_schedule();
     test_policies();
     test_static_off_by_one();
     test_truncate_reset(KV_POLICY_H2O);

@@ -218,7 +218,8 @@ static void test_names_and_parsing(void)
            "kv_budget_parse(\"%s\") is STATUS_INVALID with one line: %s", bad[i], err);
     }
     /* the header promises the valid range in the message; for out-of-range values it is there */
-    const char *range_bad[] = { "5000", "150%", "1GiB" };
+    const char *range_bad[] = { "5000", "150%", "1GiB", "0", "-3", "-50%", "abc", "", "12.5",
+                                "1e30", "nan", "inf" };
     for (size_t i = 0; i < ARRAY_LEN(range_bad); i++) {
         char err[256] = "";
         int out;
@@ -234,15 +235,27 @@ static void test_names_and_parsing(void)
     p.recent = 1.0f;
     p.budget = 100;
     int st = kv_params_check(&p, 4096, err, sizeof err);
-    ok(st == STATUS_INVALID && one_line(err) && strstr(err, "..") && strstr(err, "4096"),
-       "kv_params_check: window = budget leaves no key token: invalid, range named: %s", err);
+    ok(st == STATUS_INVALID && one_line(err) && strstr(err, "(0, 100%)") && strstr(err, "4096"),
+       "kv_params_check: window = budget leaves no key token: invalid, window range named: %s",
+       err);
     p.policy = KV_POLICY_KEYFORMER;
     p.recent = 0.3f;
     p.budget = 1;
     err[0] = 0;
     st = kv_params_check(&p, 4096, err, sizeof err);
-    ok(st == STATUS_INVALID && one_line(err) && strstr(err, ".."),
-       "kv_params_check: keyformer budget 1 < window + 2: invalid: %s", err);
+    ok(st == STATUS_INVALID && one_line(err) && strstr(err, "4..4096"),
+       "kv_params_check: keyformer budget 1 < window + 2: invalid, range 4..4096 named: %s", err);
+    p.budget = 3; /* w = floor(0.3 * 3) = 0: no room for the current token */
+    err[0] = 0;
+    ok(kv_params_check(&p, 4096, err, sizeof err) == STATUS_INVALID && strstr(err, "4..4096"),
+       "kv_params_check: keyformer budget 3 (window 0) is refused: %s", err);
+    p.budget = 100;
+    p.recent = 1.0f; /* w = B at every B: no budget leaves a key slot */
+    err[0] = 0;
+    ok(kv_params_check(&p, 4096, err, sizeof err) == STATUS_INVALID && one_line(err) &&
+           strstr(err, "--kv-recent") && strstr(err, "(0, 100%)") && !strstr(err, "4097"),
+       "kv_params_check: keyformer with a 100%% window names the valid window range: %s", err);
+    p.recent = 0.3f;
     p.budget = 100;
     ok(kv_params_check(&p, 4096, err, sizeof err) == STATUS_OK, "kv_params_check: keyformer 100");
     p.budget = 4096;
@@ -260,7 +273,8 @@ static void test_names_and_parsing(void)
     p.policy = KV_POLICY_SINK;
     p.budget = 4;
     err[0] = 0;
-    ok(kv_params_check(&p, 4096, err, sizeof err) == STATUS_INVALID && strstr(err, ".."),
+    ok(kv_params_check(&p, 4096, err, sizeof err) == STATUS_INVALID && one_line(err) &&
+           strstr(err, "5..4096") && strstr(err, "sinks"),
        "kv_params_check: sink budget 4 = n_sink leaves no recent slot: %s", err);
     p.budget = 5;
     ok(kv_params_check(&p, 4096, err, sizeof err) == STATUS_OK, "kv_params_check: sink budget 5");

@@ -31,8 +31,6 @@ struct kv_ref {
     int n_past;
     int pos0, n;         /* the current call */
     int calls;           /* completed calls */
-    int step;            /* decode steps since the last multi-token call */
-    double tau;
     int frozen;          /* keyformer-static: key tokens chosen */
     int cut;             /* keyformer-static: candidates are the positions below it */
 };
@@ -110,8 +108,7 @@ void kv_ref_reset(struct kv_ref *r)
     memset(r->key, 0, n);
     for (size_t i = 0; i < n; i++)
         r->ev_call[i] = -1;
-    r->n_past = r->pos0 = r->n = r->calls = r->step = r->frozen = 0;
-    r->tau = r->p.tau_init;
+    r->n_past = r->pos0 = r->n = r->calls = r->frozen = 0;
 }
 
 static void evict(struct kv_ref *r, int l, int g, int p)
@@ -236,13 +233,8 @@ int kv_ref_begin(struct kv_ref *r, int n)
         return STATUS_CONTEXT_FULL;
     r->pos0 = r->n_past;
     r->n = n;
-    /* τ (kv_cache.h; keyformer.md §1.3): t = decode steps since the last multi-token call, τ_t =
-     * τ_init + t (τ_end − τ_init) / tau_steps, reaching τ_end after tau_steps and staying. */
+    /* keyformer-static: a one-token call after position 0 is a decode step (kv_cache.h) */
     if (n == 1 && r->pos0 > 0) {
-        r->step++;
-        int t = r->step < r->p.tau_steps ? r->step : r->p.tau_steps;
-        r->tau = r->p.tau_init + (double)t * ((double)r->p.tau_end - r->p.tau_init) /
-                                     r->p.tau_steps;
         if (r->p.policy == KV_POLICY_KEYFORMER_STATIC && r->bounded && !r->frozen)
             static_freeze(r);
         else if (r->p.policy == KV_POLICY_KEYFORMER_STATIC && r->bounded) {
@@ -259,9 +251,6 @@ int kv_ref_begin(struct kv_ref *r, int n)
                     }
             }
         }
-    } else {
-        r->step = 0;
-        r->tau = r->p.tau_init;
     }
     for (int l = 0; l < r->sh.n_layer; l++)
         for (int g = 0; g < r->sh.n_head_kv; g++)
@@ -301,7 +290,6 @@ static void accumulate(struct kv_ref *r, int l, const double *x)
 {
     int P = r->pos0 + r->n, group = r->sh.n_head / r->sh.n_head_kv;
     int noisy = r->p.policy != KV_POLICY_H2O;
-    double tau = noisy ? r->tau : 1.0;
     int *vis = malloc((size_t)P * sizeof(int));
     double *y = malloc((size_t)P * sizeof(double));
     if (!vis || !y)
@@ -310,6 +298,7 @@ static void accumulate(struct kv_ref *r, int l, const double *x)
         int g = h / group;
         for (int i = 0; i < r->n; i++) {
             int qpos = r->pos0 + i;
+            double tau = noisy ? kv_ref_tau(r, qpos) : 1.0;
             const double *row = x + ((size_t)h * r->n + (size_t)i) * (size_t)P;
             int nv = kv_ref_visible(r, l, g, qpos, vis);
             double mx = -INFINITY, sum = 0;
@@ -491,7 +480,20 @@ int kv_ref_bounded(const struct kv_ref *r)
     return r->bounded;
 }
 
-double kv_ref_tau(const struct kv_ref *r)
+/*
+ * τ of a keyformer score row (kv_cache.h "τ"; keyformer.md §1.3): the authors count decode
+ * steps after the prompt was cut to the budget; here every token that arrives when B positions
+ * are already held is such a step, so t = clamp(qpos − B + 1, 0, tau_steps) and
+ * τ = τ_init + t (τ_end − τ_init) / tau_steps.  keyformer-static scores only its prompt, at τ_init.
+ */
+double kv_ref_tau(const struct kv_ref *r, int qpos)
 {
-    return r->tau;
+    if (!r->bounded || r->p.policy != KV_POLICY_KEYFORMER)
+        return r->p.tau_init;
+    int t = qpos - r->p.budget + 1;
+    if (t < 0)
+        t = 0;
+    if (t > r->p.tau_steps)
+        t = r->p.tau_steps;
+    return r->p.tau_init + (double)t * ((double)r->p.tau_end - r->p.tau_init) / r->p.tau_steps;
 }

@@ -71,7 +71,7 @@ int kv_ref_n_past(const struct kv_ref *r);
 int kv_ref_calls(const struct kv_ref *r);  /* completed calls (the index of the next one) */
 int kv_ref_window(const struct kv_ref *r); /* recent window w (0 when unbounded) */
 int kv_ref_bounded(const struct kv_ref *r);
-double kv_ref_tau(const struct kv_ref *r); /* τ of the current (or last) call */
+double kv_ref_tau(const struct kv_ref *r, int qpos); /* τ of a keyformer score row at qpos */
 int kv_ref_scores(const struct kv_ref *r, int l); /* does layer l accumulate scores now? */
 
 #endif
