@@ -10,9 +10,10 @@
  * count are refilled from the survivors above it in slot order, exactly as kv_evict.c does, so
  * a CPU and a GPU run keep the same positions (up to near-ties in the scores).
  *
- * Decode (one token): logits of every slot go to a small scratch row per query head, a second
- * kernel finds the softmax normalisers (and the noisy ones for Keyformer), a third sums the
- * values over slices of slots and adds the score contributions, a fourth reduces the slices.
+ * Decode (one token): logits of every slot go to a small scratch row per query head with
+ * per-tile softmax partials (plain, and noisy for Keyformer); a second kernel combines the
+ * partials, sums the values over slices of slots and adds the score contributions; a third
+ * reduces the slices.
  * Prefill (a tile of queries): one warp per query streams key/value tiles from shared memory
  * with an online softmax (plain and noisy normalisers in the same pass); the scores need the
  * final normalisers, so a second pass per key tile recomputes q·k — no n×n matrix is stored.
@@ -127,7 +128,7 @@ void qk_store_launch(const struct attn_args *a, const struct rope_args *r, cudaS
 /*
  * Logits of one tile of DEC_KB slots for every query head of KV head g.  hd/8 lanes share a key
  * (one 16-byte load each), so a warp reads 32/(hd/8) keys per pass.  The tile's softmax partials
- * (max and Σexp, plain and noisy) go to pstats[h][tile] for k_dec_stats to combine.
+ * (max and Σexp, plain and noisy) go to pstats[h][tile] for k_dec_values to combine.
  */
 __global__ void __launch_bounds__(256) k_dec_logits(struct attn_args a)
 {
@@ -213,13 +214,15 @@ __global__ void __launch_bounds__(256) k_dec_logits(struct attn_args a)
     }
 }
 
-/* Combine the tiles' partials into each head's normalisers: stats[h] = {m, 1/l, m2, 1/l2}. */
-__global__ void k_dec_stats(struct attn_args a, int nb)
+/*
+ * Combine the tiles' partials of head h into its normalisers st = {m, 1/l, m2, 1/l2}: one warp,
+ * called by every block of k_dec_values for its heads (a few hundred tiles at most: cheaper
+ * than a kernel of its own).
+ */
+__device__ void dec_stats(const struct attn_args &a, int h, int nb, int nt, int keyformer,
+                          float *st)
 {
-    int h = blockIdx.x, group = a.n_head / a.G, g = h / group;
-    int count = a.kv.n_used[g] + 1, nt = (count + DEC_KB - 1) / DEC_KB;
-    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
-    int lane = threadIdx.x;
+    int lane = threadIdx.x % WARP;
     for (int which = 0; which < 1 + keyformer; which++) {
         float m = -INFINITY;
         for (int b = lane; b < nt; b += WARP)
@@ -232,10 +235,12 @@ __global__ void k_dec_stats(struct attn_args a, int nb)
                 l += ps[1] * expf(ps[0] - m);
         }
         l = warp_sum(l);
-        if (lane == 0) {
-            a.stats[(size_t)h * 4 + 2 * which] = m;
-            a.stats[(size_t)h * 4 + 2 * which + 1] = 1.0f / l;
-        }
+        st[2 * which] = m;
+        st[2 * which + 1] = 1.0f / l;
+    }
+    if (!keyformer) {
+        st[2] = 0.0f;
+        st[3] = 1.0f;
     }
 }
 
@@ -244,10 +249,11 @@ __global__ void k_dec_stats(struct attn_args a, int nb)
  * contributions.  hd/8 threads cover a value row (16-byte loads); the block's 256/(hd/8) key
  * groups sum their rows and meet in shared memory.
  */
-__global__ void __launch_bounds__(256) k_dec_values(struct attn_args a)
+__global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
 {
     __shared__ float ps[MAX_GROUP][DEC_VS];
     __shared__ float red[256 * 8];
+    __shared__ float sts[MAX_GROUP][4];
     int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd, L = hd / 8;
     int count = a.kv.n_used[g] + 1;
     int s0 = sl * DEC_VS;
@@ -255,12 +261,19 @@ __global__ void __launch_bounds__(256) k_dec_values(struct attn_args a)
         return;
     int ns = min(DEC_VS, count - s0);
     int scoring = a.st->scoring && a.kv.swa <= 0;
+    {
+        int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
+        int nt = (count + DEC_KB - 1) / DEC_KB;
+        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
+            dec_stats(a, g * group + j, nb, nt, keyformer, sts[j]);
+        __syncthreads();
+    }
     for (int i = threadIdx.x; i < ns; i += blockDim.x) {
         int s = s0 + i;
         float sc = 0.0f;
         for (int j = 0; j < group; j++) {
             int h = g * group + j;
-            const float *st = a.stats + (size_t)h * 4;
+            const float *st = sts[j];
             float p = expf(a.logits[(size_t)h * a.kv.cap + s] - st[0]) * st[1];
             ps[j][i] = p;
             if (scoring)
@@ -507,8 +520,7 @@ void attn_launch(const struct attn_args *a, cudaStream_t s)
     if (a->n == 1) {
         int nb = attn_decode_tiles(span);
         k_dec_logits<<<dim3(a->G, nb), 256, 0, s>>>(*a);
-        k_dec_stats<<<a->n_head, WARP, 0, s>>>(*a, nb);
-        k_dec_values<<<dim3(a->G, attn_decode_splits(span)), 256, 0, s>>>(*a);
+        k_dec_values<<<dim3(a->G, attn_decode_splits(span)), 256, 0, s>>>(*a, nb);
         int tot = a->n_head * a->hd, mode = a->out_mode;
         if (mode == ACT_Q8_256 && tot % 256)
             mode = ACT_NONE; /* blocks of 256 would straddle: the product rounds it itself */

@@ -593,7 +593,15 @@ static int run_layers(struct cuda_model *cm, int n, int span)
     for (int i = 0; i < cm->nl; i++) {
         struct glayer *l = &cm->L[i];
         /* attention block */
-        norm_for(cm, cm->x, l->attn_norm, n, cm->xn, l->nq == 1 ? &l->wqkv[0] : NULL);
+        /* separate Q/K/V weights (Q4_K_M's q6_K values) share the rounding when their
+         * activation formats agree */
+        int same = l->nq == 1 || (l->wqkv[1].act == l->wqkv[0].act &&
+                                  l->wqkv[2].act == l->wqkv[0].act &&
+                                  cuda_mmv_wants_q8_1(l->wqkv[1].type) ==
+                                      cuda_mmv_wants_q8_1(l->wqkv[0].type) &&
+                                  cuda_mmv_wants_q8_1(l->wqkv[2].type) ==
+                                      cuda_mmv_wants_q8_1(l->wqkv[0].type));
+        norm_for(cm, cm->x, l->attn_norm, n, cm->xn, same ? &l->wqkv[0] : NULL);
         if (l->nq == 1) {
             if (linear(cm, &l->wqkv[0], cm->xn, n, cm->qkv, l->b_qkv, NULL))
                 return -1;

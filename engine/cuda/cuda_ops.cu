@@ -30,13 +30,13 @@ __device__ __forceinline__ float block_sum(float v)
 
 /*
  * out = x / rms(x) · w per row; with mode != ACT_NONE also its rounded activations (xq/xh).
- * Rounding: grid (E/256, rows), each block sums the whole row's squares (from L2) and writes its
- * own 256 elements, so a single row still spreads over many SMs.
+ * Grid (E/256, rows): each block sums the whole row's squares (from L2) and writes its own 256
+ * elements, so a single row (decode) still spreads over many SMs.
  */
 __global__ void __launch_bounds__(NB) k_rmsnorm(const float *x, const float *w, int E, float eps,
                                                 float *out, int mode, void *xq, __half *xh)
 {
-    int row = mode == ACT_NONE ? blockIdx.x : blockIdx.y;
+    int row = blockIdx.y;
     const float *xr = x + (size_t)row * E;
     float *o = out + (size_t)row * E;
     float ss = 0.0f;
@@ -44,22 +44,19 @@ __global__ void __launch_bounds__(NB) k_rmsnorm(const float *x, const float *w, 
         ss += xr[i] * xr[i];
     ss = block_sum(ss);
     float sc = 1.0f / sqrtf(ss / (float)E + eps);
-    if (mode == ACT_NONE) {
-        for (int i = threadIdx.x; i < E; i += NB)
-            o[i] = xr[i] * sc * w[i];
-        return;
-    }
     int i = blockIdx.x * NB + threadIdx.x, valid = i < E;
     float v = valid ? xr[i] * sc * w[i] : 0.0f;
     if (valid)
         o[i] = v;
-    round_chunk(v, valid, (int64_t)row * E, i, mode, xq, xh);
+    if (mode != ACT_NONE)
+        round_chunk(v, valid, (int64_t)row * E, i, mode, xq, xh);
 }
 
 void ops_rmsnorm(const float *x, const float *w, int rows, int E, float eps, float *out,
                  cudaStream_t s)
 {
-    k_rmsnorm<<<rows, NB, 0, s>>>(x, w, E, eps, out, ACT_NONE, NULL, NULL);
+    k_rmsnorm<<<dim3((E + NB - 1) / NB, rows), NB, 0, s>>>(x, w, E, eps, out, ACT_NONE, NULL,
+                                                            NULL);
 }
 
 void ops_rmsnorm_round(const float *x, const float *w, int rows, int E, float eps, float *out,
