@@ -22,8 +22,8 @@ if [ -z "$model" ]; then
 fi
 for d in $depths; do
     ctx=$((d + n))
-    full=$("$KF" bench -m "$model" -t "$threads" -p 0 -n "$n" -d "$d" -r 1 -c "$ctx" --json)
-    kf=$("$KF" bench -m "$model" -t "$threads" -p 0 -n "$n" -d "$d" -r 1 -c "$ctx" --json \
+    full=$("$KF" bench --gpu off -m "$model" -t "$threads" -p 0 -n "$n" -d "$d" -r 1 -c "$ctx" --json)
+    kf=$("$KF" bench --gpu off -m "$model" -t "$threads" -p 0 -n "$n" -d "$d" -r 1 -c "$ctx" --json \
         --kv-policy keyformer --kv-budget 50%)
     f=$(printf '%s' "$full" | sed 's/.*"tokens_per_s": \([0-9.]*\).*/\1/')
     k=$(printf '%s' "$kf" | sed 's/.*"tokens_per_s": \([0-9.]*\).*/\1/')
