@@ -57,7 +57,7 @@ __device__ __forceinline__ float kv_tau(const struct kv_conf &c, int qpos)
 #define KV_P_KEYFORMER 4
 
 /* ---- the Gumbel noise, bit for bit as engine/kv_noise.c ----------------------------------- */
-__device__ __forceinline__ uint64_t kn_mix64(uint64_t x)
+__host__ __device__ __forceinline__ uint64_t kn_mix64(uint64_t x)
 {
     x ^= x >> 30;
     x *= 0xbf58476d1ce4e5b9ULL;

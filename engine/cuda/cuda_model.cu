@@ -285,15 +285,6 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
     free(cm);
 }
 
-static uint64_t host_mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 static int build_layer(struct cuda_model *cm, int i, char *err, size_t errlen)
 {
@@ -412,7 +403,7 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
             goto fail;
     cm->conf = (struct kv_conf){ d->policy, d->budget, d->recent, d->n_sink, d->budget <= 0,
                                  d->seed, d->tau_init, d->tau_end, d->tau_steps };
-    cm->seed_key = host_mix64(d->seed + 0x9e3779b97f4a7c15ULL);
+    cm->seed_key = kn_mix64(d->seed + 0x9e3779b97f4a7c15ULL); /* kv_noise.c's seed_key */
     cm->row = (d->n_head + 2 * G) * hd;
     cm->maxcap = max_cap(d);
     cm->max_k = E > d->n_ff ? E : d->n_ff;
