@@ -334,9 +334,14 @@ static void draw(struct app *a, double now)
     s.gen_tps = a->stats.gen_tps;
     s.rss = a->rss;
     s.progress = a->progress;
+    static double t_load = -1; /* the first frame of this load (at start, or /policy's reopen) */
     if (!a->loaded && a->progress < 0 && a->state && !strcmp(a->state, "loading")) {
-        double t = now - a->t_start; /* no progress from engine_open: an easing bar */
+        if (t_load < 0)
+            t_load = now;
+        double t = now - t_load; /* no progress from engine_open: an easing bar from 0 */
         s.progress = t / (t + 1.0);
+    } else {
+        t_load = -1;
     }
     s.note = now < a->note_until ? a->note : NULL;
     view_set_status(a->v, &s);

@@ -219,6 +219,7 @@ static void reconfigure(struct app *a, const char *what, const char *arg)
     pthread_mutex_unlock(&w->mu);
     a->loaded = 0;
     a->state = "loading";
+    view_touch(a->v); /* show "loading" now, not at the worker's next event */
     worker_post(w, JOB_REOPEN, NULL, 0);
 }
 
