@@ -120,8 +120,9 @@ static void attn_worker(void *arg, int ith, int nth)
     float *att = m->scores + (size_t)ith * 2 * (size_t)cap;
     for (int h = ith; h < hp->n_head; h += nth) {
         float *acc = J->scoring ? m->acc + (size_t)h * cap : NULL;
-        if (acc)
-            memset(acc, 0, (size_t)cap * sizeof(float));
+        if (acc) /* only the entries held are read back (kv_cache_commit_layer) */
+            memset(acc, 0, (size_t)kv_cache_n_used(m->kv, J->il, h / (hp->n_head / hp->n_head_kv)) *
+                               sizeof(float));
         for (int t = 0; t < J->n; t++) {
             const float *q = m->q + ((size_t)t * hp->n_head + h) * hp->head_dim;
             float *out = m->attn + ((size_t)t * hp->n_head + h) * hp->head_dim_v;
