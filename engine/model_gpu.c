@@ -116,8 +116,7 @@ int model_gpu_attach(struct model *m, int n_gpu_layers)
     if (n_gpu_layers == 0)
         return STATUS_OK;
     if (cuda_probe(probe, sizeof probe) == 0) {
-        snprintf(m->gpu_note, sizeof m->gpu_note, "no usable GPU (%.300s): running on the CPU",
-                 probe);
+        snprintf(m->gpu_note, sizeof m->gpu_note, "%.300s: running on the CPU", probe);
         return STATUS_OK;
     }
     const char *why = unsupported(m);

@@ -229,6 +229,31 @@ void cli_common_help(FILE *f)
           "  -v, --verbose         timings and model details on stderr\n", f);
 }
 
+/*
+ * A CUDA build that runs on the CPU (no device, or none usable) says so on its own once per data
+ * directory, when standard error is a terminal: later runs stay quiet (--gpu on or -v repeat it).
+ */
+static int first_gpu_notice(const char *note)
+{
+#ifdef HAVE_CUDA
+    char dir[4096], path[4200];
+    if (!isatty(STDERR_FILENO) || paths_data_dir(dir, sizeof dir) != STATUS_OK)
+        return 0;
+    snprintf(path, sizeof path, "%s/gpu-notice", dir);
+    if (access(path, F_OK) == 0 || paths_mkdir_p(dir, 0700) != STATUS_OK)
+        return 0;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return 0;
+    fprintf(f, "%s\n", note);
+    fclose(f);
+    return 1;
+#else
+    (void)note;
+    return 0;
+#endif
+}
+
 struct engine *cli_open_engine(const struct cli_common *c)
 {
     char path[4096], err[1024];
@@ -253,8 +278,9 @@ struct engine *cli_open_engine(const struct cli_common *c)
     }
     struct engine_info gi;
     engine_get_info(e, &gi);
-    if ((c->gpu_asked || c->verbose) && gi.gpu_note && gi.gpu_note[0])
-        fprintf(stderr, "kfchat: %s\n", gi.gpu_note); /* once, where the layers run */
+    if (gi.gpu_note && gi.gpu_note[0] &&
+        (c->gpu_asked || c->verbose || (gi.gpu_layers == 0 && first_gpu_notice(gi.gpu_note))))
+        fprintf(stderr, "kfchat: %s\n", gi.gpu_note); /* where the layers run */
     if (c->verbose) {
         struct engine_info in;
         engine_get_info(e, &in);
