@@ -4,29 +4,8 @@
 # >= 128 would be a signal).  Also checks the happy paths of generate/tokenize/bench on a tiny
 # generated model.  TAP output.
 set -u
-B=${KF_BUILDDIR:-.}
-KF="$B/kfchat"
-MK="$B/kfchat-mkmodel"
-VOCAB="${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf"
-T=$(mktemp -d "${TMPDIR:-/tmp}/kfchat-cli.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
-
-# expect_error NAME PATTERN CMD... : non-zero exit (not a signal), one stderr line matching PATTERN
-expect_error() {
-    name=$1; pat=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err" </dev/null
-    rc=$?
-    lines=$(wc -l <"$T/err")
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ] && grep -q -- "$pat" "$T/err"; then
-        ok 0 "$name"
-    else
-        ok 1 "$name"
-        echo "# rc=$rc lines=$lines stderr: $(head -c 300 "$T/err")"
-    fi
-}
+LIB_NAME=cli
+. "$(dirname "$0")/lib.sh"
 
 if [ ! -x "$KF" ] || [ ! -x "$MK" ] || [ ! -f "$VOCAB" ]; then
     echo "1..0 # SKIP kfchat, kfchat-mkmodel or $VOCAB missing"

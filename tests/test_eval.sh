@@ -6,29 +6,9 @@
 # note; bad options fail with one line, and bad KV input (a budget below the window plus one,
 # negative or absurd, an unknown policy) with one line naming the valid range.  TAP output.
 set -u
-B=${KF_BUILDDIR:-.}
-KF="$B/kfchat"
-MK="$B/kfchat-mkmodel"
-VOCAB="${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf"
-T=$(mktemp -d "${TMPDIR:-/tmp}/kfchat-eval.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
+LIB_NAME=eval
+. "$(dirname "$0")/lib.sh"
 
-# expect_error NAME PATTERN CMD... : exit status 1..127 and one stderr line matching PATTERN
-expect_error() {
-    name=$1; pat=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err" </dev/null
-    rc=$?
-    lines=$(wc -l <"$T/err")
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ] && grep -q -- "$pat" "$T/err"; then
-        ok 0 "$name"
-    else
-        ok 1 "$name"
-        echo "# rc=$rc lines=$lines stderr: $(head -c 300 "$T/err")"
-    fi
-}
 
 # jnum FILE KEY : the first number after "KEY": in FILE
 jnum() { sed -n "s/.*\"$2\": \([-0-9.e+]*\).*/\1/p" "$1" | head -n 1; }

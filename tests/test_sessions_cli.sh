@@ -5,15 +5,8 @@
 # reply, and databases that must not be touched (corrupt, newer schema, locked, read-only).
 # TAP output.
 set -u
-B=${KF_BUILDDIR:-.}
-KF="$B/kfchat"
-MK="$B/kfchat-mkmodel"
-VOCAB="${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf"
-T=$(mktemp -d "${TMPDIR:-/tmp}/kfchat-sessions.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
+LIB_NAME=sessions
+. "$(dirname "$0")/lib.sh"
 
 if [ ! -x "$KF" ] || [ ! -x "$MK" ] || [ ! -f "$VOCAB" ]; then
     echo "1..0 # SKIP kfchat, kfchat-mkmodel or $VOCAB missing"
@@ -32,20 +25,7 @@ M="$T/tiny.gguf"
     --type q8_0 --ctx 4096 -o "$M" >/dev/null 2>"$T/mkerr"
 ok $? "kfchat-mkmodel writes a tiny llama model"
 
-# expect_error NAME PATTERN CMD... : non-zero exit (not a signal), one stderr line matching
-# PATTERN; standard input is $T/in
-expect_error() {
-    name=$1; pat=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err" <"$T/in"
-    rc=$?
-    lines=$(wc -l <"$T/err")
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ] && grep -q -- "$pat" "$T/err"; then
-        ok 0 "$name"
-    else
-        ok 1 "$name"
-        echo "# rc=$rc lines=$lines stderr: $(head -c 300 "$T/err")"
-    fi
-}
+EXPECT_IN="$T/in"
 : >"$T/in"
 
 # --- exact resume through the CLI --------------------------------------------------------------
