@@ -5,39 +5,8 @@
 # restart and resume the conversation from the sessions pane.  TAP output; skips without tmux.
 # Screens are polled with a timeout, never read after a fixed sleep.
 set -u
-B=${KF_BUILDDIR:-.}
-KF="$B/kfchat"
-MK="$B/kfchat-mkmodel"
-VOCAB="${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf"
-if ! command -v tmux >/dev/null 2>&1; then
-    echo "1..0 # SKIP tmux not installed"
-    exit 0
-fi
-if [ ! -x "$KF" ] || [ ! -x "$MK" ] || [ ! -f "$VOCAB" ]; then
-    echo "1..0 # SKIP kfchat, kfchat-mkmodel or $VOCAB missing"
-    exit 0
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/kfchat-tui.XXXXXX")
-S="tmux -L kftest$$ -f /dev/null"
-trap '$S kill-server >/dev/null 2>&1; rm -rf "$T"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
-screen() { $S capture-pane -p -t kf 2>/dev/null; }
-# wait_for PATTERN [SECONDS]: poll the screen until grep -E PATTERN matches
-wait_for() {
-    i=0
-    lim=$(( ${2:-10} * 20 ))
-    while [ $i -lt $lim ]; do
-        if screen | grep -Eq -- "$1"; then return 0; fi
-        sleep 0.05
-        i=$((i + 1))
-    done
-    echo "# timed out waiting for /$1/; screen:"
-    screen | sed 's/^/#   /'
-    return 1
-}
-keys() { $S send-keys -t kf "$@"; }
+LIB_NAME=tui
+. "$(dirname "$0")/lib_tui.sh"
 
 "$MK" --arch llama --vocab "$VOCAB" --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 \
     --type q8_0 --ctx 1024 -o "$T/tiny.gguf" >/dev/null 2>&1

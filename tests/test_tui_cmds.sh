@@ -8,41 +8,9 @@
 # signal (the terminal restored), and Ctrl-Z / fg under a job-control shell.
 # TAP output; skips without tmux or sqlite3.  Screens are polled with a timeout.
 set -u
-B=${KF_BUILDDIR:-.}
-KF="$B/kfchat"
-MK="$B/kfchat-mkmodel"
-VOCAB="${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf"
-for tool in tmux sqlite3; do
-    if ! command -v $tool >/dev/null 2>&1; then
-        echo "1..0 # SKIP $tool not installed"
-        exit 0
-    fi
-done
-if [ ! -x "$KF" ] || [ ! -x "$MK" ] || [ ! -f "$VOCAB" ]; then
-    echo "1..0 # SKIP kfchat, kfchat-mkmodel or $VOCAB missing"
-    exit 0
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/kfchat-cmds.XXXXXX")
-case $KF in /*) ;; *) KF="$(pwd)/$KF" ;; esac
-S="tmux -L kfcmds$$ -f /dev/null"
-trap '$S kill-server >/dev/null 2>&1; rm -rf "$T"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
-screen() { $S capture-pane -p -t kf 2>/dev/null; }
-# wait_for PATTERN [SECONDS]: poll the screen until grep -E PATTERN matches
-wait_for() {
-    i=0
-    lim=$(( ${2:-10} * 20 ))
-    while [ $i -lt $lim ]; do
-        if screen | grep -Eq -- "$1"; then return 0; fi
-        sleep 0.05
-        i=$((i + 1))
-    done
-    echo "# timed out waiting for /$1/; screen:"
-    screen | sed 's/^/#   /'
-    return 1
-}
+LIB_NAME=cmds
+TUI_TOOLS="tmux sqlite3"
+. "$(dirname "$0")/lib_tui.sh"
 # wait_gone PATTERN [SECONDS]: poll until PATTERN is no longer on screen
 wait_gone() {
     i=0
@@ -55,7 +23,6 @@ wait_gone() {
     echo "# /$1/ still on screen"
     return 1
 }
-keys() { $S send-keys -t kf "$@"; }
 # say TEXT: type a line and wait for the reply to end (the state goes back to "ready")
 say() {
     keys "$1" Enter
