@@ -8,8 +8,10 @@ set -u
 LIB_NAME=tui
 . "$(dirname "$0")/lib_tui.sh"
 
-"$MK" --arch llama --vocab "$VOCAB" --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 \
-    --type q8_0 --ctx 1024 -o "$T/tiny.gguf" >/dev/null 2>&1
+# Big enough that a 600-token reply lasts a second or more (a 64-wide model streams one in
+# ~0.2 s, faster than the Ctrl-C below can land), small enough to write in a moment.
+"$MK" --arch llama --vocab "$VOCAB" --embd 512 --layers 4 --heads 8 --kv-heads 4 --ff 1536 \
+    --type q8_0 --ctx 2048 -o "$T/tiny.gguf" >/dev/null 2>&1
 ok $? "kfchat-mkmodel writes a tiny model"
 RUN="env XDG_DATA_HOME=$T/data TERM=screen-256color LANG=C.UTF-8 $KF -m $T/tiny.gguf -n 600 \
 --kv-policy keyformer --kv-budget 64 --seed 7"
@@ -22,7 +24,7 @@ keys 'Hello tui' Enter
 wait_for '^assistant'; ok $? "the reply starts streaming"
 wait_for '^ready \|'; ok $? "the reply ends"
 [ "$(screen | grep -cv '^ *$')" -ge 8 ]; ok $? "the reply text is on screen"
-screen | grep -Eq 'ctx [1-9][0-9]*/1024'; ok $? "the context position advanced"
+screen | grep -Eq 'ctx [1-9][0-9]*/2048'; ok $? "the context position advanced"
 
 keys 'Go on' Enter
 wait_for 'generating' 10
