@@ -382,6 +382,7 @@ int main(void)
         }
         return done_testing();
     }
+    setenv("KF_CUDA_DEC", "short", 1);
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char args[600];
         snprintf(path, sizeof path, "%s/m%zu.gguf", tmpdir, i);
@@ -394,6 +395,26 @@ int main(void)
             check_logits("llama f32, 1 of 2 layers", path, 1, 1e-4, models[i].tol);
         }
     }
+    /* The same steps through the split decode kernels (KF_CUDA_DEC=split).  Above, every decode
+     * step ran k_dec_short (forced: by itself it serves 16 KV heads or more, and contexts of up
+     * to 256 slots, as all of these are); both rounding routes of its output are covered:
+     * q4_k_m's W_o takes 256-blocks wider than one KV head's 128 outputs (the last block
+     * rounds), q4_k's not. */
+    setenv("KF_CUDA_DEC", "split", 1);
+    static const size_t again[] = { 0, 9, 13, 16 };
+    for (size_t j = 0; j < sizeof again / sizeof again[0]; j++) {
+        char label[160];
+        snprintf(path, sizeof path, "%s/m%zu.gguf", tmpdir, again[j]);
+        snprintf(label, sizeof label, "%s, split decode kernels", models[again[j]].label);
+        if (access(path, R_OK) == 0)
+            check_logits(label, path, -1, 1e-4, models[again[j]].tol);
+    }
+    if (llama[0]) {
+        check_policy(llama, "keyformer", "24");
+        snprintf(path, sizeof path, "%s/m15.gguf", tmpdir);
+        check_policy(path, "keyformer", "20");
+    }
+    setenv("KF_CUDA_DEC", "short", 1);
     if (llama[0]) {
         static const char *const pol[][2] = { { "full", "0" },    { "window", "24" },
                                               { "sink", "24" },   { "h2o", "24" },

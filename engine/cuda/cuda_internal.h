@@ -125,13 +125,16 @@ struct attn_args {
     int span;               /* grids cover this many slots: >= every count of the call */
     int out_mode;           /* decode: round the output for the next product (ACT_*) */
     void *out_q;            /* ... into these q8_1 blocks */
+    int *cnt;               /* decode: [n_head*hd/256] zeroed arrival counters (k_dec_short) */
 };
 
 /* QK-norm and RoPE of the call's queries and keys, and the keys/values into free slots. */
 struct rope_args;
 void qk_store_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
-/* Attention (and the scores of the policy) for the call's tokens. */
-void attn_launch(const struct attn_args *a, cudaStream_t s);
+/* The cache write, attention and the scores of the policy for the call's tokens
+ * (decode: attn_decode_launch, cuda_attn_dec.cu). */
+void attn_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
+void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
 /* Eviction down to the budget, every layer and KV head (victim: vstride bytes, lists: 2·vstride
  * ints per (layer, head)). */
 void kv_commit_launch(const struct kv_layer *layers_dev, int n_layers, const struct kv_conf *conf,

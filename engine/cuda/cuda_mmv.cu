@@ -42,6 +42,7 @@
 #define MMV_WARPS (MMV_THREADS / 32)
 
 #include "cuda_mmv_types.cuh"
+#include "cuda_launch.cuh"
 
 // ---- the matrix-vector kernel ---------------------------------------------------------------
 
@@ -108,6 +109,7 @@ __global__ void __launch_bounds__(MMV_THREADS, 4) k_mmv(const mmv_args args)
         wr[r] = args.w + row * rb;
         ur[r] = GLU ? args.w2 + row * rb : nullptr;
     }
+    kgrid_begin();
     float acc[R], acc2[R];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -179,14 +181,14 @@ template <class Q> static int mmv_launch(const mmv_args &a, bool glu, cudaStream
     const unsigned n = (unsigned)a.n;
     if (n >= 512) {
         if (glu)
-            k_mmv<Q, 4, true><<<(n + 3) / 4, MMV_THREADS, 0, s>>>(a);
+            klaunch(k_mmv<Q, 4, true>, (n + 3) / 4, MMV_THREADS, 0, s, a);
         else
-            k_mmv<Q, 4, false><<<(n + 3) / 4, MMV_THREADS, 0, s>>>(a);
+            klaunch(k_mmv<Q, 4, false>, (n + 3) / 4, MMV_THREADS, 0, s, a);
     } else {
         if (glu)
-            k_mmv<Q, 1, true><<<n, MMV_THREADS, 0, s>>>(a);
+            klaunch(k_mmv<Q, 1, true>, n, MMV_THREADS, 0, s, a);
         else
-            k_mmv<Q, 1, false><<<n, MMV_THREADS, 0, s>>>(a);
+            klaunch(k_mmv<Q, 1, false>, n, MMV_THREADS, 0, s, a);
     }
     return 0;
 }
@@ -196,6 +198,7 @@ template <class Q> static int mmv_launch(const mmv_args &a, bool glu, cudaStream
 /* One thread per 8 output elements; out row-major n × k. */
 template <class Q> __global__ void k_dequant_f16(const uint8_t *w, int64_t total8, __half *out)
 {
+    kgrid_begin();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total8)
         return;
@@ -217,6 +220,7 @@ template <class Q> __global__ void k_dequant_f16(const uint8_t *w, int64_t total
  * quantize_q8_1_ref (engine/quant_ref.c), s = Σq·d; d and s rounded to half. */
 __global__ void k_quantize_q8_1(const float *__restrict__ x, uint8_t *__restrict__ xq, int64_t nblk)
 {
+    kgrid_begin();
     const int64_t blk = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (blk >= nblk)
         return;
@@ -286,7 +290,7 @@ struct dequant_launcher {
     template <class Q> int operator()()
     {
         const unsigned blocks = (unsigned)((total8 + 255) / 256);
-        k_dequant_f16<Q><<<blocks, 256, 0, s>>>((const uint8_t *)w, total8, out);
+        klaunch(k_dequant_f16<Q>, blocks, 256, 0, s, (const uint8_t *)w, total8, out);
         return 0;
     }
 };
@@ -308,7 +312,8 @@ void cuda_quantize_q8_1(const float *x, void *xq, int64_t k, int rows, cudaStrea
     const int64_t nblk = k / 32 * rows;
     const int per = 256 / 32;
     if (nblk > 0)
-        k_quantize_q8_1<<<(unsigned)((nblk + per - 1) / per), 256, 0, s>>>(x, (uint8_t *)xq, nblk);
+        klaunch(k_quantize_q8_1, (unsigned)((nblk + per - 1) / per), 256, 0, s,
+                x, (uint8_t *)xq, nblk);
 }
 
 static int mmv_any(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,

@@ -66,6 +66,7 @@ struct cuda_model {
     __half *xh, *wh;
     size_t wh_elems;
     float *a_logits, *a_noisy, *a_stats, *a_partial, *a_pstats;
+    int *a_cnt; /* k_dec_short's arrival counters, zeroed */
     uint8_t *victim;
     int *lists;
     size_t vstride;
@@ -268,8 +269,8 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
     }
     void *ps[] = { cm->kvl_dev, cm->st, cm->x, cm->xn, cm->qkv, cm->attn, cm->gu, cm->ffa,
                    cm->tmp, cm->logits, cm->xq, cm->xh, cm->wh, cm->a_logits, cm->a_noisy,
-                   cm->a_stats, cm->a_partial, cm->a_pstats, cm->victim, cm->lists, cm->out_norm,
-                   cm->out_bias, cm->out.d, cm->n_used_all };
+                   cm->a_stats, cm->a_partial, cm->a_pstats, cm->a_cnt, cm->victim, cm->lists,
+                   cm->out_norm, cm->out_bias, cm->out.d, cm->n_used_all };
     for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++)
         cudaFree(ps[j]);
     if (cm->st_host)
@@ -431,8 +432,10 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
         dev_alloc(cm, (void **)&cm->a_pstats,
                   (size_t)attn_decode_tiles(cm->maxcap) * d->n_head * 16, err, errlen) ||
         dev_alloc(cm, (void **)&cm->victim, (size_t)cm->nl * G * cm->vstride, err, errlen) ||
-        dev_alloc(cm, (void **)&cm->lists, (size_t)cm->nl * G * cm->vstride * 8, err, errlen))
+        dev_alloc(cm, (void **)&cm->lists, (size_t)cm->nl * G * cm->vstride * 8, err, errlen) ||
+        dev_alloc(cm, (void **)&cm->a_cnt, ((size_t)d->n_head * hd / 256 + 1) * 4, err, errlen))
         goto fail;
+    CU_TRY(cudaMemset(cm->a_cnt, 0, ((size_t)d->n_head * hd / 256 + 1) * 4));
     CU_TRY(cudaMemcpy(cm->kvl_dev, cm->kvl, sizeof(struct kv_layer) * cm->nl,
                       cudaMemcpyHostToDevice));
     CU_TRY(cudaMallocHost((void **)&cm->st_host, sizeof(struct kstep)));
@@ -597,13 +600,15 @@ static int run_layers(struct cuda_model *cm, int n, int span)
             if (linear(cm, &l->wqkv[0], cm->xn, n, cm->qkv, l->b_qkv, NULL))
                 return -1;
         } else {
-            /* separate products write strided pieces of each row through a bounce buffer */
+            /* separate products write strided pieces of each row through a bounce buffer;
+             * one row (decode) is written in place */
             int off = 0;
             for (int j = 0; j < 3; j++) {
                 const struct dw *w = &l->wqkv[j];
-                if (linear(cm, w, cm->xn, n, cm->attn, l->b_qkv ? l->b_qkv + off : NULL, NULL))
+                float *dst = n == 1 ? cm->qkv + off : cm->attn;
+                if (linear(cm, w, cm->xn, n, dst, l->b_qkv ? l->b_qkv + off : NULL, NULL))
                     return -1;
-                if (cudaMemcpy2DAsync(cm->qkv + off, (size_t)cm->row * 4, cm->attn,
+                if (n > 1 && cudaMemcpy2DAsync(cm->qkv + off, (size_t)cm->row * 4, cm->attn,
                                       (size_t)w->n * 4, (size_t)w->n * 4, (size_t)n,
                                       cudaMemcpyDeviceToDevice, cm->s) != cudaSuccess)
                     return -1;
@@ -633,8 +638,8 @@ static int run_layers(struct cuda_model *cm, int n, int span)
         /* decode: the reduction rounds the output for W_o on the way */
         a.out_mode = n == 1 && cuda_mmv_wants_q8_1(l->wo.type) ? l->wo.act : ACT_NONE;
         a.out_q = cm->xq;
-        qk_store_launch(&a, &l->rope, cm->s);
-        attn_launch(&a, cm->s);
+        a.cnt = cm->a_cnt;
+        attn_launch(&a, &l->rope, cm->s);
         cm->prep_x = NULL;
         if (a.out_mode != ACT_NONE && (a.out_mode != ACT_Q8_256 || (d->n_head * hd) % 256 == 0)) {
             cm->prep_x = cm->attn;

@@ -10,6 +10,7 @@
 
 #include "cuda_ops.h"
 #include "cuda_round.cuh"
+#include "cuda_launch.cuh"
 
 #define NB 256
 
@@ -36,6 +37,7 @@ __device__ __forceinline__ float block_sum(float v)
 __global__ void __launch_bounds__(NB) k_rmsnorm(const float *x, const float *w, int E, float eps,
                                                 float *out, int mode, void *xq, __half *xh)
 {
+    kgrid_begin();
     int row = blockIdx.y;
     const float *xr = x + (size_t)row * E;
     float *o = out + (size_t)row * E;
@@ -55,19 +57,20 @@ __global__ void __launch_bounds__(NB) k_rmsnorm(const float *x, const float *w, 
 void ops_rmsnorm(const float *x, const float *w, int rows, int E, float eps, float *out,
                  cudaStream_t s)
 {
-    k_rmsnorm<<<dim3((E + NB - 1) / NB, rows), NB, 0, s>>>(x, w, E, eps, out, ACT_NONE, NULL,
-                                                            NULL);
+    klaunch(k_rmsnorm, dim3((E + NB - 1) / NB, rows), NB, 0, s,
+            x, w, E, eps, out, (int)ACT_NONE, (void *)nullptr, (__half *)nullptr);
 }
 
 void ops_rmsnorm_round(const float *x, const float *w, int rows, int E, float eps, float *out,
                        int mode, void *xq, __half *xh, cudaStream_t s)
 {
-    k_rmsnorm<<<dim3((E + NB - 1) / NB, rows), NB, 0, s>>>(x, w, E, eps, out, mode, xq, xh);
+    klaunch(k_rmsnorm, dim3((E + NB - 1) / NB, rows), NB, 0, s, x, w, E, eps, out, mode, xq, xh);
 }
 
 __global__ void __launch_bounds__(NB) k_round_act(const float *x, int64_t k, int mode, void *xq,
                                                   __half *xh)
 {
+    kgrid_begin();
     int64_t row_off = (int64_t)blockIdx.y * k, i = (int64_t)blockIdx.x * NB + threadIdx.x;
     int valid = i < k;
     round_chunk(valid ? x[row_off + i] : 0.0f, valid, row_off, i, mode, xq, xh);
@@ -81,13 +84,14 @@ void ops_round_act(const float *x, int rows, int64_t k, int mode, void *xq, __ha
             ops_to_half(x, (int64_t)rows * k, xh, s);
         return;
     }
-    k_round_act<<<dim3((unsigned)((k + NB - 1) / NB), rows), NB, 0, s>>>(x, k, mode, xq, xh);
+    klaunch(k_round_act, dim3((unsigned)((k + NB - 1) / NB), rows), NB, 0, s, x, k, mode, xq, xh);
 }
 
 /* acc += rmsnorm(y)·w per row (Gemma 3's post-norms before the residual add). */
 __global__ void __launch_bounds__(NB) k_rmsnorm_add(const float *y, const float *w, int E, float eps,
                                                     float *acc)
 {
+    kgrid_begin();
     const float *yr = y + (size_t)blockIdx.x * E;
     float *a = acc + (size_t)blockIdx.x * E;
     float ss = 0.0f;
@@ -102,7 +106,7 @@ __global__ void __launch_bounds__(NB) k_rmsnorm_add(const float *y, const float 
 void ops_rmsnorm_add(const float *y, const float *w, int rows, int E, float eps, float *acc,
                      cudaStream_t s)
 {
-    k_rmsnorm_add<<<rows, NB, 0, s>>>(y, w, E, eps, acc);
+    klaunch(k_rmsnorm_add, rows, NB, 0, s, y, w, E, eps, acc);
 }
 
 __device__ __forceinline__ float gelu_tanh(float x)
@@ -114,6 +118,7 @@ __device__ __forceinline__ float gelu_tanh(float x)
 /* out[t][i] = act(gu[t][i]) · gu[t][nff + i] (rows of 2·nff: gate | up). */
 __global__ void k_glu(const float *gu, int nff, int64_t total, int gelu, float *out, __half *outh)
 {
+    kgrid_begin();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
          i += (int64_t)gridDim.x * blockDim.x) {
         int64_t t = i / nff, c = i % nff;
@@ -136,13 +141,14 @@ static int grid_for(int64_t n)
 void ops_glu(const float *gu, int n, int nff, int gelu, float *out, __half *outh, cudaStream_t s)
 {
     int64_t total = (int64_t)n * nff;
-    k_glu<<<grid_for(total), 256, 0, s>>>(gu, nff, total, gelu, out, outh);
+    klaunch(k_glu, grid_for(total), 256, 0, s, gu, nff, total, gelu, out, outh);
 }
 
 /* y[t][c] = (acc ? acc[t][c] : 0) + in[t][c] + (bias ? bias[c] : 0); y may alias acc or in. */
 __global__ void k_epilogue(float *y, const float *in, const float *bias, const float *acc, int n,
                            int cols)
 {
+    kgrid_begin();
     int64_t total = (int64_t)n * cols;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
          i += (int64_t)gridDim.x * blockDim.x) {
@@ -158,11 +164,12 @@ __global__ void k_epilogue(float *y, const float *in, const float *bias, const f
 void ops_epilogue(float *y, const float *in, const float *bias, const float *acc, int n, int cols,
                   cudaStream_t s)
 {
-    k_epilogue<<<grid_for((int64_t)n * cols), 256, 0, s>>>(y, in, bias, acc, n, cols);
+    klaunch(k_epilogue, grid_for((int64_t)n * cols), 256, 0, s, y, in, bias, acc, n, cols);
 }
 
 __global__ void k_to_half(const float *x, int64_t n, __half *y)
 {
+    kgrid_begin();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
         y[i] = __float2half(x[i]);
@@ -170,11 +177,12 @@ __global__ void k_to_half(const float *x, int64_t n, __half *y)
 
 void ops_to_half(const float *x, int64_t n, __half *y, cudaStream_t s)
 {
-    k_to_half<<<grid_for(n), 256, 0, s>>>(x, n, y);
+    klaunch(k_to_half, grid_for(n), 256, 0, s, x, n, y);
 }
 
 __global__ void k_softcap(float *x, int64_t n, float c)
 {
+    kgrid_begin();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
         x[i] = c * tanhf(x[i] / c);
@@ -182,5 +190,5 @@ __global__ void k_softcap(float *x, int64_t n, float c)
 
 void ops_softcap(float *x, int64_t n, float c, cudaStream_t s)
 {
-    k_softcap<<<grid_for(n), 256, 0, s>>>(x, n, c);
+    klaunch(k_softcap, grid_for(n), 256, 0, s, x, n, c);
 }

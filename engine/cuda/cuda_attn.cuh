@@ -1,0 +1,99 @@
+/*
+ * cuda_attn.cuh — device code shared by the attention files: cuda_attn.cu (the cache write,
+ * prefill, eviction) and cuda_attn_dec.cu (decode): tile sizes, warp reductions, the visibility
+ * rule and the per-head QK-norm + RoPE + cache write.
+ */
+#ifndef KF_CUDA_ATTN_CUH
+#define KF_CUDA_ATTN_CUH
+
+#include "cuda_internal.h"
+#include "cuda_ops.h"
+
+#define WARP 32
+#define DEC_KB 128    /* keys per block, decode logits */
+#define DEC_VS 256    /* keys per slice, decode values */
+#define PF_Q 16       /* queries (warps) per block, prefill */
+#define PF_T 32       /* keys per tile, prefill */
+#define MAX_PAIRS 4   /* head_dim <= 256: half2 pairs per lane */
+#define MAX_GROUP 16  /* query heads per KV head */
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__device__ __forceinline__ int visible(int kpos, int qpos, int swa)
+{
+    return kpos <= qpos && (swa <= 0 || qpos - kpos < swa);
+}
+
+/*
+ * Head hh of token t (query heads, then key heads, then value heads of the qkv row): optional
+ * RMSNorm over the head (q_norm / k_norm), RoPE at position pos0 + t for queries and keys; keys
+ * and values then go to the first free slot of their KV head (f16), with the position and a
+ * zero score.  Called by every thread of a block (blockDim.x a power of two, red: blockDim.x
+ * floats of shared memory); a block may call it for several heads in turn.
+ */
+static __device__ __forceinline__ void qk_head(const struct attn_args &a,
+                                               const struct rope_args &r, int t, int hh,
+                                               float *red)
+{
+    int hd = a.hd, nq = a.n_head, G = a.G;
+    float *v = a.qkv + (size_t)t * a.row + (size_t)hh * hd;
+    int pos = a.st->pos0 + t;
+    if (hh < nq + G) {
+        const float *nw = hh < nq ? r.q_norm : r.k_norm;
+        if (nw) {
+            float ss = 0.0f;
+            for (int i = threadIdx.x; i < hd; i += blockDim.x)
+                ss += v[i] * v[i];
+            red[threadIdx.x] = ss;
+            __syncthreads();
+            for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+                if ((int)threadIdx.x < o)
+                    red[threadIdx.x] += red[threadIdx.x + o];
+                __syncthreads();
+            }
+            float sc = 1.0f / sqrtf(red[0] / (float)hd + r.eps);
+            __syncthreads();
+            for (int i = threadIdx.x; i < hd; i += blockDim.x)
+                v[i] = v[i] * sc * nw[i];
+            __syncthreads();
+        }
+        float p = (float)pos;
+        int half = r.n_rot / 2;
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+            float theta = p * powf(r.base, -2.0f * (float)i / (float)r.n_rot);
+            float ff = r.freq_factors ? r.freq_factors[i] : 1.0f;
+            float ang = r.freq_scale * (theta / ff), c, sn;
+            sincosf(ang, &sn, &c);
+            int i0 = r.neox ? i : 2 * i, i1 = r.neox ? i + half : 2 * i + 1;
+            float x0 = v[i0], x1 = v[i1];
+            v[i0] = x0 * c - x1 * sn;
+            v[i1] = x0 * sn + x1 * c;
+        }
+        if (hh < nq)
+            return;
+        __syncthreads(); /* the rotated head is read back below by other threads */
+    }
+    int is_k = hh < nq + G, g = is_k ? hh - nq : hh - nq - G;
+    size_t slot = (size_t)g * a.kv.cap + a.kv.n_used[g] + t;
+    __half *dst = (is_k ? a.kv.k : a.kv.v) + slot * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x)
+        dst[d] = __float2half(v[d]);
+    if (is_k && threadIdx.x == 0) {
+        a.kv.pos[slot] = pos;
+        a.kv.score[slot] = 0.0f;
+    }
+}
+
+#endif

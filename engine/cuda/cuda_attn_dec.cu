@@ -1,0 +1,522 @@
+/*
+ * cuda_attn_dec.cu — attention of one new token (decode) over the compacted KV cache, with the
+ * policy's score contributions (cuda_attn.cu's header gives the semantics).
+ *
+ * Contexts of up to DEC_VS slots (every step of a short chat) on models with 16 KV heads or
+ * more: one kernel, one block per KV head, does the whole layer's attention — QK-norm, RoPE and
+ * the cache write of the new token, the logits (plain and, for Keyformer, noisy) into shared
+ * memory, both softmax normalisers, the scores, Σ p·v, and the rounding of the output for W_o.
+ * Each kernel boundary of a decode step costs a few microseconds, which at this size is most of
+ * the work (H100, Llama-2-7B shapes: +5% tokens/s for Q4_0 and Q4_K_M).  With fewer KV heads
+ * (GQA) one block per KV head is too little parallelism and the split kernels run.
+ * Split: QK-norm/RoPE/cache write (cuda_attn.cu's k_qk_store), logits per tile of DEC_KB slots
+ * with per-tile softmax partials, values per slice of DEC_VS slots, a reduction of the slices.
+ */
+#include <cfloat>
+#include <cstdio>
+#include <cstring>
+
+#include "cuda_attn.cuh"
+#include "cuda_round.cuh"
+#include "cuda_launch.cuh"
+
+/*
+ * Logits of one tile of DEC_KB slots for every query head of KV head g.  hd/8 lanes share a key
+ * (one 16-byte load each), so a warp reads 32/(hd/8) keys per pass.  The tile's softmax partials
+ * (max and Σexp, plain and noisy) go to pstats[h][tile] for k_dec_values to combine.
+ */
+__global__ void __launch_bounds__(256) k_dec_logits(struct attn_args a)
+{
+    kgrid_begin();
+    __shared__ float qs[MAX_GROUP * 256]; /* [group][hd] */
+    __shared__ float lt[MAX_GROUP][DEC_KB], yt[MAX_GROUP][DEC_KB];
+    int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
+    int count = a.kv.n_used[g] + 1, qpos = a.st->pos0;
+    int s0 = blockIdx.y * DEC_KB;
+    if (s0 >= count)
+        return;
+    int nt = min(DEC_KB, count - s0);
+    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
+    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
+        qs[i] = a.qkv[(size_t)g * group * hd + i];
+    __syncthreads();
+    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
+    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
+    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
+    float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
+    uint64_t sk = a.seed_key;
+    for (int base = warp * kp; base < nt; base += 8 * kp) {
+        int i = base + sub, s = s0 + i, in = i < nt;
+        float kf[8];
+        if (in) {
+            uint4 u = K[(size_t)s * L + li];
+            const __half2 *h2 = (const __half2 *)&u;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h2[e]);
+                kf[2 * e] = f.x;
+                kf[2 * e + 1] = f.y;
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                kf[e] = 0.0f;
+        }
+        int kpos = in ? P[s] : 0, vis = in && visible(kpos, qpos, a.kv.swa);
+        for (int j = 0; j < group; j++) {
+            const float *q = qs + j * hd + li * 8;
+            float d = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                d += kf[e] * q[e];
+            for (int o = L / 2; o > 0; o >>= 1)
+                d += __shfl_xor_sync(0xffffffffu, d, o);
+            if (in && li == 0) {
+                int h = g * group + j;
+                float lg = vis ? a.scale * d : -INFINITY;
+                a.logits[(size_t)h * a.kv.cap + s] = lg;
+                lt[j][i] = lg;
+                if (keyformer) {
+                    float y = vis ? (lg + kn_gumbel(kn_row_key(a.kv.layer, h, qpos), sk, kpos)) *
+                                        inv_tau
+                                  : -INFINITY;
+                    a.noisy[(size_t)h * a.kv.cap + s] = y;
+                    yt[j][i] = y;
+                }
+            }
+        }
+    }
+    __syncthreads();
+    /* partials: warp w reduces head w (and w + 8, ...) over the tile */
+    int nb = gridDim.y;
+    for (int j = warp; j < group; j += 8) {
+        for (int which = 0; which < 1 + keyformer; which++) {
+            const float *v = which ? yt[j] : lt[j];
+            float m = -INFINITY;
+            for (int i = lane; i < nt; i += WARP)
+                m = fmaxf(m, v[i]);
+            m = warp_max(m);
+            float l = 0.0f;
+            if (m != -INFINITY)
+                for (int i = lane; i < nt; i += WARP)
+                    l += expf(v[i] - m);
+            l = warp_sum(l);
+            if (lane == 0) {
+                float *ps = a.pstats + ((size_t)(g * group + j) * nb + blockIdx.y) * 4;
+                ps[2 * which] = m;
+                ps[2 * which + 1] = l;
+            }
+        }
+    }
+}
+
+/*
+ * Combine the tiles' partials of head h into its normalisers st = {m, 1/l, m2, 1/l2}: one warp,
+ * called by every block of k_dec_values for its heads (a few hundred tiles at most: cheaper
+ * than a kernel of its own).
+ */
+__device__ void dec_stats(const struct attn_args &a, int h, int nb, int nt, int keyformer,
+                          float *st)
+{
+    int lane = threadIdx.x % WARP;
+    for (int which = 0; which < 1 + keyformer; which++) {
+        float m = -INFINITY;
+        for (int b = lane; b < nt; b += WARP)
+            m = fmaxf(m, a.pstats[((size_t)h * nb + b) * 4 + 2 * which]);
+        m = warp_max(m);
+        float l = 0.0f;
+        for (int b = lane; b < nt; b += WARP) {
+            const float *ps = a.pstats + ((size_t)h * nb + b) * 4 + 2 * which;
+            if (ps[0] != -INFINITY)
+                l += ps[1] * expf(ps[0] - m);
+        }
+        l = warp_sum(l);
+        st[2 * which] = m;
+        st[2 * which + 1] = 1.0f / l;
+    }
+    if (!keyformer) {
+        st[2] = 0.0f;
+        st[3] = 1.0f;
+    }
+}
+
+/*
+ * Σ p·v over one slice of DEC_VS slots for every query head of KV head g, plus the slice's score
+ * contributions.  hd/8 threads cover a value row (16-byte loads); the block's 256/(hd/8) key
+ * groups sum their rows and meet in shared memory.
+ */
+__global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
+{
+    kgrid_begin();
+    __shared__ float ps[MAX_GROUP][DEC_VS];
+    __shared__ float red[256 * 8];
+    __shared__ float sts[MAX_GROUP][4];
+    int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd, L = hd / 8;
+    int count = a.kv.n_used[g] + 1;
+    int s0 = sl * DEC_VS;
+    if (s0 >= count)
+        return;
+    int ns = min(DEC_VS, count - s0);
+    int scoring = a.st->scoring && a.kv.swa <= 0;
+    {
+        int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
+        int nt = (count + DEC_KB - 1) / DEC_KB;
+        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
+            dec_stats(a, g * group + j, nb, nt, keyformer, sts[j]);
+        __syncthreads();
+    }
+    for (int i = threadIdx.x; i < ns; i += blockDim.x) {
+        int s = s0 + i;
+        float sc = 0.0f;
+        for (int j = 0; j < group; j++) {
+            int h = g * group + j;
+            const float *st = sts[j];
+            float p = expf(a.logits[(size_t)h * a.kv.cap + s] - st[0]) * st[1];
+            ps[j][i] = p;
+            if (scoring)
+                sc += a.conf.policy == KV_P_KEYFORMER
+                          ? expf(a.noisy[(size_t)h * a.kv.cap + s] - st[2]) * st[3]
+                          : p;
+        }
+        if (scoring)
+            a.kv.score[(size_t)g * a.kv.cap + s] += sc;
+    }
+    __syncthreads();
+    int li = threadIdx.x % L, kg = threadIdx.x / L, nkg = blockDim.x / L;
+    const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
+    for (int j = 0; j < group; j++) { /* the slice of V (<= 64 KiB) is re-read from L1 */
+        float acc[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            acc[e] = 0.0f;
+        for (int i = kg; i < ns; i += nkg) {
+            uint4 u = V[(size_t)i * L + li];
+            const __half2 *h2 = (const __half2 *)&u;
+            float p = ps[j][i];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h2[e]);
+                acc[2 * e] += p * f.x;
+                acc[2 * e + 1] += p * f.y;
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            red[kg * hd + li * 8 + e] = acc[e];
+        __syncthreads();
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float sum = 0.0f;
+            for (int k2 = 0; k2 < nkg; k2++)
+                sum += red[k2 * hd + d];
+            a.partial[((size_t)sl * a.n_head + g * group + j) * hd + d] = sum;
+        }
+        __syncthreads();
+    }
+}
+
+/*
+ * The slices' sums into the attention output, 256 elements of the n_head·hd row per block, then
+ * rounded for the output projection (mode: its ACT_*; xq/xh as in round_chunk).
+ */
+__global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode, void *xq)
+{
+    kgrid_begin();
+    int e = blockIdx.x * 256 + threadIdx.x, total = a.n_head * a.hd, valid = e < total;
+    float s = 0.0f;
+    if (valid) {
+        int h = e / a.hd, d = e % a.hd, group = a.n_head / a.G, g = h / group;
+        int count = a.kv.n_used[g] + 1, nsl = (count + DEC_VS - 1) / DEC_VS;
+        for (int sl = 0; sl < nsl; sl++)
+            s += a.partial[((size_t)sl * a.n_head + h) * a.hd + d];
+        a.out[e] = s;
+    }
+    if (mode != ACT_NONE)
+        round_chunk(s, valid, 0, e, mode, xq, NULL);
+}
+
+int attn_decode_splits(int cap)
+{
+    return (cap + DEC_VS - 1) / DEC_VS;
+}
+
+int attn_decode_tiles(int cap)
+{
+    return (cap + DEC_KB - 1) / DEC_KB;
+}
+
+
+/*
+ * The whole decode attention of KV head g = blockIdx.x for contexts of at most DEC_VS slots.
+ * Dynamic shared memory: qs [group][hd], lt [group][DEC_VS] (logits, then probabilities),
+ * yt [group][DEC_VS] (Keyformer's noisy logits).  A block has few slots to read and is bound by
+ * latency, so each thread issues all its key (value) loads of a round before using them
+ * (DEC_U rows in flight), and the heads' norms and rotations run side by side, not in turn.
+ * The output rounding needs whole blocks of 256 elements (ACT_Q8_256): when the KV head's
+ * group·hd elements are fewer, the last of the blocks sharing a 256-element block rounds it
+ * (a.cnt counts arrivals, and is reset by that block).
+ */
+#define DEC_U 8
+__global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const struct rope_args r,
+                                                   int mode, void *xq)
+{
+    kgrid_begin();
+    extern __shared__ float dsm[];
+    __shared__ float red[256 * 8];
+    __shared__ float sts[MAX_GROUP][4];
+    __shared__ int last;
+    int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
+    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
+    int qpos = a.st->pos0, nrot = group + 1; /* the group's query heads, then the key head */
+    float *row = a.qkv;
+#define HEAD(j) (row + (size_t)((j) < group ? g * group + (j) : a.n_head + g) * hd)
+    if (r.q_norm || r.k_norm) { /* QK-norm: a warp per head */
+        for (int j = warp; j < nrot; j += 8) {
+            const float *nw = j < group ? r.q_norm : r.k_norm;
+            if (!nw)
+                continue;
+            float *v = HEAD(j), ss = 0.0f;
+            for (int i = lane; i < hd; i += WARP)
+                ss += v[i] * v[i];
+            ss = warp_sum(ss);
+            float sc = 1.0f / sqrtf(ss / (float)hd + r.eps);
+            for (int i = lane; i < hd; i += WARP)
+                v[i] = v[i] * sc * nw[i];
+        }
+        __syncthreads();
+    }
+    {
+        int half = r.n_rot / 2;
+        float p = (float)qpos;
+        for (int it = threadIdx.x; it < nrot * half; it += blockDim.x) {
+            int j = it / half, i = it % half;
+            float *v = HEAD(j);
+            float theta = p * powf(r.base, -2.0f * (float)i / (float)r.n_rot);
+            float ff = r.freq_factors ? r.freq_factors[i] : 1.0f;
+            float ang = r.freq_scale * (theta / ff), c, sn;
+            sincosf(ang, &sn, &c);
+            int i0 = r.neox ? i : 2 * i, i1 = r.neox ? i + half : 2 * i + 1;
+            float x0 = v[i0], x1 = v[i1];
+            v[i0] = x0 * c - x1 * sn;
+            v[i1] = x0 * sn + x1 * c;
+        }
+    }
+    __syncthreads();
+    int used = a.kv.n_used[g], count = used + 1;
+    {
+        size_t slot = (size_t)g * a.kv.cap + used;
+        const float *kr = HEAD(group), *vr = row + (size_t)(a.n_head + a.G + g) * hd;
+        for (int d = threadIdx.x; d < 2 * hd; d += blockDim.x) {
+            if (d < hd)
+                a.kv.k[slot * hd + d] = __float2half(kr[d]);
+            else
+                a.kv.v[slot * hd + d - hd] = __float2half(vr[d - hd]);
+        }
+        if (threadIdx.x == 0) {
+            a.kv.pos[slot] = qpos;
+            a.kv.score[slot] = 0.0f;
+        }
+    }
+#undef HEAD
+    float *qs = dsm, *lt = qs + group * hd, *yt = lt + group * DEC_VS;
+    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
+        qs[i] = row[(size_t)g * group * hd + i];
+    __syncthreads(); /* the new key and value, and the queries */
+
+    int scoring = a.st->scoring && a.kv.swa <= 0;
+    int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
+    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
+    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
+    float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
+    /* base is the same for the whole warp: its lanes shuffle together below */
+    for (int base = warp * kp; base < count; base += 8 * kp * DEC_U) {
+        uint4 u[DEC_U];
+        int kpos[DEC_U];
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++) {
+            int s = base + sub + k * 8 * kp;
+            u[k] = s < count ? K[(size_t)s * L + li] : make_uint4(0, 0, 0, 0);
+            kpos[k] = s < count ? P[s] : 0;
+        }
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++) {
+            int s = base + sub + k * 8 * kp, in = s < count;
+            int vis = in && visible(kpos[k], qpos, a.kv.swa);
+            float kf[8];
+            const __half2 *h2 = (const __half2 *)&u[k];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h2[e]);
+                kf[2 * e] = f.x;
+                kf[2 * e + 1] = f.y;
+            }
+            for (int j = 0; j < group; j++) {
+                const float *q = qs + j * hd + li * 8;
+                float d = 0.0f;
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    d += kf[e] * q[e];
+                for (int o = L / 2; o > 0; o >>= 1)
+                    d += __shfl_xor_sync(0xffffffffu, d, o);
+                if (in && li == 0) {
+                    float lg = vis ? a.scale * d : -INFINITY;
+                    lt[j * DEC_VS + s] = lg;
+                    if (keyformer) {
+                        uint64_t rk = kn_row_key(a.kv.layer, g * group + j, qpos);
+                        yt[j * DEC_VS + s] =
+                            vis ? (lg + kn_gumbel(rk, a.seed_key, kpos[k])) * inv_tau : -INFINITY;
+                    }
+                }
+            }
+        }
+    }
+    __syncthreads();
+    /* normalisers {m, 1/l, m2, 1/l2}: warp w for heads w, w + 8, ... */
+    for (int j = warp; j < group; j += 8) {
+        for (int which = 0; which < 2; which++) {
+            float m = 0.0f, l = 1.0f;
+            if (which == 0 || keyformer) {
+                const float *v = (which ? yt : lt) + j * DEC_VS;
+                m = -INFINITY;
+                for (int i = lane; i < count; i += WARP)
+                    m = fmaxf(m, v[i]);
+                m = warp_max(m);
+                l = 0.0f;
+                for (int i = lane; i < count; i += WARP)
+                    l += expf(v[i] - m);
+                l = warp_sum(l);
+            }
+            if (lane == 0) {
+                sts[j][2 * which] = m;
+                sts[j][2 * which + 1] = 1.0f / l;
+            }
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < count; i += blockDim.x) {
+        float sc = 0.0f;
+        for (int j = 0; j < group; j++) {
+            float p = expf(lt[j * DEC_VS + i] - sts[j][0]) * sts[j][1];
+            lt[j * DEC_VS + i] = p;
+            if (scoring)
+                sc += keyformer ? expf(yt[j * DEC_VS + i] - sts[j][2]) * sts[j][3] : p;
+        }
+        if (scoring)
+            a.kv.score[(size_t)g * a.kv.cap + i] += sc;
+    }
+    __syncthreads();
+    int kg = threadIdx.x / L, nkg = blockDim.x / L;
+    const uint4 *V = (const uint4 *)(a.kv.v + (size_t)g * a.kv.cap * hd);
+    float *out = a.out + (size_t)g * group * hd;
+    for (int j0 = 0; j0 < group; j0 += 4) { /* up to 4 heads per pass over the values */
+        float acc[4][8];
+#pragma unroll
+        for (int jj = 0; jj < 4; jj++)
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                acc[jj][e] = 0.0f;
+        for (int i0 = kg; i0 < count; i0 += nkg * DEC_U) {
+            uint4 u[DEC_U];
+#pragma unroll
+            for (int k = 0; k < DEC_U; k++) {
+                int i = i0 + k * nkg;
+                u[k] = i < count ? V[(size_t)i * L + li] : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int k = 0; k < DEC_U; k++) {
+                int i = i0 + k * nkg;
+                if (i >= count)
+                    break;
+                const __half2 *h2 = (const __half2 *)&u[k];
+                float vf[8];
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float2 f = __half22float2(h2[e]);
+                    vf[2 * e] = f.x;
+                    vf[2 * e + 1] = f.y;
+                }
+#pragma unroll
+                for (int jj = 0; jj < 4; jj++) {
+                    if (j0 + jj >= group)
+                        break;
+                    float p = lt[(j0 + jj) * DEC_VS + i];
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        acc[jj][e] += p * vf[e];
+                }
+            }
+        }
+        for (int jj = 0; jj < 4 && j0 + jj < group; jj++) {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                red[kg * hd + li * 8 + e] = acc[jj][e];
+            __syncthreads();
+            for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+                float sum = 0.0f;
+                for (int k2 = 0; k2 < nkg; k2++)
+                    sum += red[k2 * hd + d];
+                out[(j0 + jj) * hd + d] = sum;
+            }
+            __syncthreads();
+        }
+    }
+    if (mode == ACT_NONE)
+        return;
+    int seg = group * hd, e0 = g * seg;
+    if (mode == ACT_Q8_32 || seg % 256 == 0) {
+        for (int c = 0; c < seg; c += 256) {
+            int valid = c + (int)threadIdx.x < seg, e = e0 + c + threadIdx.x;
+            round_chunk(valid ? a.out[e] : 0.0f, valid, 0, e, mode, xq, NULL);
+        }
+        return;
+    }
+    __threadfence(); /* this block's outputs are visible before it counts itself in */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int c = e0 / 256, old = atomicAdd(&a.cnt[c], 1);
+        last = old == 256 / seg - 1;
+        if (last)
+            a.cnt[c] = 0;
+    }
+    __syncthreads();
+    if (!last)
+        return;
+    __threadfence();
+    int e = e0 / 256 * 256 + threadIdx.x;
+    round_chunk(__ldcg(a.out + e), 1, 0, e, mode, xq, NULL);
+}
+
+/* Shared memory of k_dec_short, or 0 where it does not apply (then the split kernels run). */
+static size_t dec_short_smem(const struct attn_args *a, int mode, int force)
+{
+    int group = a->n_head / a->G, hd = a->hd, seg = group * hd;
+    /* one block per KV head: with few KV heads (GQA) the split kernels spread the work wider
+     * (measured on an H100: Llama-2-7B's 32 heads 2-5% faster fused, Llama-3-8B's 8 slower) */
+    if (a->span > DEC_VS || (a->G < 16 && !force) || group > MAX_GROUP ||
+        (hd != 64 && hd != 128 && hd != 256))
+        return 0;
+    if (mode == ACT_Q8_256 && seg % 256 && (seg > 256 || 256 % seg || !a->cnt))
+        return 0;
+    size_t sm = ((size_t)group * hd + 2 * (size_t)group * DEC_VS) * 4;
+    return sm <= 48 * 1024 ? sm : 0;
+}
+
+void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s)
+{
+    int span = a->span, tot = a->n_head * a->hd, mode = a->out_mode;
+    if (mode == ACT_Q8_256 && tot % 256)
+        mode = ACT_NONE; /* blocks of 256 would straddle: the product rounds it itself */
+    /* KF_CUDA_DEC=short|split forces one path where it applies (tests, comparisons) */
+    const char *force = getenv("KF_CUDA_DEC");
+    size_t sm = force && !strcmp(force, "split")
+                    ? 0
+                    : dec_short_smem(a, mode, force && !strcmp(force, "short"));
+    if (sm) {
+        klaunch(k_dec_short, a->G, 256, sm, s, *a, *r, mode, a->out_q);
+        return;
+    }
+    qk_store_launch(a, r, s);
+    int nb = attn_decode_tiles(span);
+    klaunch(k_dec_logits, dim3(a->G, nb), 256, 0, s, *a);
+    klaunch(k_dec_values, dim3(a->G, attn_decode_splits(span)), 256, 0, s, *a, nb);
+    klaunch(k_dec_reduce, (tot + 255) / 256, 256, 0, s, *a, mode, a->out_q);
+}
