@@ -383,16 +383,21 @@ static void alibi_add(const struct kv_cache *kv, const int32_t *P, int n, int h,
     }
 }
 
-void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q, int qpos,
-                     float *out, float *att, float *acc)
+/* Rows per tile of keys (values) read once for every query head of a call: a multiple of
+ * ops_dot_rows's 16-row step and even (ops_wsum_step), so the results do not depend on it. */
+#define KV_TILE 64
+
+size_t kv_cache_attend_scratch(const struct kv_cache *kv, int nh)
 {
-    int group = kv->sh.n_head / kv->sh.n_head_kv, g = h / group, hd = kv->sh.head_dim;
-    int n = kv->n_used[(size_t)layer * kv->sh.n_head_kv + (size_t)g];
-    size_t base = base_of(kv, layer, g);
-    const float *K = kv->k + base * (size_t)hd, *V = kv->v + base * (size_t)hd;
-    const int32_t *P = kv->pos + base;
+    return (size_t)(nh + 1) * (size_t)kv->max_cap +
+           (size_t)nh * ops_wsum_state_floats(kv->sh.head_dim);
+}
+
+/* One head's logits att[0..n) into probabilities, its score row into acc (y: scratch). */
+static void head_probs(const struct kv_cache *kv, int layer, int h, int qpos, const int32_t *P,
+                       int n, float *att, float *y, float *acc)
+{
     int win = kv->swa[layer];
-    ops_dot_rows(q, K, n, hd, hd, att);
     for (int s = 0; s < n; s++) {
         int vis = P[s] <= qpos && (win <= 0 || qpos - P[s] < win);
         att[s] = vis ? kv->sh.scale * att[s] : -INFINITY;
@@ -402,7 +407,6 @@ void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q
     /* scores first: they need the logits, which the softmax below overwrites */
     if (acc && kv->p.policy != KV_POLICY_H2O) {
         float inv_tau = 1.0f / kv_cache_tau(kv, qpos);
-        float *y = att + kv->max_cap; /* second half of the scratch */
         /*
          * The row generator's vector loop takes 16 keys at a time and ends in a scalar tail
          * about ten times slower per key: ask for whole blocks where the slots exist (the
@@ -418,10 +422,47 @@ void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q
             acc[s] += y[s];
     }
     ops_softmax(att, n); /* masked entries become exactly 0 */
-    ops_wsum_rows(att, V, n, hd, hd, out);
     if (acc && kv->p.policy == KV_POLICY_H2O)
         for (int s = 0; s < n; s++)
             acc[s] += att[s];
+}
+
+void kv_cache_attend_heads(const struct kv_cache *kv, int layer, int h0, int nh, const float *q,
+                           size_t q_stride, int qpos, float *out, size_t out_stride,
+                           float *scratch, float *const *acc)
+{
+    int group = kv->sh.n_head / kv->sh.n_head_kv, g = h0 / group, hd = kv->sh.head_dim;
+    int n = kv->n_used[(size_t)layer * kv->sh.n_head_kv + (size_t)g];
+    size_t base = base_of(kv, layer, g), cap = (size_t)kv->max_cap;
+    const float *K = kv->k + base * (size_t)hd, *V = kv->v + base * (size_t)hd;
+    const int32_t *P = kv->pos + base;
+    float *att = scratch, *y = scratch + (size_t)nh * cap, *st = y + cap;
+    size_t sts = ops_wsum_state_floats(hd);
+    /* a tile of keys, then of values, is read once for every head (from L1), not nh times */
+    for (int s0 = 0; s0 < n; s0 += KV_TILE) {
+        int nt = n - s0 < KV_TILE ? n - s0 : KV_TILE;
+        for (int j = 0; j < nh; j++)
+            ops_dot_rows(q + (size_t)j * q_stride, K + (size_t)s0 * hd, nt, hd, hd,
+                         att + (size_t)j * cap + s0);
+    }
+    for (int j = 0; j < nh; j++) {
+        head_probs(kv, layer, h0 + j, qpos, P, n, att + (size_t)j * cap, y, acc ? acc[j] : NULL);
+        ops_wsum_begin(st + (size_t)j * sts, hd);
+    }
+    for (int s0 = 0; s0 < n; s0 += KV_TILE) {
+        int nt = n - s0 < KV_TILE ? n - s0 : KV_TILE;
+        for (int j = 0; j < nh; j++)
+            ops_wsum_step(att + (size_t)j * cap + s0, V + (size_t)s0 * hd, nt, hd, hd,
+                          st + (size_t)j * sts);
+    }
+    for (int j = 0; j < nh; j++)
+        ops_wsum_end(st + (size_t)j * sts, hd, out + (size_t)j * out_stride);
+}
+
+void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q, int qpos,
+                     float *out, float *att, float *acc)
+{
+    kv_cache_attend_heads(kv, layer, h, 1, q, 0, qpos, out, 0, att, acc ? &acc : NULL);
 }
 
 /* ---- sizes and trace ---------------------------------------------------------------------- */

@@ -72,8 +72,9 @@
  * Noise.  G(seed, layer, query head, query pos, key pos) is a standard Gumbel variate from a
  * counter-based hash (kv_noise_gumbel), the same on every backend, so runs are reproducible.
  *
- * Threading: kv_cache_attend may run concurrently for different query heads of one layer (each
- * with its own score accumulator); everything else is called from one thread.
+ * Threading: kv_cache_attend and kv_cache_attend_heads may run concurrently for different query
+ * heads of one layer (each with its own score accumulator and scratch); everything else is called
+ * from one thread.
  */
 #ifndef KF_KV_CACHE_H
 #define KF_KV_CACHE_H
@@ -151,7 +152,8 @@ void kv_cache_store(struct kv_cache *kv, int layer, int g, int pos, const float 
 /*
  * Attention of query head h at position qpos over the visible entries of its KV head:
  * out (head_dim) = Σ softmax(scale·q·k_j + alibi_h·(p_j − qpos))_j v_j, where p_j is entry j's
- * original position (or, for sink, its in-cache position; see Positions above).  att: scratch of 2·kv_cache_cap() floats.
+ * original position (or, for sink, its in-cache position; see Positions above).  att: scratch of
+ * kv_cache_attend_scratch(kv, 1) floats.
  * acc: the head's score accumulator (kv_cache_cap() floats) or NULL; receives this row's score
  * contribution per slot if the policy scores.  The caller zeroes it before the layer; only its
  * first kv_cache_n_used(layer, g) floats (counted after the call's stores) are ever read or
@@ -159,6 +161,15 @@ void kv_cache_store(struct kv_cache *kv, int layer, int g, int pos, const float 
  */
 void kv_cache_attend(const struct kv_cache *kv, int layer, int h, const float *q, int qpos,
                      float *out, float *att, float *acc);
+/*
+ * kv_cache_attend for query heads h0 .. h0+nh−1, all of one KV head (q and out: nh rows at the
+ * given strides; acc: nh accumulators, or NULL), with the same results bit for bit; the cache's
+ * keys and values are read once for all of them.  scratch: kv_cache_attend_scratch(kv, nh).
+ */
+void kv_cache_attend_heads(const struct kv_cache *kv, int layer, int h0, int nh, const float *q,
+                           size_t q_stride, int qpos, float *out, size_t out_stride,
+                           float *scratch, float *const *acc);
+size_t kv_cache_attend_scratch(const struct kv_cache *kv, int nh);
 /*
  * τ of the keyformer score of the query row at qpos (the rule above); tau_init for
  * keyformer-static and for an unbounded cache, unused by the other policies.

@@ -108,26 +108,38 @@ struct attn_job {
 };
 
 /*
- * One job = one query head over every token of the chunk, so that each head's score
- * accumulator has a single writer and the sums do not depend on the thread count.
+ * A thread takes a contiguous range of query heads, so that heads of one KV head are mostly
+ * together and attend in one call (kv_cache_attend_heads reads that KV head's keys and values
+ * once for all of them).  Each head's score accumulator has a single writer, and a head's results
+ * do not depend on which heads it is grouped with, so they do not depend on the thread count.
  */
 static void attn_worker(void *arg, int ith, int nth)
 {
     struct attn_job *J = arg;
     struct model *m = J->m;
     const struct model_hparams *hp = &m->hp;
-    int cap = kv_cache_cap(m->kv);
-    float *att = m->scores + (size_t)ith * 2 * (size_t)cap;
-    for (int h = ith; h < hp->n_head; h += nth) {
-        float *acc = J->scoring ? m->acc + (size_t)h * cap : NULL;
-        if (acc) /* only the entries held are read back (kv_cache_commit_layer) */
-            memset(acc, 0, (size_t)kv_cache_n_used(m->kv, J->il, h / (hp->n_head / hp->n_head_kv)) *
-                               sizeof(float));
-        for (int t = 0; t < J->n; t++) {
-            const float *q = m->q + ((size_t)t * hp->n_head + h) * hp->head_dim;
-            float *out = m->attn + ((size_t)t * hp->n_head + h) * hp->head_dim_v;
-            kv_cache_attend(m->kv, J->il, h, q, m->pos[t], out, att, acc);
+    int cap = kv_cache_cap(m->kv), H = hp->n_head, group = H / hp->n_head_kv;
+    float *scratch =
+        m->scores + (size_t)ith * kv_cache_attend_scratch(m->kv, group < 64 ? group : 64);
+    int h1 = (int)((int64_t)H * (ith + 1) / nth);
+    for (int h = (int)((int64_t)H * ith / nth); h < h1;) {
+        int he = (h / group + 1) * group < h1 ? (h / group + 1) * group : h1;
+        if (he - h > 64) /* MQA with many heads: in calls of 64 */
+            he = h + 64;
+        int nh = he - h;
+        float *acc[64];
+        for (int j = 0; j < nh; j++) {
+            acc[j] = J->scoring ? m->acc + (size_t)(h + j) * cap : NULL;
+            if (acc[j]) /* only the entries held are read back (kv_cache_commit_layer) */
+                memset(acc[j], 0,
+                       (size_t)kv_cache_n_used(m->kv, J->il, h / group) * sizeof(float));
         }
+        for (int t = 0; t < J->n; t++)
+            kv_cache_attend_heads(m->kv, J->il, h, nh,
+                                  m->q + ((size_t)t * H + h) * hp->head_dim, hp->head_dim,
+                                  m->pos[t], m->attn + ((size_t)t * H + h) * hp->head_dim_v,
+                                  hp->head_dim_v, scratch, J->scoring ? acc : NULL);
+        h = he;
     }
 }
 

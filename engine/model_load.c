@@ -401,6 +401,7 @@ static int alloc_buffers(struct loader *L)
     size_t kvh = (size_t)hp->n_head_kv;
     int st;
     size_t cap = (size_t)kv_cache_cap(m->kv);
+    int grp = hp->n_head / hp->n_head_kv < 64 ? hp->n_head / hp->n_head_kv : 64; /* model.c */
     (void)C;
     (void)nl;
     (void)kvh;
@@ -413,7 +414,8 @@ static int alloc_buffers(struct loader *L)
         (st = alloc_f32(L, &m->tmp, B * (size_t)hp->n_embd)) ||
         (st = alloc_f32(L, &m->ff_a, B * (size_t)hp->n_ff)) ||
         (st = alloc_f32(L, &m->ff_b, B * (size_t)hp->n_ff)) ||
-        (st = alloc_f32(L, &m->scores, (size_t)m->n_threads * 2 * cap)) ||
+        (st = alloc_f32(L, &m->scores,
+                        (size_t)m->n_threads * kv_cache_attend_scratch(m->kv, grp))) ||
         (st = alloc_f32(L, &m->acc, (size_t)hp->n_head * cap)) ||
         (st = alloc_f32(L, &m->logits, (size_t)hp->n_vocab)))
         return st;

@@ -339,18 +339,21 @@ static AVX512 void dot_rows_avx512(const float *q, const float *k, int64_t n_row
 
 /*
  * out = Σ_j a_j · v_j over 64-float column groups, two rows in flight so that eight independent
- * FMA chains keep both FMA ports busy.
+ * FMA chains keep both FMA ports busy.  The eight partial sums of column group c0/4 live in
+ * st[c0/4 · 128 ...] between calls (wsum_step_avx512); wsum_rows_avx512 is one step between a
+ * zeroed state and the final o[i] + o[4 + i].
  */
-static AVX512 void wsum_rows_avx512(const float *a, const float *v, int64_t n_rows,
-                                    int64_t stride, int64_t n, float *out)
+static AVX512 void wsum_step_avx512(const float *a, const float *v, int64_t n_rows,
+                                    int64_t stride, int64_t n, float *st)
 {
     const int64_t nch = (n + 15) / 16;
     for (int64_t c0 = 0; c0 < nch; c0 += 4) {
         __mmask16 m[4];
         __m512 o[8];
+        float *sp = st + c0 / 4 * 128;
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++)
-            o[i] = _mm512_setzero_ps();
+            o[i] = _mm512_loadu_ps(sp + 16 * i);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
             m[i] = c0 + i < nch ? tail_mask(n - (c0 + i) * 16) : 0;
@@ -371,9 +374,31 @@ static AVX512 void wsum_rows_avx512(const float *a, const float *v, int64_t n_ro
             for (int i = 0; i < 4; i++)
                 o[i] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[i], vp + 16 * i), o[i]);
         }
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            _mm512_mask_storeu_ps(out + (c0 + i) * 16, m[i], _mm512_add_ps(o[i], o[4 + i]));
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            _mm512_storeu_ps(sp + 16 * i, o[i]);
+    }
+}
+
+static AVX512 void wsum_end_avx512(const float *st, int64_t n, float *out)
+{
+    const int64_t nch = (n + 15) / 16;
+    for (int64_t c = 0; c < nch; c++) {
+        const float *sp = st + c / 4 * 128 + (c % 4) * 16;
+        _mm512_mask_storeu_ps(out + c * 16, tail_mask(n - c * 16),
+                              _mm512_add_ps(_mm512_loadu_ps(sp), _mm512_loadu_ps(sp + 64)));
+    }
+}
+
+static AVX512 void wsum_rows_avx512(const float *a, const float *v, int64_t n_rows,
+                                    int64_t stride, int64_t n, float *out)
+{
+    float st[8 * 128]; /* up to 512 columns in one piece, else in slices of 512 */
+    for (int64_t c = 0; c < n; c += 512) {
+        int64_t w = n - c < 512 ? n - c : 512;
+        memset(st, 0, sizeof st);
+        wsum_step_avx512(a, v + c, n_rows, stride, w, st);
+        wsum_end_avx512(st, w, out + c);
     }
 }
 #endif /* OPS_X86 */
@@ -596,6 +621,40 @@ void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t strid
     }
 #endif
     ops_ref_wsum_rows(a, v, n_rows, stride, n, out);
+}
+
+size_t ops_wsum_state_floats(int64_t n)
+{
+    return (size_t)(n + 63) / 64 * 128; /* AVX-512: 8 vectors per 64 columns; ref: n floats */
+}
+
+void ops_wsum_begin(float *st, int64_t n)
+{
+    memset(st, 0, ops_wsum_state_floats(n) * sizeof(float));
+}
+
+void ops_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
+                   float *st)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        wsum_step_avx512(a, v, n_rows, stride, n, st);
+        return;
+    }
+#endif
+    for (int64_t j = 0; j < n_rows; j++) /* ops_ref_wsum_rows's order: the state is out */
+        ops_ref_axpy(a[j], v + j * stride, n, st);
+}
+
+void ops_wsum_end(const float *st, int64_t n, float *out)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        wsum_end_avx512(st, n, out);
+        return;
+    }
+#endif
+    memcpy(out, st, (size_t)n * sizeof(float));
 }
 
 void ops_attention(const float *q, const float *k, const float *v, int64_t n_kv, int head_dim,

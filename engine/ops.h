@@ -15,6 +15,7 @@
 #ifndef KF_OPS_H
 #define KF_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* y_i = x_i / sqrt(mean(x²) + eps) · w_i; w == NULL means w_i = 1. */
@@ -57,6 +58,17 @@ void ops_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t stride
                   float *out);
 void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
                    float *out);
+/*
+ * ops_wsum_rows in pieces, for callers that stream the rows in tiles shared by several weight
+ * vectors (GQA: a tile of values read once for every query head of a KV head).  The state
+ * (ops_wsum_state_floats(n) floats) carries the partial sums between calls; if every tile but
+ * the last has an even number of rows, the result is ops_wsum_rows's over all rows, bit for bit.
+ */
+size_t ops_wsum_state_floats(int64_t n);
+void ops_wsum_begin(float *st, int64_t n);
+void ops_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
+                   float *st);
+void ops_wsum_end(const float *st, int64_t n, float *out);
 
 /* ---- RoPE ------------------------------------------------------------------------------- */
 

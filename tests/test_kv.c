@@ -84,7 +84,8 @@ struct run {
     int calls, ties;
     int during_max;    /* most entries of a global layer's KV head during the last call */
     /* failures by kind */
-    int f_status, f_set, f_score, f_flags, f_out, f_bound, f_back, f_order, f_bytes;
+    int f_status, f_set, f_score, f_flags, f_out, f_bound, f_back, f_order, f_bytes, f_group;
+    int group_calls;
     double out_err, score_err;
 };
 
@@ -159,7 +160,7 @@ static int run_open(struct run *R, const struct spec *s, uint64_t seed)
     R->V = malloc(nv * s->n_head_kv * sizeof(float));
     R->x = malloc((size_t)s->n_head * s->n_batch * s->n_ctx * sizeof(double));
     R->acc = calloc((size_t)s->n_head, sizeof(float *));
-    R->att = malloc(2 * (size_t)R->cap * sizeof(float));
+    R->att = malloc(kv_cache_attend_scratch(R->kv, s->n_head / s->n_head_kv) * sizeof(float));
     R->out = malloc((size_t)s->head_dim * sizeof(float));
     R->vis = malloc((size_t)s->n_ctx * sizeof(int));
     R->present = calloc(lgp, 1);
@@ -201,6 +202,49 @@ static void run_close(struct run *R)
         if (++(R)->kind <= MAX_DIAG)                                                            \
             diag(__VA_ARGS__);                                                                  \
     } while (0)
+
+/*
+ * kv_cache_attend_heads over all query heads of each KV head against kv_cache_attend head by
+ * head: the same outputs and score rows, bit for bit (own accumulators: R->acc is untouched).
+ */
+static void check_group(struct run *R, int l, int pos0, int n, int scoring)
+{
+    const struct spec *s = R->s;
+    int group = s->n_head / s->n_head_kv, hd = s->head_dim;
+    float *o1 = malloc((size_t)group * hd * sizeof(float));
+    float *og = malloc((size_t)group * hd * sizeof(float));
+    float *a1[64], *ag[64];
+    for (int j = 0; j < group; j++) {
+        a1[j] = calloc((size_t)R->cap, sizeof(float));
+        ag[j] = calloc((size_t)R->cap, sizeof(float));
+    }
+    for (int g = 0; g < s->n_head_kv; g++) {
+        for (int j = 0; j < group; j++) {
+            memset(a1[j], 0, (size_t)R->cap * sizeof(float));
+            memset(ag[j], 0, (size_t)R->cap * sizeof(float));
+        }
+        for (int i = 0; i < n; i++) {
+            int qpos = pos0 + i, h0 = g * group;
+            for (int j = 0; j < group; j++)
+                kv_cache_attend(R->kv, l, h0 + j, qv(R, l, qpos, h0 + j), qpos, o1 + j * hd,
+                                R->att, scoring ? a1[j] : NULL);
+            kv_cache_attend_heads(R->kv, l, h0, group, qv(R, l, qpos, h0), (size_t)hd, qpos, og,
+                                  (size_t)hd, R->att, scoring ? ag : NULL);
+            R->group_calls++;
+            if (memcmp(o1, og, (size_t)group * hd * sizeof(float)))
+                FAIL(R, f_group, "%s: call %d layer %d g %d pos %d: grouped outputs differ",
+                     s->name, R->calls, l, g, qpos);
+        }
+        int nu = kv_cache_n_used(R->kv, l, g);
+        for (int j = 0; j < group; j++)
+            if (memcmp(a1[j], ag[j], (size_t)nu * sizeof(float)))
+                FAIL(R, f_group, "%s: call %d layer %d head %d: grouped scores differ", s->name,
+                     R->calls, l, g * group + j);
+    }
+    for (int j = 0; j < group; j++)
+        free(a1[j]), free(ag[j]);
+    free(o1), free(og);
+}
 
 /* Attention outputs of one layer checked against naive double attention over the reference. */
 static void attend_layer(struct run *R, int l, int pos0, int n, int scoring)
@@ -407,6 +451,7 @@ static void run_call(struct run *R, int n)
         }
         int scoring = kv_cache_scoring(R->kv, l);
         attend_layer(R, l, pos0, n, scoring);
+        check_group(R, l, pos0, n, scoring);
         kv_ref_layer(R->ref, l, R->x);
         kv_cache_commit_layer(R->kv, l, scoring ? R->acc : NULL);
     }
@@ -450,6 +495,9 @@ static void report(struct run *R)
     ok(R->f_score == 0, "%s: scores within 1e-4 relative (worst %.2g)", nm, R->score_err);
     ok(R->f_out == 0, "%s: attention outputs within 1e-5 of naive attention (worst %.2g)", nm,
        R->out_err);
+    ok(R->f_group == 0 && R->group_calls > 0,
+       "%s: all query heads of a KV head at once == one by one, bit for bit (%d calls)", nm,
+       R->group_calls);
     ok(R->f_bound == 0, "%s: <= budget between calls, <= budget + n during a call", nm);
     ok(R->f_order == 0 && R->f_flags == 0, "%s: trace sorted, complete, flags right", nm);
     ok(R->f_back == 0, "%s: no evicted position ever comes back", nm);

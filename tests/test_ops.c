@@ -348,9 +348,9 @@ static void test_attention(void)
 
 static void test_rows(void)
 {
-    static const int64_t ns[] = { 16, 64, 80, 100 };
+    static const int64_t ns[] = { 16, 64, 80, 100, 600 };
     static const int64_t rows[] = { 1, 15, 16, 33, 200 };
-    for (int ni = 0; ni < 4; ni++)
+    for (int ni = 0; ni < 5; ni++)
         for (int ri = 0; ri < 5; ri++) {
             const int64_t n = ns[ni], nr = rows[ri], stride = n + 13;
             float *q = rand_vec(n, -1, 1), *k = rand_vec(nr * stride, -1, 1);
@@ -377,6 +377,17 @@ static void test_rows(void)
             ok(ed < 1e-6 && edr < 1e-6 && ew < 1e-6 && ewr < 1e-6,
                "dot_rows / wsum_rows n=%lld rows=%lld (err %.2g, %.2g)", (long long)n,
                (long long)nr, ed, ew);
+            /* in pieces of even length (6 rows, then 64, 64, ...), the last one what is left */
+            float *st = malloc(ops_wsum_state_floats(n) * sizeof(float));
+            float *op = rand_vec(n, 5, 6);
+            ops_wsum_begin(st, n);
+            for (int64_t j0 = 0, t = 6; j0 < nr; j0 += t, t = 64)
+                ops_wsum_step(a + j0, k + j0 * stride, nr - j0 < t ? nr - j0 : t, stride, n, st);
+            ops_wsum_end(st, n, op);
+            ok(memcmp(op, o, (size_t)n * sizeof(float)) == 0,
+               "wsum in pieces == wsum_rows bit for bit, n=%lld rows=%lld", (long long)n,
+               (long long)nr);
+            free(st), free(op);
             free(q), free(k), free(a), free(d), free(dr), free(o), free(orf), free(ref);
         }
 }
