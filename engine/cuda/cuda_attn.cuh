@@ -36,6 +36,36 @@ __device__ __forceinline__ int visible(int kpos, int qpos, int swa)
     return kpos <= qpos && (swa <= 0 || qpos - kpos < swa);
 }
 
+/* RoPE of pair i of one head v at position p (as the CPU: theta = p·base^(−2i/n_rot)). */
+static __device__ __forceinline__ void rope_pair(const struct rope_args &r, float *v, int i,
+                                                 float p)
+{
+    int half = r.n_rot / 2;
+    float theta = p * powf(r.base, -2.0f * (float)i / (float)r.n_rot);
+    float ff = r.freq_factors ? r.freq_factors[i] : 1.0f;
+    float ang = r.freq_scale * (theta / ff), c, sn;
+    sincosf(ang, &sn, &c);
+    int i0 = r.neox ? i : 2 * i, i1 = r.neox ? i + half : 2 * i + 1;
+    float x0 = v[i0], x1 = v[i1];
+    v[i0] = x0 * c - x1 * sn;
+    v[i1] = x0 * sn + x1 * c;
+}
+
+/*
+ * q · k for one key held 8 floats per lane by L lanes (hd = 8L): this lane's 8 products, summed
+ * over the L lanes by shuffles (every lane of the warp must call it).
+ */
+static __device__ __forceinline__ float key_dot(const float *kf, const float *q, int L)
+{
+    float d = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        d += kf[e] * q[e];
+    for (int o = L / 2; o > 0; o >>= 1)
+        d += __shfl_xor_sync(0xffffffffu, d, o);
+    return d;
+}
+
 /*
  * Head hh of token t (query heads, then key heads, then value heads of the qkv row): optional
  * RMSNorm over the head (q_norm / k_norm), RoPE at position pos0 + t for queries and keys; keys
@@ -69,18 +99,8 @@ static __device__ __forceinline__ void qk_head(const struct attn_args &a,
                 v[i] = v[i] * sc * nw[i];
             __syncthreads();
         }
-        float p = (float)pos;
-        int half = r.n_rot / 2;
-        for (int i = threadIdx.x; i < half; i += blockDim.x) {
-            float theta = p * powf(r.base, -2.0f * (float)i / (float)r.n_rot);
-            float ff = r.freq_factors ? r.freq_factors[i] : 1.0f;
-            float ang = r.freq_scale * (theta / ff), c, sn;
-            sincosf(ang, &sn, &c);
-            int i0 = r.neox ? i : 2 * i, i1 = r.neox ? i + half : 2 * i + 1;
-            float x0 = v[i0], x1 = v[i1];
-            v[i0] = x0 * c - x1 * sn;
-            v[i1] = x0 * sn + x1 * c;
-        }
+        for (int i = threadIdx.x; i < r.n_rot / 2; i += blockDim.x)
+            rope_pair(r, v, i, (float)pos);
         if (hh < nq)
             return;
         __syncthreads(); /* the rotated head is read back below by other threads */

@@ -64,13 +64,7 @@ __global__ void __launch_bounds__(256) k_dec_logits(struct attn_args a)
         }
         int kpos = in ? P[s] : 0, vis = in && visible(kpos, qpos, a.kv.swa);
         for (int j = 0; j < group; j++) {
-            const float *q = qs + j * hd + li * 8;
-            float d = 0.0f;
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                d += kf[e] * q[e];
-            for (int o = L / 2; o > 0; o >>= 1)
-                d += __shfl_xor_sync(0xffffffffu, d, o);
+            float d = key_dot(kf, qs + j * hd + li * 8, L);
             if (in && li == 0) {
                 int h = g * group + j;
                 float lg = vis ? a.scale * d : -INFINITY;
@@ -284,22 +278,8 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
         }
         __syncthreads();
     }
-    {
-        int half = r.n_rot / 2;
-        float p = (float)qpos;
-        for (int it = threadIdx.x; it < nrot * half; it += blockDim.x) {
-            int j = it / half, i = it % half;
-            float *v = HEAD(j);
-            float theta = p * powf(r.base, -2.0f * (float)i / (float)r.n_rot);
-            float ff = r.freq_factors ? r.freq_factors[i] : 1.0f;
-            float ang = r.freq_scale * (theta / ff), c, sn;
-            sincosf(ang, &sn, &c);
-            int i0 = r.neox ? i : 2 * i, i1 = r.neox ? i + half : 2 * i + 1;
-            float x0 = v[i0], x1 = v[i1];
-            v[i0] = x0 * c - x1 * sn;
-            v[i1] = x0 * sn + x1 * c;
-        }
-    }
+    for (int it = threadIdx.x, half = r.n_rot / 2; it < nrot * half; it += blockDim.x)
+        rope_pair(r, HEAD(it / half), it % half, (float)qpos);
     __syncthreads();
     int used = a.kv.n_used[g], count = used + 1;
     {
@@ -350,13 +330,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                 kf[2 * e + 1] = f.y;
             }
             for (int j = 0; j < group; j++) {
-                const float *q = qs + j * hd + li * 8;
-                float d = 0.0f;
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    d += kf[e] * q[e];
-                for (int o = L / 2; o > 0; o >>= 1)
-                    d += __shfl_xor_sync(0xffffffffu, d, o);
+                float d = key_dot(kf, qs + j * hd + li * 8, L);
                 if (in && li == 0) {
                     float lg = vis ? a.scale * d : -INFINITY;
                     lt[j * DEC_VS + s] = lg;
