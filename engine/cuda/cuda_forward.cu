@@ -1,0 +1,328 @@
+/*
+ * cuda_forward.cu — the GPU model's forward pass: the products (matrix-vector kernels for a few
+ * rows, cuBLAS on f16 for prompt batches), the layers with their attention (cuda_attn.cu,
+ * cuda_attn_dec.cu), the output head, and the decode step captured into CUDA graphs per context
+ * bucket.  The state is cuda_model_impl.h's, built by cuda_model.cu.
+ */
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "cuda_mmv.h"
+#include "cuda_model_impl.h"
+#include "quant.h"
+
+/* ---- products ------------------------------------------------------------------------------- */
+
+/* Was x (n rows) already rounded for w, as q8_1 (decode) or f16 (cuBLAS)? */
+static int prepared(const struct cuda_model *cm, const struct dw *w, const float *x, int n)
+{
+    if (cm->prep_x != x || cm->prep_mode != w->act || cm->prep_n != n)
+        return 0;
+    return n < GEMM_MIN ? cm->prep_q : cm->prep_h;
+}
+
+/* out = rmsnorm(x)·nw, rounded on the way for w when that saves a pass (w may be NULL). */
+static void norm_for(struct cuda_model *cm, const float *x, const float *nw, int n, float *out,
+                     const struct dw *w)
+{
+    const struct cuda_model_desc *d = &cm->d;
+    cm->prep_x = NULL;
+    int mode = w ? w->act : ACT_NONE;
+    if (mode == ACT_NONE || (mode == ACT_Q8_256 && d->n_embd % 256)) {
+        ops_rmsnorm(x, nw, n, d->n_embd, d->eps, out, cm->s);
+        return;
+    }
+    int q = n < GEMM_MIN && cuda_mmv_wants_q8_1(w->type);
+    ops_rmsnorm_round(x, nw, n, d->n_embd, d->eps, out, mode, q ? cm->xq : NULL,
+                      n < GEMM_MIN ? NULL : cm->xh, cm->s);
+    cm->prep_x = out;
+    cm->prep_mode = mode;
+    cm->prep_n = n;
+    cm->prep_q = q;
+    cm->prep_h = n >= GEMM_MIN;
+}
+
+
+/*
+ * y (n × w.n, row stride ldy) = x (n × w.k) · wᵀ, then + bias, + acc (acc may alias y; acc rows
+ * have stride ldy too).  xq: x's q8_1 rows when the caller already made them (decode), or NULL.
+ */
+static int linear(struct cuda_model *cm, const struct dw *w, const float *x, int n, float *y,
+                  const float *bias, const float *acc)
+{
+    cudaStream_t s = cm->s;
+    if (n < GEMM_MIN) {
+        size_t qrow = (size_t)(w->k / 32) * 36;
+        int q = cuda_mmv_wants_q8_1(w->type);
+        if (q && !prepared(cm, w, x, n))
+            ops_round_act(x, n, w->k, w->act, cm->xq, NULL, s);
+        for (int t = 0; t < n; t++) {
+            struct mmv_epilogue ep = { bias, acc ? acc + (size_t)t * w->n : NULL };
+            if (cuda_mmv(w->type, w->d, w->k, w->n, x + (size_t)t * w->k,
+                         q ? (const char *)cm->xq + t * qrow : NULL, y + (size_t)t * w->n, &ep,
+                         s))
+                return -1;
+        }
+        return 0;
+    }
+    if (!prepared(cm, w, x, n))
+        ops_round_act(x, n, w->k, w->act, NULL, cm->xh, s);
+    const float one = 1.0f, zero = 0.0f;
+    /* with a residual the product goes through tmp (callers pass acc only for n_embd rows) */
+    float *dst = acc ? cm->tmp : y;
+    int f16 = w->type == QTYPE_F16; /* already what cuBLAS takes: no copy */
+    int64_t rows_per = f16 ? w->n : (int64_t)(cm->wh_elems / (size_t)w->k);
+    for (int64_t r0 = 0; r0 < w->n; r0 += rows_per) {
+        int64_t rn = w->n - r0 < rows_per ? w->n - r0 : rows_per;
+        const void *A = f16 ? (const void *)w->d : (const void *)cm->wh;
+        if (!f16 && cuda_dequant_f16(w->type, (const char *)w->d + (size_t)r0 * w->row_bytes,
+                                     w->k, rn, cm->wh, s))
+            return -1;
+        /* column-major view: C (w.n × n) = W (w.n × k, stored as k × w.n) ᵀ · X (k × n) */
+        if (cublasGemmEx(cm->cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)rn, n, (int)w->k, &one, A,
+                         CUDA_R_16F, (int)w->k, cm->xh, CUDA_R_16F, (int)w->k, &zero, dst + r0,
+                         CUDA_R_32F, (int)w->n, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
+            return -1;
+    }
+    if (acc || bias)
+        ops_epilogue(y, dst, bias, acc, n, (int)w->n, s);
+    return 0;
+}
+
+/* gu layout for the prompt path: rows of 2·n_ff (gate | up) → ffa = act(gate)·up. */
+static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
+{
+    int64_t nff = cm->d.n_ff, k = l->w_gu.k;
+    if (n < GEMM_MIN) {
+        size_t qrow = (size_t)(k / 32) * 36;
+        int q = cuda_mmv_wants_q8_1(l->w_gu.type);
+        if (q && !prepared(cm, &l->w_gu, cm->xn, n))
+            ops_round_act(cm->xn, n, k, l->w_gu.act, cm->xq, NULL, cm->s);
+        for (int t = 0; t < n; t++)
+            if (cuda_mmv_glu(l->w_gu.type, l->w_gu.d,
+                             (const char *)l->w_gu.d + (size_t)nff * l->w_gu.row_bytes, k, nff,
+                             cm->xn + (size_t)t * k, q ? (const char *)cm->xq + t * qrow : NULL,
+                             cm->d.gelu ? MMV_ACT_GELU : MMV_ACT_SILU, cm->ffa + (size_t)t * nff,
+                             cm->s))
+                return -1;
+        return 0;
+    }
+    if (!prepared(cm, &l->w_gu, cm->xn, n))
+        ops_round_act(cm->xn, n, k, l->w_gu.act, NULL, cm->xh, cm->s);
+    const float one = 1.0f, zero = 0.0f;
+    int f16 = l->w_gu.type == QTYPE_F16;
+    int64_t rows_per = f16 ? 2 * nff : (int64_t)(cm->wh_elems / (size_t)k);
+    for (int64_t r0 = 0; r0 < 2 * nff; r0 += rows_per) {
+        int64_t rn = 2 * nff - r0 < rows_per ? 2 * nff - r0 : rows_per;
+        const void *A = f16 ? (const void *)l->w_gu.d : (const void *)cm->wh;
+        if ((!f16 && cuda_dequant_f16(l->w_gu.type,
+                                      (const char *)l->w_gu.d + (size_t)r0 * l->w_gu.row_bytes, k,
+                                      rn, cm->wh, cm->s)) ||
+            cublasGemmEx(cm->cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)rn, n, (int)k, &one, A,
+                         CUDA_R_16F, (int)k, cm->xh, CUDA_R_16F, (int)k, &zero, cm->gu + r0,
+                         CUDA_R_32F, (int)(2 * nff), CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
+            return -1;
+    }
+    ops_glu(cm->gu, n, (int)nff, cm->d.gelu, cm->ffa, NULL, cm->s);
+    return 0;
+}
+
+/* ---- forward -------------------------------------------------------------------------------- */
+
+
+/* span: no (layer, head) holds more than span slots during this call (grids cover it). */
+static int run_layers(struct cuda_model *cm, int n, int span)
+{
+    const struct cuda_model_desc *d = &cm->d;
+    int E = d->n_embd, hd = d->head_dim, G = d->n_head_kv;
+    for (int i = 0; i < cm->nl; i++) {
+        struct glayer *l = &cm->L[i];
+        /* attention block */
+        /* separate Q/K/V weights (Q4_K_M's q6_K values) share the rounding when their
+         * activation formats agree */
+        int same = l->nq == 1 || (l->wqkv[1].act == l->wqkv[0].act &&
+                                  l->wqkv[2].act == l->wqkv[0].act &&
+                                  cuda_mmv_wants_q8_1(l->wqkv[1].type) ==
+                                      cuda_mmv_wants_q8_1(l->wqkv[0].type) &&
+                                  cuda_mmv_wants_q8_1(l->wqkv[2].type) ==
+                                      cuda_mmv_wants_q8_1(l->wqkv[0].type));
+        norm_for(cm, cm->x, l->attn_norm, n, cm->xn, same ? &l->wqkv[0] : NULL);
+        if (l->nq == 1) {
+            if (linear(cm, &l->wqkv[0], cm->xn, n, cm->qkv, l->b_qkv, NULL))
+                return -1;
+        } else {
+            /* separate products write strided pieces of each row through a bounce buffer;
+             * one row (decode) is written in place */
+            int off = 0;
+            for (int j = 0; j < 3; j++) {
+                const struct dw *w = &l->wqkv[j];
+                float *dst = n == 1 ? cm->qkv + off : cm->attn;
+                if (linear(cm, w, cm->xn, n, dst, l->b_qkv ? l->b_qkv + off : NULL, NULL))
+                    return -1;
+                if (n > 1 && cudaMemcpy2DAsync(cm->qkv + off, (size_t)cm->row * 4, cm->attn,
+                                      (size_t)w->n * 4, (size_t)w->n * 4, (size_t)n,
+                                      cudaMemcpyDeviceToDevice, cm->s) != cudaSuccess)
+                    return -1;
+                off += (int)w->n;
+            }
+        }
+        struct attn_args a;
+        memset(&a, 0, sizeof a);
+        a.qkv = cm->qkv;
+        a.row = cm->row;
+        a.out = cm->attn;
+        a.n_head = d->n_head;
+        a.G = G;
+        a.hd = hd;
+        a.scale = d->attn_scale;
+        a.st = cm->st;
+        a.kv = cm->kvl[i];
+        a.conf = cm->conf;
+        a.seed_key = cm->seed_key;
+        a.logits = cm->a_logits;
+        a.noisy = cm->a_noisy;
+        a.stats = cm->a_stats;
+        a.partial = cm->a_partial;
+        a.pstats = cm->a_pstats;
+        a.n = n;
+        a.span = span < cm->kvl[i].cap ? span : cm->kvl[i].cap;
+        /* decode: the reduction rounds the output for W_o on the way */
+        a.out_mode = n == 1 && cuda_mmv_wants_q8_1(l->wo.type) ? l->wo.act : ACT_NONE;
+        a.out_q = cm->xq;
+        a.cnt = cm->a_cnt;
+        attn_launch(&a, &l->rope, cm->s);
+        cm->prep_x = NULL;
+        if (a.out_mode != ACT_NONE && (a.out_mode != ACT_Q8_256 || (d->n_head * hd) % 256 == 0)) {
+            cm->prep_x = cm->attn;
+            cm->prep_mode = a.out_mode;
+            cm->prep_n = 1;
+            cm->prep_q = 1;
+            cm->prep_h = 0;
+        }
+        if (l->post_attn_norm) {
+            if (linear(cm, &l->wo, cm->attn, n, cm->tmp, l->bo, NULL))
+                return -1;
+            ops_rmsnorm_add(cm->tmp, l->post_attn_norm, n, E, d->eps, cm->x, cm->s);
+        } else if (linear(cm, &l->wo, cm->attn, n, cm->x, l->bo, cm->x))
+            return -1;
+        /* feed-forward block */
+        norm_for(cm, cm->x, l->ffn_norm, n, cm->xn, &l->w_gu);
+        if (ffn_glu(cm, l, n))
+            return -1;
+        if (l->post_ffn_norm) {
+            if (linear(cm, &l->w_down, cm->ffa, n, cm->tmp, NULL, NULL))
+                return -1;
+            ops_rmsnorm_add(cm->tmp, l->post_ffn_norm, n, E, d->eps, cm->x, cm->s);
+        } else if (linear(cm, &l->w_down, cm->ffa, n, cm->x, NULL, cm->x))
+            return -1;
+    }
+    kv_commit_launch(cm->kvl_dev, cm->nl, &cm->conf, G, hd, cm->st, cm->victim, cm->lists,
+                     cm->vstride, cm->s);
+    return 0;
+}
+
+/* Final norm and head over rows r0 .. r0+rows-1 of x into cm->logits. */
+static int run_output(struct cuda_model *cm, int r0, int rows)
+{
+    const struct cuda_model_desc *d = &cm->d;
+    int E = d->n_embd;
+    norm_for(cm, cm->x + (size_t)r0 * E, cm->out_norm, rows, cm->xn, &cm->out);
+    (void)E;
+    if (linear(cm, &cm->out, cm->xn, rows, cm->logits, cm->out_bias, NULL))
+        return -1;
+    if (d->final_softcap > 0.0f)
+        ops_softcap(cm->logits, (int64_t)rows * d->n_vocab, d->final_softcap, cm->s);
+    return 0;
+}
+
+/*
+ * The decode step (layers + head) of one span bucket, captured into a graph on first use and
+ * replayed afterwards: the grids cover 256 << i slots, so a short context does not launch the
+ * idle blocks of a long one.
+ */
+static int decode_graph(struct cuda_model *cm, int i, int span)
+{
+    cudaGraph_t g;
+    if (cudaStreamBeginCapture(cm->s, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
+        return -1;
+    int st = run_layers(cm, 1, span);
+    if (!st && cm->d.with_output)
+        st = run_output(cm, 0, 1);
+    cudaError_t e = cudaStreamEndCapture(cm->s, &g);
+    if (st || e != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    e = cudaGraphInstantiate(&cm->graph[i], g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+        cm->graph[i] = NULL;
+        cudaGetLastError();
+        return -1;
+    }
+    return 0;
+}
+
+extern "C" int cuda_model_forward(struct cuda_model *cm, const float *x, int n, int pos0,
+                                  int scoring, float *logits, int all_logits,
+                                  float *x_out, char *err, size_t errlen)
+{
+    const struct cuda_model_desc *d = &cm->d;
+    size_t E = (size_t)d->n_embd;
+    int bound, bi = 0, span = 256;
+    if (n < 1 || n > d->n_batch) {
+        snprintf(err, errlen, "GPU: batch of %d tokens (max %d)", n, d->n_batch);
+        return -1;
+    }
+    cm->st_host->pos0 = pos0;
+    cm->st_host->n = n;
+    cm->st_host->scoring = scoring;
+    memcpy(cm->h_io, x, (size_t)n * E * 4);
+    CU_TRY(cudaMemcpyAsync(cm->st, cm->st_host, sizeof(struct kstep), cudaMemcpyHostToDevice,
+                           cm->s));
+    CU_TRY(cudaMemcpyAsync(cm->x, cm->h_io, (size_t)n * E * 4, cudaMemcpyHostToDevice, cm->s));
+    /* the counts can reach pos0 + n at most: grids sized for that, rounded up to a bucket */
+    bound = pos0 + n < cm->maxcap ? pos0 + n : cm->maxcap;
+    while (span < bound && bi < GRAPHS - 1) {
+        span <<= 1;
+        bi++;
+    }
+    if (n == 1 && cm->graph_state == 0 && !cm->graph[bi] && decode_graph(cm, bi, span))
+        cm->graph_state = -1; /* capture failed: run eagerly from now on */
+    if (n == 1 && cm->graph_state == 0 && cm->graph[bi]) {
+        CU_TRY(cudaGraphLaunch(cm->graph[bi], cm->s));
+    } else {
+        if (run_layers(cm, n, n == 1 ? span : bound)) {
+            snprintf(err, errlen, "GPU: forward pass failed: %s",
+                     cudaGetErrorString(cudaGetLastError()));
+            return -1;
+        }
+        if (d->with_output) {
+            int all = all_logits && n > 1;
+            if (run_output(cm, all ? 0 : n - 1, all ? n : 1)) {
+                snprintf(err, errlen, "GPU: output head failed");
+                return -1;
+            }
+        }
+    }
+    if (d->with_output) {
+        size_t rows = all_logits ? (size_t)n : 1;
+        CU_TRY(cudaMemcpyAsync(cm->h_io, cm->logits, rows * d->n_vocab * 4,
+                               cudaMemcpyDeviceToHost, cm->s));
+        CU_TRY(cudaStreamSynchronize(cm->s));
+        CU_TRY(cudaGetLastError());
+        if (logits)
+            memcpy(logits, cm->h_io, rows * d->n_vocab * 4);
+    } else {
+        CU_TRY(cudaMemcpyAsync(cm->h_io, cm->x, (size_t)n * E * 4, cudaMemcpyDeviceToHost, cm->s));
+        CU_TRY(cudaStreamSynchronize(cm->s));
+        CU_TRY(cudaGetLastError());
+        memcpy(x_out, cm->h_io, (size_t)n * E * 4);
+    }
+    return 0;
+fail:
+    return -1;
+}

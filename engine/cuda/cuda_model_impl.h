@@ -1,0 +1,67 @@
+/*
+ * cuda_model_impl.h — the GPU model's state, shared by cuda_model.cu (upload, buffers, cache
+ * access) and cuda_forward.cu (the forward pass).  CUDA sources only.
+ */
+#ifndef KF_CUDA_MODEL_IMPL_H
+#define KF_CUDA_MODEL_IMPL_H
+
+#include <cublas_v2.h>
+
+#include "cuda_backend.h"
+#include "cuda_internal.h"
+#include "cuda_ops.h"
+
+#define GEMM_MIN 8 /* rows from which a product goes through cuBLAS */
+#define GRAPHS 20
+
+struct dw {
+    uint32_t type;
+    void *d;
+    int64_t k, n;
+    size_t row_bytes;
+    int act; /* ACT_*: how the CPU rounds this type's activations */
+};
+
+struct glayer {
+    float *attn_norm, *ffn_norm, *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm;
+    float *b_qkv, *bo; /* concatenated q|k|v biases (zeros where absent), or NULL */
+    struct dw wqkv[3]; /* [0] holds all three rows when fused (nq = 1) */
+    int nq;
+    struct dw wo, w_gu, w_down;
+    struct rope_args rope;
+};
+
+struct cuda_model {
+    struct cuda_model_desc d; /* scalars; pointers in it are the caller's */
+    int nl;                   /* GPU layers */
+    struct glayer *L;
+    struct kv_layer *kvl, *kvl_dev;
+    struct kv_conf conf;
+    uint64_t seed_key;
+    cudaStream_t s;
+    cublasHandle_t cb;
+    struct kstep *st, *st_host;
+    int row, nq_all, max_k, maxcap;
+    float *x, *xn, *qkv, *attn, *gu, *ffa, *tmp, *logits;
+    void *xq;
+    __half *xh, *wh;
+    size_t wh_elems;
+    float *a_logits, *a_noisy, *a_stats, *a_partial, *a_pstats;
+    int *a_cnt; /* k_dec_short's arrival counters, zeroed */
+    uint8_t *victim;
+    int *lists;
+    size_t vstride;
+    int *n_used_all; /* [layer][G]: every count in one array, read back in one copy */
+    float *out_norm, *out_bias;
+    struct dw out;
+    /* activations already rounded for the next product by the kernel that made them */
+    const float *prep_x;
+    int prep_mode, prep_n, prep_q, prep_h;
+    float *h_io; /* pinned: x in, logits / x out */
+    size_t h_io_floats;
+    cudaGraphExec_t graph[GRAPHS]; /* decode step, by span bucket (256 << i slots) */
+    int graph_state;               /* 0 in use, -1 disabled */
+    size_t bytes;
+};
+
+#endif
