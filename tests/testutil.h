@@ -185,4 +185,20 @@ static inline int testutil_run(char *const argv[], const char *out_path)
     return WEXITSTATUS(st) == 127 ? -1 : WEXITSTATUS(st);
 }
 
+/* dir/name, from a pool keyed by name: the same name always gives the same stable string. */
+static inline const char *testutil_tmp_file(const char *dir, const char *name)
+{
+    static char pool[48][512];
+    static int used;
+    char want[512];
+    testutil_path(want, sizeof(want), dir, name);
+    for (int i = 0; i < used; i++)
+        if (strcmp(pool[i], want) == 0)
+            return pool[i];
+    if (used == 48)
+        abort();
+    memcpy(pool[used], want, sizeof(want));
+    return pool[used++];
+}
+
 #endif
