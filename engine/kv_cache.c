@@ -397,11 +397,7 @@ size_t kv_cache_attend_scratch(const struct kv_cache *kv, int nh)
 static void head_probs(const struct kv_cache *kv, int layer, int h, int qpos, const int32_t *P,
                        int n, float *att, float *y, float *acc)
 {
-    int win = kv->swa[layer];
-    for (int s = 0; s < n; s++) {
-        int vis = P[s] <= qpos && (win <= 0 || qpos - P[s] < win);
-        att[s] = vis ? kv->sh.scale * att[s] : -INFINITY;
-    }
+    ops_mask_scale(att, P, n, qpos, kv->swa[layer], kv->sh.scale);
     if (kv->alibi) /* before scoring: the policies score the logits the model sees */
         alibi_add(kv, P, n, h, qpos, att);
     /* scores first: they need the logits, which the softmax below overwrites */
@@ -415,16 +411,13 @@ static void head_probs(const struct kv_cache *kv, int layer, int h, int qpos, co
         int npad = (n + 15) & ~15;
         kv_noise_gumbel_row(kv->p.seed, layer, h, qpos, P, npad <= kv->layer_cap[layer] ? npad : n,
                             y);
-        for (int s = 0; s < n; s++)
-            y[s] = (att[s] + y[s]) * inv_tau; /* masked logits stay -inf */
+        ops_add_scale(att, y, n, inv_tau); /* masked logits stay -inf */
         ops_softmax(y, n);
-        for (int s = 0; s < n; s++)
-            acc[s] += y[s];
+        ops_add(acc, y, n, acc);
     }
     ops_softmax(att, n); /* masked entries become exactly 0 */
     if (acc && kv->p.policy == KV_POLICY_H2O)
-        for (int s = 0; s < n; s++)
-            acc[s] += att[s];
+        ops_add(acc, att, n, acc);
 }
 
 void kv_cache_attend_heads(const struct kv_cache *kv, int layer, int h0, int nh, const float *q,

@@ -132,6 +132,21 @@ void ops_ref_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t s
         ops_ref_axpy(a[j], v + j * stride, n, out);
 }
 
+void ops_ref_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int32_t win,
+                        float scale)
+{
+    for (int64_t j = 0; j < n; j++) {
+        int vis = pos[j] <= qpos && (win <= 0 || qpos - pos[j] < win);
+        att[j] = vis ? scale * att[j] : -INFINITY;
+    }
+}
+
+void ops_ref_add_scale(const float *x, float *y, int64_t n, float s)
+{
+    for (int64_t j = 0; j < n; j++)
+        y[j] = (x[j] + y[j]) * s;
+}
+
 /* ---- AVX-512 kernels --------------------------------------------------------------------- */
 #if OPS_X86
 #define AVX512 __attribute__((target("avx512f")))
@@ -401,6 +416,32 @@ static AVX512 void wsum_rows_avx512(const float *a, const float *v, int64_t n_ro
         wsum_end_avx512(st, w, out + c);
     }
 }
+static AVX512 void mask_scale_avx512(float *att, const int32_t *pos, int64_t n, int32_t qpos,
+                                     int32_t win, float scale)
+{
+    const __m512i qp = _mm512_set1_epi32(qpos), wv = _mm512_set1_epi32(win);
+    const __m512 sc = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = tail_mask(n - j);
+        const __m512i p = _mm512_maskz_loadu_epi32(m, pos + j);
+        __mmask16 vis = _mm512_mask_cmple_epi32_mask(m, p, qp);
+        if (win > 0)
+            vis &= _mm512_cmplt_epi32_mask(_mm512_sub_epi32(qp, p), wv);
+        const __m512 a = _mm512_maskz_loadu_ps(m, att + j);
+        _mm512_mask_storeu_ps(att + j, m, _mm512_mask_mul_ps(ninf, vis, sc, a));
+    }
+}
+
+static AVX512 void add_scale_avx512(const float *x, float *y, int64_t n, float s)
+{
+    const __m512 sv = _mm512_set1_ps(s);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = tail_mask(n - j);
+        const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j),
+                                       _mm512_maskz_loadu_ps(m, y + j));
+        _mm512_mask_storeu_ps(y + j, m, _mm512_mul_ps(v, sv));
+    }
+}
 #endif /* OPS_X86 */
 
 /* ---- dispatching entry points --------------------------------------------------------------- */
@@ -621,6 +662,29 @@ void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t strid
     }
 #endif
     ops_ref_wsum_rows(a, v, n_rows, stride, n, out);
+}
+
+void ops_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int32_t win,
+                    float scale)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        mask_scale_avx512(att, pos, n, qpos, win, scale);
+        return;
+    }
+#endif
+    ops_ref_mask_scale(att, pos, n, qpos, win, scale);
+}
+
+void ops_add_scale(const float *x, float *y, int64_t n, float s)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        add_scale_avx512(x, y, n, s);
+        return;
+    }
+#endif
+    ops_ref_add_scale(x, y, n, s);
 }
 
 size_t ops_wsum_state_floats(int64_t n)

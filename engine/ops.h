@@ -64,6 +64,14 @@ void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t strid
  * (ops_wsum_state_floats(n) floats) carries the partial sums between calls; if every tile but
  * the last has an even number of rows, the result is ops_wsum_rows's over all rows, bit for bit.
  */
+/*
+ * The elementwise steps around attention's softmax:
+ * ops_mask_scale: att[j] = scale·att[j] where position pos[j] is visible from qpos (pos[j] <= qpos,
+ * and qpos − pos[j] < win when win > 0), else −inf;  ops_add_scale: y[j] = (x[j] + y[j])·s.
+ */
+void ops_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int32_t win,
+                    float scale);
+void ops_add_scale(const float *x, float *y, int64_t n, float s);
 size_t ops_wsum_state_floats(int64_t n);
 void ops_wsum_begin(float *st, int64_t n);
 void ops_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
@@ -128,6 +136,9 @@ void ops_ref_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t st
                       float *out);
 void ops_ref_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
                        float *out);
+void ops_ref_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int32_t win,
+                        float scale);
+void ops_ref_add_scale(const float *x, float *y, int64_t n, float s);
 /* "avx512" or "scalar": the level the dispatching kernels above use on this CPU. */
 const char *ops_simd_name(void);
 

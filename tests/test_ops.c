@@ -392,6 +392,37 @@ static void test_rows(void)
         }
 }
 
+/* The elementwise steps of attention against their scalar references, bit for bit. */
+static void test_mask_scale(void)
+{
+    static const int64_t ns[] = { 1, 15, 16, 17, 100 };
+    for (int ni = 0; ni < 5; ni++)
+        for (int win = 0; win <= 8; win += 8) {
+            int64_t n = ns[ni];
+            float *a = rand_vec(n, -3, 3), *b = malloc((size_t)n * sizeof(float));
+            float *x = rand_vec(n, -3, 3), *y = rand_vec(n, -3, 3);
+            float *y2 = malloc((size_t)n * sizeof(float));
+            int32_t *pos = malloc((size_t)n * sizeof(int32_t));
+            for (int64_t j = 0; j < n; j++)
+                pos[j] = (int32_t)((j * 7919) % 40);
+            x[0] = -INFINITY;
+            memcpy(b, a, (size_t)n * sizeof(float));
+            memcpy(y2, y, (size_t)n * sizeof(float));
+            ops_mask_scale(a, pos, n, 20, win, 0.125f);
+            ops_ref_mask_scale(b, pos, n, 20, win, 0.125f);
+            int masked = 0;
+            for (int64_t j = 0; j < n; j++)
+                masked += isinf(a[j]) != 0;
+            ops_add_scale(x, y, n, 0.7f);
+            ops_ref_add_scale(x, y2, n, 0.7f);
+            ok(memcmp(a, b, (size_t)n * sizeof(float)) == 0 &&
+                   memcmp(y, y2, (size_t)n * sizeof(float)) == 0 && isinf(y[0]) != 0,
+               "mask_scale (%d masked) / add_scale == reference, n=%lld win=%d", masked,
+               (long long)n, win);
+            free(a), free(b), free(x), free(y), free(y2), free(pos);
+        }
+}
+
 /* ---- threadpool ------------------------------------------------------------------------- */
 
 #define TP_ITEMS 1000
@@ -623,6 +654,7 @@ int main(void)
     test_activations();
     test_rope();
     test_rows();
+    test_mask_scale();
     test_attention();
     test_threadpool();
     test_matmul();
