@@ -25,6 +25,7 @@
 #include "gguf_write.h"
 #include "kv_cache.h"
 #include "tap.h"
+#include "testutil.h"
 
 static char tmpdir[512];
 static char vocab_gpt2[600], vocab_mpt[600];
@@ -53,18 +54,6 @@ static struct engine *open_kv(const char *path, int n_ctx, int n_batch, const ch
     if (engine_open(&e, &p, err, errlen) != STATUS_OK)
         return NULL;
     return e;
-}
-
-static double max_rel_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0, scale = 1e-30;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(b[i]));
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]) / scale;
-        m = isnan(d) ? INFINITY : fmax(m, d);
-    }
-    return m;
 }
 
 /* n tokens spread over the vocabulary (deterministic) */
@@ -105,12 +94,12 @@ static void check_consistency(const char *label, const char *path)
     float *batch = malloc((size_t)N * nv * sizeof(float)), *one = malloc((size_t)nv * 4);
     float *chunk = malloc((size_t)N * nv * sizeof(float));
     int st = engine_eval_all(e, t, N, batch) | engine_eval_all(c, t, N, chunk);
-    double d_tok = 0, d_chunk = max_rel_diff(chunk, batch, (size_t)N * nv);
+    double d_tok = 0, d_chunk = testutil_max_rel_diff(chunk, batch, (size_t)N * nv);
     engine_reset(e);
     for (int i = 0; i < N && !st; i++) {
         st = engine_eval(e, &t[i], 1, NULL, NULL, NULL);
         memcpy(one, engine_logits(e), (size_t)nv * 4);
-        d_tok = fmax(d_tok, max_rel_diff(one, batch + (size_t)i * nv, (size_t)nv));
+        d_tok = fmax(d_tok, testutil_max_rel_diff(one, batch + (size_t)i * nv, (size_t)nv));
     }
     ok(st == 0 && d_tok < 1e-4 && d_chunk < 1e-4,
        "%s: one batch == token by token (%.2g) == chunks of 5 (%.2g)", label, d_tok, d_chunk);
@@ -184,7 +173,7 @@ static void check_kept_positions(const char *label, const char *path, const char
         kept[n++] = t[i];
     float *a = malloc((size_t)nv * 4), *b = malloc((size_t)nv * 4);
     int st = run_steps(e, t, N, 8, a, nv) | run_steps(f, kept, n, n, b, nv);
-    double d = max_rel_diff(a, b, (size_t)nv);
+    double d = testutil_max_rel_diff(a, b, (size_t)nv);
     ok(st == 0 && d < 2e-4, "%s: %s keeps %s (vs a fresh run on the %d kept tokens: %.2g)",
        label, policy,
        renumbered_sinks ? "in-cache ALiBi distances" : "original relative positions", n, d);

@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "kv_cache.h"
 #include "tap.h"
+#include "testutil.h"
 
 static char tmpdir[512];
 static const char *vocab;
@@ -66,20 +67,6 @@ static struct engine *open_e(const char *path, int ngl, const char *policy, cons
 }
 
 /* max |a−b| / max |b|: the error relative to the logits' scale */
-static double rel(const float *a, const float *b, size_t n)
-{
-    double m = 0, s = 1e-30;
-    for (size_t i = 0; i < n; i++)
-        s = fabs(b[i]) > s ? fabs(b[i]) : s;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]) / s;
-        if (isnan(d))
-            return INFINITY;
-        m = d > m ? d : m;
-    }
-    return m;
-}
-
 static int argmax(const float *x, int n)
 {
     int b = 0;
@@ -143,8 +130,8 @@ static void check_logits(const char *label, const char *path, int ngl, double to
         if (engine_eval(c, &tok, 1, NULL, NULL, NULL) || engine_eval(g, &tok, 1, NULL, NULL, NULL) ||
             engine_eval(gf, &tok, 1, NULL, NULL, NULL))
             break;
-        double d = rel(engine_logits(g), engine_logits(c), (size_t)nv);
-        double f = rel(engine_logits(gf), engine_logits(c), (size_t)nv);
+        double d = testutil_max_rel_diff(engine_logits(g), engine_logits(c), (size_t)nv);
+        double f = testutil_max_rel_diff(engine_logits(gf), engine_logits(c), (size_t)nv);
         worst = d > worst ? d : worst;
         free_worst = f > free_worst ? f : free_worst;
         close += d <= tol_dec;
@@ -166,14 +153,14 @@ static void check_logits(const char *label, const char *path, int ngl, double to
     float *all_c = malloc((size_t)40 * nv * 4), *all_g = malloc((size_t)40 * nv * 4);
     ok(engine_eval_all(c, t, 40, all_c) == 0 && engine_eval_all(g, t, 40, all_g) == 0,
        "%s: prompt of 40 evaluated", label);
-    double e = rel(all_g, all_c, (size_t)40 * nv);
+    double e = testutil_max_rel_diff(all_g, all_c, (size_t)40 * nv);
     ok(e <= tol_batch, "%s: prompt path, every row: rel err %.2e <= %.0e", label, e, tol_batch);
     free(all_c);
     free(all_g);
     prompt(t, 5, nv, 12); /* a chunk under the cuBLAS threshold, after the batch */
     ok(engine_eval(c, t, 5, NULL, NULL, NULL) == 0 && engine_eval(g, t, 5, NULL, NULL, NULL) == 0,
        "%s: chunk of 5", label);
-    e = rel(engine_logits(g), engine_logits(c), (size_t)nv);
+    e = testutil_max_rel_diff(engine_logits(g), engine_logits(c), (size_t)nv);
     ok(e <= tol_batch, "%s: chunk after the prompt: rel err %.2e <= %.0e", label, e, tol_batch);
 out:
     engine_close(c);
@@ -238,7 +225,7 @@ static void check_policy(const char *path, const char *policy, const char *budge
     if (!exact)
         ok(serr <= 2e-2, "%s: scores of the common positions agree: worst rel err %.2e", policy,
            serr);
-    double e = rel(engine_logits(g), engine_logits(c), (size_t)nv);
+    double e = testutil_max_rel_diff(engine_logits(g), engine_logits(c), (size_t)nv);
     diag("%s: final logits rel err %.2e", policy, e);
 out:
     engine_close(c);
@@ -267,7 +254,7 @@ static void check_state(const char *path)
         int32_t tok = argmax(engine_logits(a), nv);
         engine_eval(a, &tok, 1, NULL, NULL, NULL);
         engine_eval(b, &tok, 1, NULL, NULL, NULL);
-        double d = rel(engine_logits(b), engine_logits(a), (size_t)nv);
+        double d = testutil_max_rel_diff(engine_logits(b), engine_logits(a), (size_t)nv);
         worst = d > worst ? d : worst;
     }
     ok(worst == 0.0, "state: continuing after restore is bit-identical (%.2e)", worst);
@@ -282,7 +269,7 @@ static void check_state(const char *path)
         engine_eval(f, t + 40, 10, NULL, NULL, NULL);
         engine_eval(r, t, 40, NULL, NULL, NULL); /* the same split: the same kernels */
         engine_eval(r, t + 40, 10, NULL, NULL, NULL);
-        double d = rel(engine_logits(f), engine_logits(r), (size_t)nv);
+        double d = testutil_max_rel_diff(engine_logits(f), engine_logits(r), (size_t)nv);
         ok(d == 0.0, "truncate on the GPU: the re-evaluated tail matches (%.2e)", d);
     }
     engine_close(f);

@@ -20,6 +20,7 @@
 #include "gguf.h"
 #include "gguf_write.h"
 #include "tap.h"
+#include "testutil.h"
 
 static char tmpdir[512];
 static const char *vocab_spm;
@@ -42,20 +43,6 @@ static struct engine *open_model(const char *path, int n_ctx, int n_batch, int n
     if (engine_open(&e, &p, err, errlen) != STATUS_OK)
         return NULL;
     return e;
-}
-
-static double max_rel_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0, scale = 1e-30;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(b[i]) > scale)
-            scale = fabs(b[i]);
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]) / scale;
-        if (d > m || isnan(d))
-            m = isnan(d) ? INFINITY : d;
-    }
-    return m;
 }
 
 /* Batch vs incremental vs chunked vs threads for one model. */
@@ -85,7 +72,7 @@ static void check_consistency(const char *label, const char *path, double tol)
         st = engine_eval(e, toks + i, 1, NULL, NULL, NULL);
         memcpy(inc + (size_t)i * nv, engine_logits(e), sizeof(float) * nv);
     }
-    double d = max_rel_diff(inc, all, (size_t)N * nv);
+    double d = testutil_max_rel_diff(inc, all, (size_t)N * nv);
     ok(!st && d < tol, "%s: token-by-token == one batch (max rel diff %.2g, tol %.0e)", label, d,
        tol);
     int flat = 1;
@@ -98,7 +85,7 @@ static void check_consistency(const char *label, const char *path, double tol)
     float *chunk = malloc(sizeof(float) * N * nv);
     ok(e && engine_eval_all(e, toks, N, chunk) == STATUS_OK, "%s: chunked eval (batch 5, 1 thread)",
        label);
-    d = max_rel_diff(chunk, all, (size_t)N * nv);
+    d = testutil_max_rel_diff(chunk, all, (size_t)N * nv);
     ok(d < tol, "%s: chunked prefill == one batch (max rel diff %.2g)", label, d);
     engine_close(e);
 

@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,24 @@ static inline const char *testutil_tmp_file(const char *dir, const char *name)
         abort();
     memcpy(pool[used], want, sizeof(want));
     return pool[used++];
+}
+
+/*
+ * max_i |a_i − b_i| / max_i |b_i|: the relative error of a vector of logits against a reference;
+ * +inf if any difference is NaN.
+ */
+static inline double testutil_max_rel_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / scale;
+        if (isnan(d))
+            return INFINITY;
+        m = fmax(m, d);
+    }
+    return m;
 }
 
 #endif
