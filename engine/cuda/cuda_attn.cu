@@ -329,12 +329,34 @@ __device__ __forceinline__ uint64_t cand_key(const struct kv_conf &c, int pos, f
     }
 }
 
+typedef cub::BlockReduce<int, CB> BlockSumInt;
+
+/*
+ * The end of an eviction of one (layer, KV head), every thread calling: nv is this thread's
+ * count of flagged slots; the block's total goes through sh (shared), then the survivors are
+ * compacted and the new count stored.
+ */
+__device__ void drop_victims(const struct kv_layer &L, int g, int hd, int count, int nv,
+                             uint8_t *victim, int *holes, int *movers,
+                             typename BlockSumInt::TempStorage &tmp, int *sh)
+{
+    nv = BlockSumInt(tmp).Sum(nv);
+    if (threadIdx.x == 0)
+        *sh = nv;
+    __syncthreads();
+    nv = *sh;
+    if (nv > 0)
+        compact_block(L, g, hd, count, nv, victim, holes, movers);
+    if (threadIdx.x == 0)
+        L.n_used[g] = count - nv;
+}
+
 __global__ void __launch_bounds__(CB) k_commit(const struct kv_layer *layers, struct kv_conf c,
                                                int G, int hd, const struct kstep *st,
                                                uint8_t *victim_all, int *lists_all, size_t vstride)
 {
     kgrid_begin();
-    typedef cub::BlockReduce<int, CB> BRI;
+    typedef BlockSumInt BRI;
     typedef cub::BlockReduce<KeyIdx, CB> BRK;
     __shared__ union {
         typename BRI::TempStorage i;
@@ -432,15 +454,7 @@ __global__ void __launch_bounds__(CB) k_commit(const struct kv_layer *layers, st
         return;
     }
     __syncthreads();
-    nv = BRI(tmp.i).Sum(nv);
-    if (threadIdx.x == 0)
-        sh_int = nv;
-    __syncthreads();
-    nv = sh_int;
-    if (nv > 0)
-        compact_block(L, g, hd, count, nv, victim, holes, movers);
-    if (threadIdx.x == 0)
-        L.n_used[g] = count - nv;
+    drop_victims(L, g, hd, count, nv, victim, holes, movers, tmp.i, &sh_int);
 }
 
 void kv_commit_launch(const struct kv_layer *layers_dev, int n_layers, const struct kv_conf *conf,
@@ -456,8 +470,7 @@ __global__ void __launch_bounds__(CB) k_truncate(const struct kv_layer *layers, 
                                                  size_t vstride)
 {
     kgrid_begin();
-    typedef cub::BlockReduce<int, CB> BRI;
-    __shared__ typename BRI::TempStorage tmp;
+    __shared__ typename BlockSumInt::TempStorage tmp;
     __shared__ int sh_nv, sh_count;
     const struct kv_layer L = layers[blockIdx.y];
     int g = blockIdx.x;
@@ -473,15 +486,7 @@ __global__ void __launch_bounds__(CB) k_truncate(const struct kv_layer *layers, 
         victim[s] = (uint8_t)v;
         nv += v;
     }
-    nv = BRI(tmp).Sum(nv);
-    if (threadIdx.x == 0)
-        sh_nv = nv;
-    __syncthreads();
-    nv = sh_nv;
-    if (nv > 0)
-        compact_block(L, g, hd, count, nv, victim, holes, movers);
-    if (threadIdx.x == 0)
-        L.n_used[g] = count - nv;
+    drop_victims(L, g, hd, count, nv, victim, holes, movers, tmp, &sh_nv);
 }
 
 void kv_truncate_launch(const struct kv_layer *layers_dev, int n_layers, int G, int hd,
