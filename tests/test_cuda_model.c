@@ -348,6 +348,8 @@ int main(void)
         { "qwen2 q8_0", "--arch qwen2 --embd 128 --layers 2 --heads 4 --kv-heads 2 --ff 256 --type q8_0", 5e-2 },
         { "gemma3 f32", "--arch gemma3 --embd 128 --layers 3 --heads 2 --kv-heads 1 --head-dim 64 --ff 256 --type f32 --swa 8 --swa-pattern 2", 5e-3 },
         { "gemma3 q4_k", "--arch gemma3 --embd 256 --layers 3 --heads 4 --kv-heads 1 --head-dim 64 --ff 512 --type q4_k --swa 16 --swa-pattern 3", 5e-2 },
+        /* head size 128 (Llama's): the prefill kernel's widest tensor-core case */
+        { "llama f16 hd128", "--arch llama --embd 256 --layers 2 --heads 2 --ff 512 --type f16", 5e-3 },
     };
     char path[700], llama[700] = "";
     const char *extra = getenv("KF_CUDA_MODELS"); /* "label|mkmodel args|tol;..." to investigate */
@@ -401,6 +403,20 @@ int main(void)
         snprintf(path, sizeof path, "%s/m15.gguf", tmpdir);
         check_policy(path, "keyformer", "20");
     }
+    /* Prompts through the CUDA-core prefill kernel (k_pf_attn) instead of the tensor-core one,
+     * which serves head sizes 16..128 and so ran every prompt above. */
+    setenv("KF_CUDA_PF", "warp", 1);
+    static const size_t warp_again[] = { 0, 13, 17 };
+    for (size_t j = 0; j < sizeof warp_again / sizeof warp_again[0]; j++) {
+        char label[160];
+        snprintf(path, sizeof path, "%s/m%zu.gguf", tmpdir, warp_again[j]);
+        snprintf(label, sizeof label, "%s, CUDA-core prefill", models[warp_again[j]].label);
+        if (access(path, R_OK) == 0)
+            check_logits(label, path, -1, 1e-4, models[warp_again[j]].tol);
+    }
+    if (llama[0])
+        check_policy(llama, "keyformer", "24");
+    unsetenv("KF_CUDA_PF");
     setenv("KF_CUDA_DEC", "short", 1);
     if (llama[0]) {
         static const char *const pol[][2] = { { "full", "0" },    { "window", "24" },

@@ -224,7 +224,8 @@ void attn_launch(const struct attn_args *a, const struct rope_args *r, cudaStrea
     qk_store_launch(a, r, s);
     int half = a->hd / 2;
     size_t sm = PF_T * (half + 1) * 4 + PF_T * half * 4 + PF_Q * a->hd * 4 + PF_T * 4;
-    klaunch(k_pf_attn, dim3(a->n_head, (a->n + PF_Q - 1) / PF_Q), PF_Q * WARP, sm, s, *a);
+    if (pf_attn_mma_launch(a, a->conf.policy == KV_P_KEYFORMER, s)) /* tensor cores first */
+        klaunch(k_pf_attn, dim3(a->n_head, (a->n + PF_Q - 1) / PF_Q), PF_Q * WARP, sm, s, *a);
     if (a->conf.policy == KV_P_H2O || a->conf.policy == KV_P_KEYFORMER) {
         /* the host decides per call whether scores are needed; st->scoring mirrors it */
         size_t sm2 = PF_T * (half + 1) * 4 + 8 * a->hd * 4 + 8 * PF_T * 4;
