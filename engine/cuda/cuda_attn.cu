@@ -31,17 +31,23 @@ struct FMax {
 
 /* ---- QK-norm, RoPE and the cache write ---------------------------------------------------- */
 
-/* One block per (token, head): qk_head (cuda_attn.cuh). */
-__global__ void __launch_bounds__(128) k_qk_store(struct attn_args a, const struct rope_args r)
+/* One warp per (token, head), 8 heads per block: qk_head (cuda_attn.cuh).  (A block per head
+ * left a 512-token prompt's 49k tiny blocks waiting on their loads one after another.) */
+#define QK_WARPS 8
+__global__ void __launch_bounds__(QK_WARPS * WARP) k_qk_store(struct attn_args a,
+                                                              const struct rope_args r)
 {
     kgrid_begin();
-    __shared__ float red[128];
-    qk_head(a, r, blockIdx.x, blockIdx.y, red);
+    int hh = blockIdx.y * QK_WARPS + threadIdx.x / WARP;
+    if (hh < a.n_head + 2 * a.G)
+        qk_head(a, r, blockIdx.x, hh);
 }
 
 void qk_store_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s)
 {
-    klaunch(k_qk_store, dim3(a->n, a->n_head + 2 * a->G), 128, 0, s, *a, *r);
+    int heads = a->n_head + 2 * a->G;
+    klaunch(k_qk_store, dim3(a->n, (heads + QK_WARPS - 1) / QK_WARPS), QK_WARPS * WARP, 0, s,
+            *a, *r);
 }
 
 /* ---- prefill ------------------------------------------------------------------------------- */

@@ -67,50 +67,41 @@ static __device__ __forceinline__ float key_dot(const float *kf, const float *q,
 }
 
 /*
- * Head hh of token t (query heads, then key heads, then value heads of the qkv row): optional
- * RMSNorm over the head (q_norm / k_norm), RoPE at position pos0 + t for queries and keys; keys
- * and values then go to the first free slot of their KV head (f16), with the position and a
- * zero score.  Called by every thread of a block (blockDim.x a power of two, red: blockDim.x
- * floats of shared memory); a block may call it for several heads in turn.
+ * Head hh of token t (query heads, then key heads, then value heads of the qkv row), by one
+ * warp: optional RMSNorm over the head (q_norm / k_norm), RoPE at position pos0 + t for queries
+ * and keys; keys and values then go to the first free slot of their KV head (f16), with the
+ * position and a zero score.  The head is rewritten in place; lanes hand it to each other through
+ * memory, so __syncwarp() orders the phases.
  */
 static __device__ __forceinline__ void qk_head(const struct attn_args &a,
-                                               const struct rope_args &r, int t, int hh,
-                                               float *red)
+                                               const struct rope_args &r, int t, int hh)
 {
-    int hd = a.hd, nq = a.n_head, G = a.G;
+    const int lane = threadIdx.x % WARP, hd = a.hd, nq = a.n_head, G = a.G;
     float *v = a.qkv + (size_t)t * a.row + (size_t)hh * hd;
     int pos = a.st->pos0 + t;
     if (hh < nq + G) {
         const float *nw = hh < nq ? r.q_norm : r.k_norm;
         if (nw) {
             float ss = 0.0f;
-            for (int i = threadIdx.x; i < hd; i += blockDim.x)
+            for (int i = lane; i < hd; i += WARP)
                 ss += v[i] * v[i];
-            red[threadIdx.x] = ss;
-            __syncthreads();
-            for (int o = blockDim.x / 2; o > 0; o >>= 1) {
-                if ((int)threadIdx.x < o)
-                    red[threadIdx.x] += red[threadIdx.x + o];
-                __syncthreads();
-            }
-            float sc = 1.0f / sqrtf(red[0] / (float)hd + r.eps);
-            __syncthreads();
-            for (int i = threadIdx.x; i < hd; i += blockDim.x)
+            float sc = 1.0f / sqrtf(warp_sum(ss) / (float)hd + r.eps);
+            for (int i = lane; i < hd; i += WARP)
                 v[i] = v[i] * sc * nw[i];
-            __syncthreads();
+            __syncwarp();
         }
-        for (int i = threadIdx.x; i < r.n_rot / 2; i += blockDim.x)
+        for (int i = lane; i < r.n_rot / 2; i += WARP)
             rope_pair(r, v, i, (float)pos);
         if (hh < nq)
             return;
-        __syncthreads(); /* the rotated head is read back below by other threads */
+        __syncwarp(); /* the rotated head is read back below by other lanes */
     }
     int is_k = hh < nq + G, g = is_k ? hh - nq : hh - nq - G;
     size_t slot = (size_t)g * a.kv.cap + a.kv.n_used[g] + t;
     __half *dst = (is_k ? a.kv.k : a.kv.v) + slot * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x)
+    for (int d = lane; d < hd; d += WARP)
         dst[d] = __float2half(v[d]);
-    if (is_k && threadIdx.x == 0) {
+    if (is_k && lane == 0) {
         a.kv.pos[slot] = pos;
         a.kv.score[slot] = 0.0f;
     }

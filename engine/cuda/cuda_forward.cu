@@ -29,7 +29,8 @@ static void norm_for(struct cuda_model *cm, const float *x, const float *nw, int
     const struct cuda_model_desc *d = &cm->d;
     cm->prep_x = NULL;
     int mode = w ? w->act : ACT_NONE;
-    if (mode == ACT_NONE || (mode == ACT_Q8_256 && d->n_embd % 256)) {
+    /* float weights take f16 operands in cuBLAS (prompt batches): written here too */
+    if (!w || (mode == ACT_NONE && n < GEMM_MIN) || (mode == ACT_Q8_256 && d->n_embd % 256)) {
         ops_rmsnorm(x, nw, n, d->n_embd, d->eps, out, cm->s);
         return;
     }
@@ -69,8 +70,10 @@ static int linear(struct cuda_model *cm, const struct dw *w, const float *x, int
     if (!prepared(cm, w, x, n))
         ops_round_act(x, n, w->k, w->act, NULL, cm->xh, s);
     const float one = 1.0f, zero = 0.0f;
-    /* with a residual the product goes through tmp (callers pass acc only for n_embd rows) */
-    float *dst = acc ? cm->tmp : y;
+    /* a residual in place (acc == y) is cuBLAS's beta = 1; a bias, or a residual from elsewhere,
+     * goes through tmp (callers pass acc only for n_embd rows) */
+    int inplace = acc && acc == y && !bias;
+    float *dst = acc && !inplace ? cm->tmp : y;
     int f16 = w->type == QTYPE_F16; /* already what cuBLAS takes: no copy */
     int64_t rows_per = f16 ? w->n : (int64_t)(cm->wh_elems / (size_t)w->k);
     for (int64_t r0 = 0; r0 < w->n; r0 += rows_per) {
@@ -81,12 +84,13 @@ static int linear(struct cuda_model *cm, const struct dw *w, const float *x, int
             return -1;
         /* column-major view: C (w.n × n) = W (w.n × k, stored as k × w.n) ᵀ · X (k × n) */
         if (cublasGemmEx(cm->cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)rn, n, (int)w->k, &one, A,
-                         CUDA_R_16F, (int)w->k, cm->xh, CUDA_R_16F, (int)w->k, &zero, dst + r0,
+                         CUDA_R_16F, (int)w->k, cm->xh, CUDA_R_16F, (int)w->k,
+                         inplace ? &one : &zero, dst + r0,
                          CUDA_R_32F, (int)w->n, CUBLAS_COMPUTE_32F,
                          CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
             return -1;
     }
-    if (acc || bias)
+    if ((acc && !inplace) || bias)
         ops_epilogue(y, dst, bias, acc, n, (int)w->n, s);
     return 0;
 }
@@ -126,7 +130,17 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
                          CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
             return -1;
     }
-    ops_glu(cm->gu, n, (int)nff, cm->d.gelu, cm->ffa, NULL, cm->s);
+    if (l->w_down.act != ACT_NONE) {
+        ops_glu(cm->gu, n, (int)nff, cm->d.gelu, cm->ffa, NULL, cm->s);
+        return 0;
+    }
+    /* float down weights: the f16 operand is all the product needs */
+    ops_glu(cm->gu, n, (int)nff, cm->d.gelu, NULL, cm->xh, cm->s);
+    cm->prep_x = cm->ffa;
+    cm->prep_mode = ACT_NONE;
+    cm->prep_n = n;
+    cm->prep_q = 0;
+    cm->prep_h = 1;
     return 0;
 }
 

@@ -30,9 +30,11 @@ __device__ __forceinline__ float block_sum(float v)
 }
 
 /*
- * out = x / rms(x) · w per row; with mode != ACT_NONE also its rounded activations (xq/xh).
- * Grid (E/256, rows): each block sums the whole row's squares (from L2) and writes its own 256
- * elements, so a single row (decode) still spreads over many SMs.
+ * out = x / rms(x) · w per row; with mode != ACT_NONE or xh also its rounded activations
+ * (xq/xh).  Grid (chunks, rows): a block sums the whole row's squares and writes the 256-element
+ * chunks blockIdx.x, blockIdx.x + gridDim.x, ...  One row (decode) spreads its chunks over many
+ * SMs, each block re-reading the row from L2; a batch gives each row one block, which reads it
+ * once (16 blocks per row re-read a 512-token prompt's 8 MiB 16 times).
  */
 __global__ void __launch_bounds__(NB) k_rmsnorm(const float *x, const float *w, int E, float eps,
                                                 float *out, int mode, void *xq, __half *xh)
@@ -46,25 +48,32 @@ __global__ void __launch_bounds__(NB) k_rmsnorm(const float *x, const float *w, 
         ss += xr[i] * xr[i];
     ss = block_sum(ss);
     float sc = 1.0f / sqrtf(ss / (float)E + eps);
-    int i = blockIdx.x * NB + threadIdx.x, valid = i < E;
-    float v = valid ? xr[i] * sc * w[i] : 0.0f;
-    if (valid)
-        o[i] = v;
-    if (mode != ACT_NONE)
-        round_chunk(v, valid, (int64_t)row * E, i, mode, xq, xh);
+    for (int c = blockIdx.x * NB; c < E; c += gridDim.x * NB) { /* uniform trip count */
+        int i = c + threadIdx.x, valid = i < E;
+        float v = valid ? xr[i] * sc * w[i] : 0.0f;
+        if (valid)
+            o[i] = v;
+        if (mode != ACT_NONE || xh)
+            round_chunk(v, valid, (int64_t)row * E, i, mode, xq, xh);
+    }
+}
+
+static dim3 rmsnorm_grid(int rows, int E)
+{
+    return dim3(rows >= 8 ? 1 : (E + NB - 1) / NB, rows);
 }
 
 void ops_rmsnorm(const float *x, const float *w, int rows, int E, float eps, float *out,
                  cudaStream_t s)
 {
-    klaunch(k_rmsnorm, dim3((E + NB - 1) / NB, rows), NB, 0, s,
+    klaunch(k_rmsnorm, rmsnorm_grid(rows, E), NB, 0, s,
             x, w, E, eps, out, (int)ACT_NONE, (void *)nullptr, (__half *)nullptr);
 }
 
 void ops_rmsnorm_round(const float *x, const float *w, int rows, int E, float eps, float *out,
                        int mode, void *xq, __half *xh, cudaStream_t s)
 {
-    klaunch(k_rmsnorm, dim3((E + NB - 1) / NB, rows), NB, 0, s, x, w, E, eps, out, mode, xq, xh);
+    klaunch(k_rmsnorm, rmsnorm_grid(rows, E), NB, 0, s, x, w, E, eps, out, mode, xq, xh);
 }
 
 __global__ void __launch_bounds__(NB) k_round_act(const float *x, int64_t k, int mode, void *xq,
@@ -167,17 +176,27 @@ void ops_epilogue(float *y, const float *in, const float *bias, const float *acc
     klaunch(k_epilogue, grid_for((int64_t)n * cols), 256, 0, s, y, in, bias, acc, n, cols);
 }
 
+/* Four elements per thread and step when the pointers allow 16-byte loads (n % 4 == 0). */
 __global__ void k_to_half(const float *x, int64_t n, __half *y)
 {
     kgrid_begin();
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (n % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)y % 8 == 0) {
+        for (; i < n / 4; i += stride) {
+            const float4 v = ((const float4 *)x)[i];
+            __half2 h[2] = { __floats2half2_rn(v.x, v.y), __floats2half2_rn(v.z, v.w) };
+            ((uint2 *)y)[i] = *(const uint2 *)h;
+        }
+        return;
+    }
+    for (; i < n; i += stride)
         y[i] = __float2half(x[i]);
 }
 
 void ops_to_half(const float *x, int64_t n, __half *y, cudaStream_t s)
 {
-    klaunch(k_to_half, grid_for(n), 256, 0, s, x, n, y);
+    klaunch(k_to_half, grid_for(n % 4 ? n : n / 4), 256, 0, s, x, n, y);
 }
 
 __global__ void k_softcap(float *x, int64_t n, float c)

@@ -23,6 +23,7 @@ struct q8_1_blk {
  *   ACT_Q8_32  (Q8_0 / Q8_1: legacy types) per 32: id = 127/amax, q = rint(x·id), d = f16(amax/127)
  *   ACT_Q8_256 (Q8_K: k-quants) per 256: iscale = −127/max (max: the value of largest magnitude,
  *              first one on ties), q = min(rint(iscale·x), 127), d = 1/iscale (f32)
+ *   ACT_NONE   (float weights): xh = f16(x) only
  * xq receives q8_1 blocks for the integer kernels (d, s as halves; for ACT_Q8_256 the first word
  * is d as an f32, which the k-quant kernels read: cuda_mmv.cu), xh the rounded values q·d as
  * f16 for cuBLAS; either may be NULL.  Called by all 256 threads of a block for 256
@@ -31,6 +32,11 @@ struct q8_1_blk {
 static __device__ __forceinline__ void round_chunk(float v, int valid, int64_t row_off, int64_t i,
                                                    int mode, void *xq, __half *xh)
 {
+    if (mode == ACT_NONE) { /* f16 only (the cuBLAS operand of float weights) */
+        if (xh && valid)
+            xh[row_off + i] = __float2half(v);
+        return;
+    }
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     float d;
     int q;
