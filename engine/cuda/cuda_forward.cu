@@ -155,14 +155,12 @@ static int run_layers(struct cuda_model *cm, int n, int span)
     for (int i = 0; i < cm->nl; i++) {
         struct glayer *l = &cm->L[i];
         /* attention block */
-        /* separate Q/K/V weights (Q4_K_M's q6_K values) share the rounding when their
-         * activation formats agree */
-        int same = l->nq == 1 || (l->wqkv[1].act == l->wqkv[0].act &&
-                                  l->wqkv[2].act == l->wqkv[0].act &&
-                                  cuda_mmv_wants_q8_1(l->wqkv[1].type) ==
-                                      cuda_mmv_wants_q8_1(l->wqkv[0].type) &&
-                                  cuda_mmv_wants_q8_1(l->wqkv[2].type) ==
-                                      cuda_mmv_wants_q8_1(l->wqkv[0].type));
+        /* Q/K/V products of different types (Q4_K_M's q6_K values) share the rounding when
+         * their activation formats agree */
+        int same = 1;
+        for (int j = 1; j < l->nq; j++)
+            same &= l->wqkv[j].act == l->wqkv[0].act &&
+                    cuda_mmv_wants_q8_1(l->wqkv[j].type) == cuda_mmv_wants_q8_1(l->wqkv[0].type);
         norm_for(cm, cm->x, l->attn_norm, n, cm->xn, same ? &l->wqkv[0] : NULL);
         if (l->nq == 1) {
             if (linear(cm, &l->wqkv[0], cm->xn, n, cm->qkv, l->b_qkv, NULL))
@@ -171,7 +169,7 @@ static int run_layers(struct cuda_model *cm, int n, int span)
             /* separate products write strided pieces of each row through a bounce buffer;
              * one row (decode) is written in place */
             int off = 0;
-            for (int j = 0; j < 3; j++) {
+            for (int j = 0; j < l->nq; j++) {
                 const struct dw *w = &l->wqkv[j];
                 float *dst = n == 1 ? cm->qkv + off : cm->attn;
                 if (linear(cm, w, cm->xn, n, dst, l->b_qkv ? l->b_qkv + off : NULL, NULL))

@@ -255,15 +255,13 @@ static int build_layer(struct cuda_model *cm, int i, char *err, size_t errlen)
     if (bias_cat(cm, &l->b_qkv, bs, bn, 3, err, errlen))
         return -1;
     const struct cuda_weight *qkv[3] = { &s->wq, &s->wk, &s->wv };
-    if (s->wq.type == s->wk.type && s->wq.type == s->wv.type) {
-        l->nq = 1;
-        if (upload_cat(cm, &l->wqkv[0], qkv, 3, err, errlen))
+    /* runs of one type become one product: q|k|v, or q|k and v (Q4_K_M's q6_K values), ... */
+    l->nq = 0;
+    for (int j = 0, run; j < 3; j += run) {
+        for (run = 1; j + run < 3 && qkv[j + run]->type == qkv[j]->type; run++)
+            ;
+        if (upload_cat(cm, &l->wqkv[l->nq++], &qkv[j], run, err, errlen))
             return -1;
-    } else {
-        l->nq = 3;
-        for (int j = 0; j < 3; j++)
-            if (upload_cat(cm, &l->wqkv[j], &qkv[j], 1, err, errlen))
-                return -1;
     }
     const struct cuda_weight *wo[1] = { &s->wo }, *gu[2] = { &s->w_gate, &s->w_up },
                              *dn[1] = { &s->w_down };

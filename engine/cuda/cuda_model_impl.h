@@ -25,7 +25,7 @@ struct dw {
 struct glayer {
     float *attn_norm, *ffn_norm, *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm;
     float *b_qkv, *bo; /* concatenated q|k|v biases (zeros where absent), or NULL */
-    struct dw wqkv[3]; /* [0] holds all three rows when fused (nq = 1) */
+    struct dw wqkv[3]; /* nq products: runs of one type among q, k, v, concatenated */
     int nq;
     struct dw wo, w_gu, w_down;
     struct rope_args rope;
