@@ -272,6 +272,8 @@ static int forward_chunk(struct model *m, const int32_t *tokens, int n, float *a
     if (hp->embd_scale != 1.0f)
         ops_scale(m->x, hp->embd_scale, (int64_t)n * hp->n_embd, m->x);
     int gpu0 = m->gpu ? m->gpu_layer0 : hp->n_layer; /* layers from gpu0 on run on the GPU */
+    if (gpu0 == 0 && m->pos_embd.data && (st = model_add_positions(m, n)))
+        return st; /* gpt2's learned positions: layer 0 on the CPU adds them itself */
     for (int il = 0; il < gpu0; il++)
         if ((st = layer_forward(m, il, n)))
             return st;

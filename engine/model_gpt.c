@@ -58,9 +58,10 @@ static void clamp(float *x, int64_t n, float c)
 /*
  * Learned absolute positions (gpt2): x += pos_embd[pos].  This belongs to the input embedding; it
  * is done at the start of layer 0 so that the chunk driver stays architecture-neutral.  Each
- * token gets its true absolute position, so entries kept by any KV policy carry theirs.
+ * token gets its true absolute position, so entries kept by any KV policy carry theirs.  (When
+ * layer 0 runs on the GPU, model.c adds them before handing x over.)
  */
-static int add_positions(struct model *m, int n)
+int model_add_positions(struct model *m, int n)
 {
     int E = m->hp.n_embd;
     int st = matmul_get_rows(&m->pos_embd, (const int32_t *)m->pos, n, m->tmp);
@@ -78,7 +79,7 @@ int model_gpt_layer_forward(struct model *m, int il, int n)
     int nv = hp->n_head_kv * hp->head_dim_v;
     int st;
 
-    if (il == 0 && m->pos_embd.data && (st = add_positions(m, n)))
+    if (il == 0 && m->pos_embd.data && (st = model_add_positions(m, n)))
         return st;
 
     /* attention block: xn = LN(x); q, k, v = W·xn + b, clamped (mpt) */

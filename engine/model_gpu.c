@@ -44,12 +44,18 @@ static void fill_desc(struct model *m, int layer0, struct cuda_model_desc *d,
     d->eps = hp->eps;
     d->attn_scale = hp->attn_scale;
     d->final_softcap = hp->final_softcap;
-    d->gelu = hp->arch == ARCH_GEMMA3;
+    d->act = hp->arch == ARCH_GEMMA3 || (hp->norm_layer && !hp->gelu_erf) ? 1
+             : hp->gelu_erf                                               ? 2
+                                                                          : 0;
+    d->norm_layer = hp->norm_layer;
+    d->parallel = hp->parallel;
+    d->gated = m->layers[0].w_gate.data != NULL;
     d->rope_freqs = m->rope_freqs;
     d->layer0 = layer0;
     d->layers = ls;
     d->with_output = layer0 == 0;
     d->output_norm = m->output_norm;
+    d->output_norm_b = m->output_norm_b;
     d->output_bias = m->output_bias;
     d->output = cw(&m->output);
     d->n_ctx = m->n_ctx;
@@ -68,6 +74,10 @@ static void fill_desc(struct model *m, int layer0, struct cuda_model_desc *d,
         memset(c, 0, sizeof *c);
         c->attn_norm = w->attn_norm;
         c->ffn_norm = w->ffn_norm;
+        c->attn_norm_b = w->attn_norm_b;
+        c->ffn_norm_b = w->ffn_norm_b;
+        c->b_up = w->b_up;
+        c->b_down = w->b_down;
         c->post_attn_norm = w->post_attn_norm;
         c->post_ffn_norm = w->post_ffn_norm;
         c->q_norm = w->q_norm;
@@ -94,13 +104,13 @@ static void fill_desc(struct model *m, int layer0, struct cuda_model_desc *d,
 static const char *unsupported(const struct model *m)
 {
     const struct model_hparams *hp = &m->hp;
-    if (hp->arch != ARCH_LLAMA && hp->arch != ARCH_QWEN2 && hp->arch != ARCH_GEMMA3)
-        return "this architecture runs on the CPU only";
+    if (hp->arch == ARCH_MPT || hp->alibi_max_bias > 0.0f || hp->clamp_kqv > 0.0f)
+        return "mpt (ALiBi, clamped q/k/v) runs on the CPU only";
     if (hp->head_dim_v != hp->head_dim)
         return "different key and value head sizes run on the CPU only";
     for (int l = 0; l < hp->n_layer; l++)
-        if (m->layers[l].attn_norm_b)
-            return "LayerNorm models run on the CPU only";
+        if (!hp->norm_layer && (m->layers[l].attn_norm_b || m->layers[l].ffn_norm_b))
+            return "RMSNorm with a bias runs on the CPU only";
     if (kv_cache_params(m->kv)->policy == KV_POLICY_KEYFORMER_STATIC)
         return "keyformer-static runs on the CPU only";
     return NULL;

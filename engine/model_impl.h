@@ -87,6 +87,8 @@ struct model {
 void model_attend(struct model *m, int il, int n);
 /* The layer of the GPT-family archs: gptj, gpt2, mpt (model_gpt.c). */
 int model_gpt_layer_forward(struct model *m, int il, int n);
+/* x += pos_embd[pos] for the n tokens of the call (gpt2; model_gpt.c). */
+int model_add_positions(struct model *m, int n);
 /* Rows r of x: LayerNorm (gptj, gpt2, mpt) or RMSNorm, with optional bias (model_gpt.c). */
 void model_norm_rows(const struct model *m, const float *x, const float *w, const float *b,
                      int rows, float *out);

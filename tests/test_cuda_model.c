@@ -301,15 +301,15 @@ static void check_fallbacks(const char *llama)
     engine_close(e);
     unsetenv("KF_GPU_MEM_LIMIT");
     char path[700];
-    snprintf(path, sizeof path, "%s/gpt2.gguf", tmpdir);
-    if (mkmodel(path, "--arch gpt2 --embd 64 --layers 2 --heads 4 --ff 128 --type f32 --ctx 256")) {
-        skip("kfchat-mkmodel cannot write gpt2");
+    snprintf(path, sizeof path, "%s/mpt.gguf", tmpdir);
+    if (mkmodel(path, "--arch mpt --embd 64 --layers 2 --heads 4 --ff 128 --type f32 --ctx 256")) {
+        skip("kfchat-mkmodel cannot write mpt");
         return;
     }
     e = open_e(path, -1, NULL, NULL, 16);
-    if (ok(e != NULL, "gpt2: opens")) {
+    if (ok(e != NULL, "mpt: opens")) {
         engine_get_info(e, &in);
-        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "CPU"), "gpt2: on the CPU (%s)", in.gpu_note);
+        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "CPU"), "mpt: on the CPU (%s)", in.gpu_note);
     }
     engine_close(e);
 }
@@ -350,6 +350,12 @@ int main(void)
         { "gemma3 q4_k", "--arch gemma3 --embd 256 --layers 3 --heads 4 --kv-heads 1 --head-dim 64 --ff 512 --type q4_k --swa 16 --swa-pattern 3", 5e-2 },
         /* head size 128 (Llama's): the prefill kernel's widest tensor-core case */
         { "llama f16 hd128", "--arch llama --embd 256 --layers 2 --heads 2 --ff 512 --type f16", 5e-3 },
+        /* LayerNorm with biases, plain GELU FFN with biases, learned positions / partial
+         * rotary with a parallel block */
+        { "gpt2 f32", "--arch gpt2 --embd 128 --layers 2 --heads 4 --ff 512 --type f32", 5e-3 },
+        { "gpt2 q8_0", "--arch gpt2 --embd 256 --layers 2 --heads 4 --ff 1024 --type q8_0", 5e-2 },
+        { "gptj f16", "--arch gptj --embd 128 --layers 2 --heads 4 --ff 512 --rope-dim 16 --type f16", 5e-3 },
+        { "gptj q4_k", "--arch gptj --embd 256 --layers 2 --heads 4 --ff 1024 --rope-dim 32 --type q4_k", 5e-2 },
     };
     char path[700], llama[700] = "";
     const char *extra = getenv("KF_CUDA_MODELS"); /* "label|mkmodel args|tol;..." to investigate */
@@ -426,6 +432,10 @@ int main(void)
             check_policy(llama, pol[i][0], strcmp(pol[i][1], "0") ? pol[i][1] : NULL);
         snprintf(path, sizeof path, "%s/m15.gguf", tmpdir); /* gemma3: sliding + global layers */
         check_policy(path, "keyformer", "20");
+        snprintf(path, sizeof path, "%s/m18.gguf", tmpdir); /* gpt2 */
+        check_policy(path, "keyformer", "24");
+        snprintf(path, sizeof path, "%s/m20.gguf", tmpdir); /* gptj */
+        check_policy(path, "h2o", "24");
         check_state(llama);
         check_fallbacks(llama);
     }

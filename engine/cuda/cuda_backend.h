@@ -36,11 +36,13 @@ struct cuda_weight {
 };
 
 struct cuda_layer_desc {
-    const float *attn_norm, *ffn_norm;            /* [n_embd] */
+    const float *attn_norm, *ffn_norm;            /* [n_embd] (ffn_norm unused when parallel) */
+    const float *attn_norm_b, *ffn_norm_b;        /* LayerNorm biases or NULL */
     const float *post_attn_norm, *post_ffn_norm;  /* gemma3, or NULL */
     const float *q_norm, *k_norm;                 /* [head_dim] gemma3, or NULL */
     const float *bq, *bk, *bv, *bo;               /* biases or NULL */
-    struct cuda_weight wq, wk, wv, wo, w_gate, w_up, w_down;
+    const float *b_up, *b_down;                   /* plain-FFN biases or NULL */
+    struct cuda_weight wq, wk, wv, wo, w_gate, w_up, w_down; /* w_gate.data NULL: plain FFN */
     int swa;                                      /* sliding window, 0 = global */
     int cap;                                      /* KV slots per head (kv_cache's) */
     float rope_base, rope_scale;
@@ -50,12 +52,16 @@ struct cuda_model_desc {
     int n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_layer;
     int n_rot, rope_neox;
     float eps, attn_scale, final_softcap;
-    int gelu;                  /* FFN activation: 0 SiLU (llama, qwen2), 1 GELU-tanh (gemma3) */
+    int act;                   /* FFN activation: 0 SiLU (llama, qwen2), 1 GELU-tanh (gemma3,
+                                * gpt2, gptj), 2 GELU-erf */
+    int norm_layer;            /* LayerNorm (gpt2, gptj) instead of RMSNorm */
+    int parallel;              /* gptj: x += attn(LN(x)) + ffn(LN(x)), one norm */
+    int gated;                 /* FFN act(W_gate·x)·(W_up·x); 0: act(W_up·x + b) (gpt2, gptj) */
     const float *rope_freqs;   /* [n_rot/2] or NULL */
     int layer0;                /* GPU layers are layer0 .. n_layer-1 */
     const struct cuda_layer_desc *layers; /* [n_layer - layer0] */
     int with_output;           /* final norm + output head on the GPU */
-    const float *output_norm, *output_bias;
+    const float *output_norm, *output_norm_b, *output_bias;
     struct cuda_weight output;
     int n_ctx, n_batch;
     /* KV cache (engine/kv_cache.h) */

@@ -22,21 +22,23 @@ static int prepared(const struct cuda_model *cm, const struct dw *w, const float
     return n < GEMM_MIN ? cm->prep_q : cm->prep_h;
 }
 
-/* out = rmsnorm(x)·nw, rounded on the way for w when that saves a pass (w may be NULL). */
-static void norm_for(struct cuda_model *cm, const float *x, const float *nw, int n, float *out,
-                     const struct dw *w)
+/* out = norm(x)·nw (+ nb: LayerNorm), rounded on the way for w when that saves a pass (w may be
+ * NULL). */
+static void norm_for(struct cuda_model *cm, const float *x, const float *nw, const float *nb,
+                     int n, float *out, const struct dw *w)
 {
     const struct cuda_model_desc *d = &cm->d;
     cm->prep_x = NULL;
     int mode = w ? w->act : ACT_NONE;
     /* float weights take f16 operands in cuBLAS (prompt batches): written here too */
     if (!w || (mode == ACT_NONE && n < GEMM_MIN) || (mode == ACT_Q8_256 && d->n_embd % 256)) {
-        ops_rmsnorm(x, nw, n, d->n_embd, d->eps, out, cm->s);
+        ops_norm(x, nw, nb, d->norm_layer, n, d->n_embd, d->eps, out, ACT_NONE, NULL, NULL,
+                 cm->s);
         return;
     }
     int q = n < GEMM_MIN && cuda_mmv_wants_q8_1(w->type);
-    ops_rmsnorm_round(x, nw, n, d->n_embd, d->eps, out, mode, q ? cm->xq : NULL,
-                      n < GEMM_MIN ? NULL : cm->xh, cm->s);
+    ops_norm(x, nw, nb, d->norm_layer, n, d->n_embd, d->eps, out, mode, q ? cm->xq : NULL,
+             n < GEMM_MIN ? NULL : cm->xh, cm->s);
     cm->prep_x = out;
     cm->prep_mode = mode;
     cm->prep_n = n;
@@ -108,7 +110,7 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
             if (cuda_mmv_glu(l->w_gu.type, l->w_gu.d,
                              (const char *)l->w_gu.d + (size_t)nff * l->w_gu.row_bytes, k, nff,
                              cm->xn + (size_t)t * k, q ? (const char *)cm->xq + t * qrow : NULL,
-                             cm->d.gelu ? MMV_ACT_GELU : MMV_ACT_SILU, cm->ffa + (size_t)t * nff,
+                             cm->d.act ? MMV_ACT_GELU : MMV_ACT_SILU, cm->ffa + (size_t)t * nff,
                              cm->s))
                 return -1;
         return 0;
@@ -131,11 +133,11 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
             return -1;
     }
     if (l->w_down.act != ACT_NONE) {
-        ops_glu(cm->gu, n, (int)nff, cm->d.gelu, cm->ffa, NULL, cm->s);
+        ops_glu(cm->gu, n, (int)nff, cm->d.act, cm->ffa, NULL, cm->s);
         return 0;
     }
     /* float down weights: the f16 operand is all the product needs */
-    ops_glu(cm->gu, n, (int)nff, cm->d.gelu, NULL, cm->xh, cm->s);
+    ops_glu(cm->gu, n, (int)nff, cm->d.act, NULL, cm->xh, cm->s);
     cm->prep_x = cm->ffa;
     cm->prep_mode = ACT_NONE;
     cm->prep_n = n;
@@ -161,7 +163,7 @@ static int run_layers(struct cuda_model *cm, int n, int span)
         for (int j = 1; j < l->nq; j++)
             same &= l->wqkv[j].act == l->wqkv[0].act &&
                     cuda_mmv_wants_q8_1(l->wqkv[j].type) == cuda_mmv_wants_q8_1(l->wqkv[0].type);
-        norm_for(cm, cm->x, l->attn_norm, n, cm->xn, same ? &l->wqkv[0] : NULL);
+        norm_for(cm, cm->x, l->attn_norm, l->attn_norm_b, n, cm->xn, same ? &l->wqkv[0] : NULL);
         if (l->nq == 1) {
             if (linear(cm, &l->wqkv[0], cm->xn, n, cm->qkv, l->b_qkv, NULL))
                 return -1;
@@ -220,8 +222,17 @@ static int run_layers(struct cuda_model *cm, int n, int span)
             ops_rmsnorm_add(cm->tmp, l->post_attn_norm, n, E, d->eps, cm->x, cm->s);
         } else if (linear(cm, &l->wo, cm->attn, n, cm->x, l->bo, cm->x))
             return -1;
-        /* feed-forward block */
-        norm_for(cm, cm->x, l->ffn_norm, n, cm->xn, &l->w_gu);
+        /* feed-forward block; parallel (gptj): on the attention's LN(x), still in xn */
+        if (!d->parallel)
+            norm_for(cm, cm->x, l->ffn_norm, l->ffn_norm_b, n, cm->xn, &l->w_gu);
+        if (!d->gated) { /* gpt2, gptj: x += W_down·act(W_up·xn + b_up) + b_down */
+            if (linear(cm, &l->w_gu, cm->xn, n, cm->ffa, l->b_up, NULL))
+                return -1;
+            ops_act(cm->ffa, (int64_t)n * d->n_ff, d->act, cm->s);
+            if (linear(cm, &l->w_down, cm->ffa, n, cm->x, l->b_down, cm->x))
+                return -1;
+            continue;
+        }
         if (ffn_glu(cm, l, n))
             return -1;
         if (l->post_ffn_norm) {
@@ -241,7 +252,7 @@ static int run_output(struct cuda_model *cm, int r0, int rows)
 {
     const struct cuda_model_desc *d = &cm->d;
     int E = d->n_embd;
-    norm_for(cm, cm->x + (size_t)r0 * E, cm->out_norm, rows, cm->xn, &cm->out);
+    norm_for(cm, cm->x + (size_t)r0 * E, cm->out_norm, cm->out_norm_b, rows, cm->xn, &cm->out);
     (void)E;
     if (linear(cm, &cm->out, cm->xn, rows, cm->logits, cm->out_bias, NULL))
         return -1;

@@ -205,7 +205,8 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
     for (int i = 0; cm->L && i < cm->nl; i++) {
         struct glayer *l = &cm->L[i];
         void *ps[] = { l->attn_norm, l->ffn_norm, l->post_attn_norm, l->post_ffn_norm, l->q_norm,
-                       l->k_norm, l->b_qkv, l->bo, l->wqkv[0].d, l->wqkv[1].d, l->wqkv[2].d,
+                       l->k_norm, l->attn_norm_b, l->ffn_norm_b, l->b_up, l->b_down,
+                       l->b_qkv, l->bo, l->wqkv[0].d, l->wqkv[1].d, l->wqkv[2].d,
                        l->wo.d, l->w_gu.d, l->w_down.d, (void *)l->rope.freq_factors };
         for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++)
             cudaFree(ps[j]);
@@ -219,7 +220,8 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
     void *ps[] = { cm->kvl_dev, cm->st, cm->x, cm->xn, cm->qkv, cm->attn, cm->gu, cm->ffa,
                    cm->tmp, cm->logits, cm->xq, cm->xh, cm->wh, cm->a_logits, cm->a_noisy,
                    cm->a_stats, cm->a_partial, cm->a_pstats, cm->a_cnt, cm->victim, cm->lists,
-                   cm->out_norm, cm->out_bias, cm->out.d, cm->n_used_all };
+                   cm->out_norm, cm->out_norm_b, cm->out_bias, cm->out.d,
+                   cm->n_used_all };
     for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++)
         cudaFree(ps[j]);
     if (cm->st_host)
@@ -248,7 +250,11 @@ static int build_layer(struct cuda_model *cm, int i, char *err, size_t errlen)
         upload_f(cm, &l->post_ffn_norm, s->post_ffn_norm, E, err, errlen) ||
         upload_f(cm, &l->q_norm, s->q_norm, hd, err, errlen) ||
         upload_f(cm, &l->k_norm, s->k_norm, hd, err, errlen) ||
-        upload_f(cm, &l->bo, s->bo, E, err, errlen))
+        upload_f(cm, &l->bo, s->bo, E, err, errlen) ||
+        upload_f(cm, &l->attn_norm_b, s->attn_norm_b, E, err, errlen) ||
+        upload_f(cm, &l->ffn_norm_b, s->ffn_norm_b, E, err, errlen) ||
+        upload_f(cm, &l->b_up, s->b_up, d->n_ff, err, errlen) ||
+        upload_f(cm, &l->b_down, s->b_down, E, err, errlen))
         return -1;
     const float *bs[3] = { s->bq, s->bk, s->bv };
     int bn[3] = { d->n_head * hd, d->n_head_kv * hd, d->n_head_kv * hd };
@@ -265,12 +271,15 @@ static int build_layer(struct cuda_model *cm, int i, char *err, size_t errlen)
     }
     const struct cuda_weight *wo[1] = { &s->wo }, *gu[2] = { &s->w_gate, &s->w_up },
                              *dn[1] = { &s->w_down };
-    if (s->w_gate.type != s->w_up.type) {
+    if (!s->w_gate.data)
+        gu[0] = &s->w_up; /* plain FFN: the up rows alone */
+    if (s->w_gate.data && s->w_gate.type != s->w_up.type) {
         snprintf(err, errlen, "GPU: layer %d: gate and up weights of different types",
                  d->layer0 + i);
         return -1;
     }
-    if (upload_cat(cm, &l->wo, wo, 1, err, errlen) || upload_cat(cm, &l->w_gu, gu, 2, err, errlen) ||
+    if (upload_cat(cm, &l->wo, wo, 1, err, errlen) ||
+        upload_cat(cm, &l->w_gu, gu, s->w_gate.data ? 2 : 1, err, errlen) ||
         upload_cat(cm, &l->w_down, dn, 1, err, errlen))
         return -1;
     l->rope = (struct rope_args){ d->n_head, d->n_head_kv, hd, d->n_rot, d->rope_neox,
@@ -391,6 +400,7 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
     if (d->with_output) {
         const struct cuda_weight *o[1] = { &d->output };
         if (upload_f(cm, &cm->out_norm, d->output_norm, E, err, errlen) ||
+            upload_f(cm, &cm->out_norm_b, d->output_norm_b, E, err, errlen) ||
             upload_f(cm, &cm->out_bias, d->output_bias, d->n_vocab, err, errlen) ||
             upload_cat(cm, &cm->out, o, 1, err, errlen) ||
             dev_alloc(cm, (void **)&cm->logits, nbz * d->n_vocab * 4, err, errlen))

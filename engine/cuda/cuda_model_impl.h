@@ -24,10 +24,11 @@ struct dw {
 
 struct glayer {
     float *attn_norm, *ffn_norm, *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm;
+    float *attn_norm_b, *ffn_norm_b, *b_up, *b_down; /* LayerNorm and plain-FFN biases */
     float *b_qkv, *bo; /* concatenated q|k|v biases (zeros where absent), or NULL */
     struct dw wqkv[3]; /* nq products: runs of one type among q, k, v, concatenated */
     int nq;
-    struct dw wo, w_gu, w_down;
+    struct dw wo, w_gu, w_down; /* w_gu: gate | up rows, or up alone (plain FFN) */
     struct rope_args rope;
 };
 
@@ -52,7 +53,7 @@ struct cuda_model {
     int *lists;
     size_t vstride;
     int *n_used_all; /* [layer][G]: every count in one array, read back in one copy */
-    float *out_norm, *out_bias;
+    float *out_norm, *out_norm_b, *out_bias;
     struct dw out;
     /* activations already rounded for the next product by the kernel that made them */
     const float *prep_x;

@@ -30,27 +30,36 @@ __device__ __forceinline__ float block_sum(float v)
 }
 
 /*
- * out = x / rms(x) · w per row; with mode != ACT_NONE or xh also its rounded activations
- * (xq/xh).  Grid (chunks, rows): a block sums the whole row's squares and writes the 256-element
- * chunks blockIdx.x, blockIdx.x + gridDim.x, ...  One row (decode) spreads its chunks over many
- * SMs, each block re-reading the row from L2; a batch gives each row one block, which reads it
- * once (16 blocks per row re-read a 512-token prompt's 8 MiB 16 times).
+ * out = x / rms(x) · w per row, or (layer) (x − mean) / σ · w + b as ops_layernorm; with mode !=
+ * ACT_NONE or xh also its rounded activations (xq/xh).  Grid (chunks, rows): a block reduces the
+ * whole row and writes the 256-element chunks blockIdx.x, blockIdx.x + gridDim.x, ...  One row
+ * (decode) spreads its chunks over many SMs, each block re-reading the row from L2; a batch gives
+ * each row one block, which reads it once (16 blocks per row re-read a 512-token prompt's 8 MiB
+ * 16 times).
  */
-__global__ void __launch_bounds__(NB) k_rmsnorm(const float *x, const float *w, int E, float eps,
-                                                float *out, int mode, void *xq, __half *xh)
+__global__ void __launch_bounds__(NB) k_norm(const float *x, const float *w, const float *b,
+                                             int layer, int E, float eps, float *out, int mode,
+                                             void *xq, __half *xh)
 {
     kgrid_begin();
     int row = blockIdx.y;
     const float *xr = x + (size_t)row * E;
     float *o = out + (size_t)row * E;
+    float mean = 0.0f;
+    if (layer) {
+        float s1 = 0.0f;
+        for (int i = threadIdx.x; i < E; i += NB)
+            s1 += xr[i];
+        mean = block_sum(s1) / (float)E;
+    }
     float ss = 0.0f;
     for (int i = threadIdx.x; i < E; i += NB)
-        ss += xr[i] * xr[i];
+        ss += (xr[i] - mean) * (xr[i] - mean);
     ss = block_sum(ss);
     float sc = 1.0f / sqrtf(ss / (float)E + eps);
     for (int c = blockIdx.x * NB; c < E; c += gridDim.x * NB) { /* uniform trip count */
         int i = c + threadIdx.x, valid = i < E;
-        float v = valid ? xr[i] * sc * w[i] : 0.0f;
+        float v = valid ? (xr[i] - mean) * sc * w[i] + (b ? b[i] : 0.0f) : 0.0f;
         if (valid)
             o[i] = v;
         if (mode != ACT_NONE || xh)
@@ -58,22 +67,11 @@ __global__ void __launch_bounds__(NB) k_rmsnorm(const float *x, const float *w, 
     }
 }
 
-static dim3 rmsnorm_grid(int rows, int E)
+void ops_norm(const float *x, const float *w, const float *b, int layer, int rows, int E,
+              float eps, float *out, int mode, void *xq, __half *xh, cudaStream_t s)
 {
-    return dim3(rows >= 8 ? 1 : (E + NB - 1) / NB, rows);
-}
-
-void ops_rmsnorm(const float *x, const float *w, int rows, int E, float eps, float *out,
-                 cudaStream_t s)
-{
-    klaunch(k_rmsnorm, rmsnorm_grid(rows, E), NB, 0, s,
-            x, w, E, eps, out, (int)ACT_NONE, (void *)nullptr, (__half *)nullptr);
-}
-
-void ops_rmsnorm_round(const float *x, const float *w, int rows, int E, float eps, float *out,
-                       int mode, void *xq, __half *xh, cudaStream_t s)
-{
-    klaunch(k_rmsnorm, rmsnorm_grid(rows, E), NB, 0, s, x, w, E, eps, out, mode, xq, xh);
+    dim3 grid(rows >= 8 ? 1 : (E + NB - 1) / NB, rows);
+    klaunch(k_norm, grid, NB, 0, s, x, w, b, layer, E, eps, out, mode, xq, xh);
 }
 
 __global__ void __launch_bounds__(NB) k_round_act(const float *x, int64_t k, int mode, void *xq,
@@ -197,6 +195,24 @@ __global__ void k_to_half(const float *x, int64_t n, __half *y)
 void ops_to_half(const float *x, int64_t n, __half *y, cudaStream_t s)
 {
     klaunch(k_to_half, grid_for(n % 4 ? n : n / 4), 256, 0, s, x, n, y);
+}
+
+__device__ __forceinline__ float gelu_erf(float x)
+{
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
+__global__ void k_act(float *x, int64_t n, int act)
+{
+    kgrid_begin();
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = act == 2 ? gelu_erf(x[i]) : gelu_tanh(x[i]);
+}
+
+void ops_act(float *x, int64_t n, int act, cudaStream_t s)
+{
+    klaunch(k_act, grid_for(n), 256, 0, s, x, n, act);
 }
 
 __global__ void k_softcap(float *x, int64_t n, float c)

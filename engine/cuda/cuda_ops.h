@@ -18,15 +18,18 @@ struct rope_args {
     const float *q_norm, *k_norm; /* device, or NULL */
 };
 
-void ops_rmsnorm(const float *x, const float *w, int rows, int E, float eps, float *out,
-                 cudaStream_t s);
 /* How the CPU rounds a weight type's activations (cuda_ops.cu, k_round_act). */
 #define ACT_NONE 0
 #define ACT_Q8_32 1
 #define ACT_Q8_256 2
-/* RMSNorm whose output is also rounded for the next product (E % 256 == 0 for ACT_Q8_256). */
-void ops_rmsnorm_round(const float *x, const float *w, int rows, int E, float eps, float *out,
-                       int mode, void *xq, __half *xh, cudaStream_t s);
+/*
+ * out = RMSNorm(x)·w, or with layer LayerNorm(x)·w + b (b may be NULL), per row of E; with mode
+ * != ACT_NONE or xh also rounded for the next product (E % 256 == 0 for ACT_Q8_256).
+ */
+void ops_norm(const float *x, const float *w, const float *b, int layer, int rows, int E,
+              float eps, float *out, int mode, void *xq, __half *xh, cudaStream_t s);
+/* x = act(x) in place: 1 GELU (tanh form), 2 GELU (erf), as engine/ops.c. */
+void ops_act(float *x, int64_t n, int act, cudaStream_t s);
 void ops_round_act(const float *x, int rows, int64_t k, int mode, void *xq, __half *xh,
                    cudaStream_t s);
 void ops_rmsnorm_add(const float *y, const float *w, int rows, int E, float eps, float *acc,
