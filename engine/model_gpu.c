@@ -50,6 +50,8 @@ static void fill_desc(struct model *m, int layer0, struct cuda_model_desc *d,
     d->norm_layer = hp->norm_layer;
     d->parallel = hp->parallel;
     d->gated = m->layers[0].w_gate.data != NULL;
+    d->alibi_max_bias = hp->alibi_max_bias;
+    d->clamp_kqv = hp->clamp_kqv;
     d->rope_freqs = m->rope_freqs;
     d->layer0 = layer0;
     d->layers = ls;
@@ -104,8 +106,9 @@ static void fill_desc(struct model *m, int layer0, struct cuda_model_desc *d,
 static const char *unsupported(const struct model *m)
 {
     const struct model_hparams *hp = &m->hp;
-    if (hp->arch == ARCH_MPT || hp->alibi_max_bias > 0.0f || hp->clamp_kqv > 0.0f)
-        return "mpt (ALiBi, clamped q/k/v) runs on the CPU only";
+    /* sink keeps ALiBi distances in-cache (kv_cache.c's alibi_add): not on the GPU */
+    if (hp->alibi_max_bias > 0.0f && kv_cache_params(m->kv)->policy == KV_POLICY_SINK)
+        return "ALiBi under the sink policy runs on the CPU only";
     if (hp->head_dim_v != hp->head_dim)
         return "different key and value head sizes run on the CPU only";
     for (int l = 0; l < hp->n_layer; l++)

@@ -306,10 +306,11 @@ static void check_fallbacks(const char *llama)
         skip("kfchat-mkmodel cannot write mpt");
         return;
     }
-    e = open_e(path, -1, NULL, NULL, 16);
-    if (ok(e != NULL, "mpt: opens")) {
+    e = open_e(path, -1, "sink", "24", 16); /* ALiBi's in-cache distances under sink */
+    if (ok(e != NULL, "mpt under sink: opens")) {
         engine_get_info(e, &in);
-        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "CPU"), "mpt: on the CPU (%s)", in.gpu_note);
+        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "CPU"), "mpt under sink: on the CPU (%s)",
+           in.gpu_note);
     }
     engine_close(e);
 }
@@ -356,6 +357,9 @@ int main(void)
         { "gpt2 q8_0", "--arch gpt2 --embd 256 --layers 2 --heads 4 --ff 1024 --type q8_0", 5e-2 },
         { "gptj f16", "--arch gptj --embd 128 --layers 2 --heads 4 --ff 512 --rope-dim 16 --type f16", 5e-3 },
         { "gptj q4_k", "--arch gptj --embd 256 --layers 2 --heads 4 --ff 1024 --rope-dim 32 --type q4_k", 5e-2 },
+        /* ALiBi (6 heads: both slope series), clamped q/k/v, erf GELU */
+        { "mpt f32", "--arch mpt --embd 128 --layers 2 --heads 4 --ff 512 --clamp-kqv 0.5 --type f32", 5e-3 },
+        { "mpt q8_0", "--arch mpt --embd 192 --layers 2 --heads 6 --ff 768 --type q8_0", 5e-2 },
     };
     char path[700], llama[700] = "";
     const char *extra = getenv("KF_CUDA_MODELS"); /* "label|mkmodel args|tol;..." to investigate */
@@ -436,6 +440,8 @@ int main(void)
         check_policy(path, "keyformer", "24");
         snprintf(path, sizeof path, "%s/m20.gguf", tmpdir); /* gptj */
         check_policy(path, "h2o", "24");
+        snprintf(path, sizeof path, "%s/m23.gguf", tmpdir); /* mpt, 6 heads */
+        check_policy(path, "keyformer", "24");
         check_state(llama);
         check_fallbacks(llama);
     }

@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(PF_Q * WARP) k_pf_attn(struct attn_args a)
                 float2 kk = __half22float2(kr[p]), qq = q2[p];
                 d += kk.x * qq.x + kk.y * qq.y;
             }
-            logit = a.scale * d;
+            logit = att_logit(a, d, h, Pt[lane], qpos);
         }
         float tmax = warp_max(logit);
         if (tmax == -INFINITY)
@@ -198,7 +198,7 @@ __global__ void __launch_bounds__(256) k_pf_score(struct attn_args a)
                 float2 kk = __half22float2(kr[p]), qq = q2[p];
                 d += kk.x * qq.x + kk.y * qq.y;
             }
-            float logit = a.scale * d;
+            float logit = att_logit(a, d, h, kpos, qpos);
             const float *st = a.stats + ((size_t)t * a.n_head + h) * 4;
             if (keyformer) {
                 uint64_t rk = kn_row_key(a.kv.layer, h, qpos);

@@ -36,6 +36,15 @@ __device__ __forceinline__ int visible(int kpos, int qpos, int swa)
     return kpos <= qpos && (swa <= 0 || qpos - kpos < swa);
 }
 
+/* The logit of query head h at qpos for a visible key at kpos: scale·(q·k), plus ALiBi's
+ * slope_h·(kpos − qpos) (kv_cache.c's alibi_add; mpt). */
+__device__ __forceinline__ float att_logit(const struct attn_args &a, float dot, int h, int kpos,
+                                           int qpos)
+{
+    float lg = a.scale * dot;
+    return a.alibi ? lg + a.alibi[h] * (float)(kpos - qpos) : lg;
+}
+
 /* RoPE of pair i of one head v at position p (as the CPU: theta = p·base^(−2i/n_rot)). */
 static __device__ __forceinline__ void rope_pair(const struct rope_args &r, float *v, int i,
                                                  float p)

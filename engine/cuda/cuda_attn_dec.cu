@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(256) k_dec_logits(struct attn_args a)
             float d = key_dot(kf, qs + j * hd + li * 8, L);
             if (in && li == 0) {
                 int h = g * group + j;
-                float lg = vis ? a.scale * d : -INFINITY;
+                float lg = vis ? att_logit(a, d, h, kpos, qpos) : -INFINITY;
                 a.logits[(size_t)h * a.kv.cap + s] = lg;
                 lt[j][i] = lg;
                 if (keyformer) {
@@ -332,7 +332,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
             for (int j = 0; j < group; j++) {
                 float d = key_dot(kf, qs + j * hd + li * 8, L);
                 if (in && li == 0) {
-                    float lg = vis ? a.scale * d : -INFINITY;
+                    float lg = vis ? att_logit(a, d, g * group + j, kpos[k], qpos) : -INFINITY;
                     lt[j * DEC_VS + s] = lg;
                     if (keyformer) {
                         uint64_t rk = kn_row_key(a.kv.layer, g * group + j, qpos);

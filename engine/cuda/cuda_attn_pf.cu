@@ -193,8 +193,11 @@ __global__ void __launch_bounds__(PFM_THREADS) k_pf_mma(struct attn_args a)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 const int kp = Ps[j * 8 + 2 * qc + e];
-                x0[2 * j + e] = visible(kp, qpos0, a.kv.swa) ? a.scale * s[j][e] : -INFINITY;
-                x1[2 * j + e] = visible(kp, qpos1, a.kv.swa) ? a.scale * s[j][2 + e] : -INFINITY;
+                x0[2 * j + e] = visible(kp, qpos0, a.kv.swa) ? att_logit(a, s[j][e], h, kp, qpos0)
+                                                             : -INFINITY;
+                x1[2 * j + e] = visible(kp, qpos1, a.kv.swa)
+                                    ? att_logit(a, s[j][2 + e], h, kp, qpos1)
+                                    : -INFINITY;
             }
         if (kfon) { /* the noisy softmax's statistics: (logit + G) / τ */
             float y0[2 * NT], y1[2 * NT];

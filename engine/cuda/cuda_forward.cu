@@ -183,6 +183,8 @@ static int run_layers(struct cuda_model *cm, int n, int span)
                 off += (int)w->n;
             }
         }
+        if (d->clamp_kqv > 0.0f) /* mpt: q, k, v clamped after their biases, before RoPE */
+            ops_clamp(cm->qkv, (int64_t)n * cm->row, d->clamp_kqv, cm->s);
         struct attn_args a;
         memset(&a, 0, sizeof a);
         a.qkv = cm->qkv;
@@ -207,6 +209,7 @@ static int run_layers(struct cuda_model *cm, int n, int span)
         a.out_mode = n == 1 && cuda_mmv_wants_q8_1(l->wo.type) ? l->wo.act : ACT_NONE;
         a.out_q = cm->xq;
         a.cnt = cm->a_cnt;
+        a.alibi = cm->alibi;
         attn_launch(&a, &l->rope, cm->s);
         cm->prep_x = NULL;
         if (a.out_mode != ACT_NONE && (a.out_mode != ACT_Q8_256 || (d->n_head * hd) % 256 == 0)) {

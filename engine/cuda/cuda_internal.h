@@ -126,6 +126,7 @@ struct attn_args {
     int out_mode;           /* decode: round the output for the next product (ACT_*) */
     void *out_q;            /* ... into these q8_1 blocks */
     int *cnt;               /* decode: [n_head*hd/256] zeroed arrival counters (k_dec_short) */
+    const float *alibi;     /* [n_head] ALiBi slopes (mpt) or NULL */
 };
 
 /* QK-norm and RoPE of the call's queries and keys, and the keys/values into free slots. */

@@ -10,6 +10,7 @@
  * batches dequantize each weight to f16 and multiply with cuBLAS (f32 accumulation); fewer than
  * GEMM_MIN rows go through the matrix-vector kernels row by row.
  */
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -164,7 +165,7 @@ extern "C" size_t cuda_model_bytes_needed(const struct cuda_model_desc *d)
     if (d->with_output)
         b += wbytes(&d->output) + (size_t)d->n_vocab * 4 * ((size_t)d->n_batch + 1);
     size_t nb = (size_t)d->n_batch, row = (size_t)(d->n_head + 2 * G) * hd;
-    b += nb * (4 * E + row + (size_t)d->n_head * hd + 3 * (size_t)d->n_ff) * 4;
+    b += nb * (4 * E + 2 * row + 3 * (size_t)d->n_ff) * 4; /* attn: up to a qkv row */
     b += dequant_scratch_elems(d) * 2 + nb * ((size_t)d->n_ff > E ? d->n_ff : E) * 4;
     b += (size_t)d->n_head * max_cap(d) * 8 + nb * d->n_head * 16 +
          (size_t)attn_decode_splits(max_cap(d)) * d->n_head * hd * 4;
@@ -221,7 +222,7 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
                    cm->tmp, cm->logits, cm->xq, cm->xh, cm->wh, cm->a_logits, cm->a_noisy,
                    cm->a_stats, cm->a_partial, cm->a_pstats, cm->a_cnt, cm->victim, cm->lists,
                    cm->out_norm, cm->out_norm_b, cm->out_bias, cm->out.d,
-                   cm->n_used_all };
+                   cm->n_used_all, cm->alibi };
     for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++)
         cudaFree(ps[j]);
     if (cm->st_host)
@@ -373,7 +374,8 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
         dev_alloc(cm, (void **)&cm->x, nbz * E * 4, err, errlen) ||
         dev_alloc(cm, (void **)&cm->xn, nbz * E * 4, err, errlen) ||
         dev_alloc(cm, (void **)&cm->qkv, nbz * cm->row * 4, err, errlen) ||
-        dev_alloc(cm, (void **)&cm->attn, nbz * d->n_head * hd * 4, err, errlen) ||
+        /* attn is also the bounce buffer of separate Q/K/V products (a piece up to a row) */
+        dev_alloc(cm, (void **)&cm->attn, nbz * cm->row * 4, err, errlen) ||
         dev_alloc(cm, (void **)&cm->gu, nbz * 2 * d->n_ff * 4, err, errlen) ||
         dev_alloc(cm, (void **)&cm->ffa, nbz * d->n_ff * 4, err, errlen) ||
         dev_alloc(cm, (void **)&cm->tmp, nbz * E * 4, err, errlen) ||
@@ -392,6 +394,22 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
         dev_alloc(cm, (void **)&cm->a_cnt, ((size_t)d->n_head * hd / 256 + 1) * 4, err, errlen))
         goto fail;
     CU_TRY(cudaMemset(cm->a_cnt, 0, ((size_t)d->n_head * hd / 256 + 1) * 4));
+    if (d->alibi_max_bias > 0.0f) { /* kv_cache.c's alibi_slopes, term for term */
+        float sl[256];
+        int nh = d->n_head < 256 ? d->n_head : 256, n2 = 1;
+        while (n2 * 2 <= nh)
+            n2 *= 2;
+        float mb = d->alibi_max_bias, m0 = powf(2.0f, -mb / (float)n2),
+              m1 = powf(2.0f, -(mb / 2.0f) / (float)n2);
+        for (int h = 0; h < nh; h++)
+            sl[h] = h < n2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n2) + 1));
+        if (d->n_head > 256) {
+            snprintf(err, errlen, "GPU: ALiBi with more than 256 heads");
+            goto fail;
+        }
+        if (upload_f(cm, &cm->alibi, sl, (size_t)nh, err, errlen))
+            goto fail;
+    }
     CU_TRY(cudaMemcpy(cm->kvl_dev, cm->kvl, sizeof(struct kv_layer) * cm->nl,
                       cudaMemcpyHostToDevice));
     CU_TRY(cudaMallocHost((void **)&cm->st_host, sizeof(struct kstep)));

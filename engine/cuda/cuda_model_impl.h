@@ -54,6 +54,7 @@ struct cuda_model {
     size_t vstride;
     int *n_used_all; /* [layer][G]: every count in one array, read back in one copy */
     float *out_norm, *out_norm_b, *out_bias;
+    float *alibi; /* [n_head] ALiBi slopes (mpt) or NULL */
     struct dw out;
     /* activations already rounded for the next product by the kernel that made them */
     const float *prep_x;

@@ -227,3 +227,16 @@ void ops_softcap(float *x, int64_t n, float c, cudaStream_t s)
 {
     klaunch(k_softcap, grid_for(n), 256, 0, s, x, n, c);
 }
+
+__global__ void k_clamp(float *x, int64_t n, float c)
+{
+    kgrid_begin();
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = fminf(fmaxf(x[i], -c), c);
+}
+
+void ops_clamp(float *x, int64_t n, float c, cudaStream_t s)
+{
+    klaunch(k_clamp, grid_for(n), 256, 0, s, x, n, c);
+}

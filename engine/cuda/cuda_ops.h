@@ -39,5 +39,7 @@ void ops_epilogue(float *y, const float *in, const float *bias, const float *acc
                   cudaStream_t s);
 void ops_to_half(const float *x, int64_t n, __half *y, cudaStream_t s);
 void ops_softcap(float *x, int64_t n, float c, cudaStream_t s);
+/* x = min(max(x, −c), c) in place. */
+void ops_clamp(float *x, int64_t n, float c, cudaStream_t s);
 
 #endif
