@@ -11,8 +11,9 @@
  * a CPU and a GPU run keep the same positions (up to near-ties in the scores).
  *
  * Decode (one token) is cuda_attn_dec.cu's.
- * Prefill (a tile of queries): one warp per query streams key/value tiles from shared memory
- * with an online softmax (plain and noisy normalisers in the same pass); the scores need the
+ * Prefill (a tile of queries): on the tensor cores for head sizes 16..128 (cuda_attn_pf.cu),
+ * else here, one warp per query streaming key/value tiles from shared memory; either way an
+ * online softmax gives the plain and noisy normalisers in the same pass.  The scores need the
  * final normalisers, so a second pass per key tile recomputes q·k — no n×n matrix is stored.
  */
 #include <cfloat>
