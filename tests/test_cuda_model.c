@@ -315,6 +315,25 @@ static void check_fallbacks(const char *llama)
     engine_close(e);
 }
 
+struct mcase {
+    const char *label, *args;
+    double tol; /* prompt path */
+};
+
+/* check_logits again for the models idx[0..n) already written to dir/m<i>.gguf, under the
+ * environment the caller set (what: how the label says it). */
+static void recheck(const char *dir, const struct mcase *models, const size_t *idx, size_t n,
+                    const char *what)
+{
+    for (size_t j = 0; j < n; j++) {
+        char path[700], label[160];
+        snprintf(path, sizeof path, "%s/m%zu.gguf", dir, idx[j]);
+        snprintf(label, sizeof label, "%s, %s", models[idx[j]].label, what);
+        if (access(path, R_OK) == 0)
+            check_logits(label, path, -1, 1e-4, models[idx[j]].tol);
+    }
+}
+
 int main(void)
 {
     char probe[256];
@@ -331,7 +350,7 @@ int main(void)
     snprintf(tmpdir, sizeof tmpdir, "%s/kfchat-cuda-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir))
         return skip_all("cannot create a temporary directory");
-    static const struct { const char *label, *args; double tol; } models[] = { /* tol: batch */
+    static const struct mcase models[] = { /* tol: batch */
         { "llama f32", "--arch llama --embd 128 --layers 2 --heads 4 --kv-heads 2 --ff 256 --type f32", 5e-3 },
         { "llama f16", "--arch llama --embd 128 --layers 2 --heads 4 --ff 256 --type f16", 5e-3 },
         { "llama bf16", "--arch llama --embd 128 --layers 2 --heads 4 --ff 256 --type bf16", 5e-3 },
@@ -401,13 +420,7 @@ int main(void)
      * rounds), q4_k's not. */
     setenv("KF_CUDA_DEC", "split", 1);
     static const size_t again[] = { 0, 9, 13, 16 };
-    for (size_t j = 0; j < sizeof again / sizeof again[0]; j++) {
-        char label[160];
-        snprintf(path, sizeof path, "%s/m%zu.gguf", tmpdir, again[j]);
-        snprintf(label, sizeof label, "%s, split decode kernels", models[again[j]].label);
-        if (access(path, R_OK) == 0)
-            check_logits(label, path, -1, 1e-4, models[again[j]].tol);
-    }
+    recheck(tmpdir, models, again, sizeof again / sizeof again[0], "split decode kernels");
     if (llama[0]) {
         check_policy(llama, "keyformer", "24");
         snprintf(path, sizeof path, "%s/m15.gguf", tmpdir);
@@ -417,13 +430,8 @@ int main(void)
      * which serves head sizes 16..128 and so ran every prompt above. */
     setenv("KF_CUDA_PF", "warp", 1);
     static const size_t warp_again[] = { 0, 13, 17 };
-    for (size_t j = 0; j < sizeof warp_again / sizeof warp_again[0]; j++) {
-        char label[160];
-        snprintf(path, sizeof path, "%s/m%zu.gguf", tmpdir, warp_again[j]);
-        snprintf(label, sizeof label, "%s, CUDA-core prefill", models[warp_again[j]].label);
-        if (access(path, R_OK) == 0)
-            check_logits(label, path, -1, 1e-4, models[warp_again[j]].tol);
-    }
+    recheck(tmpdir, models, warp_again, sizeof warp_again / sizeof warp_again[0],
+            "CUDA-core prefill");
     if (llama[0])
         check_policy(llama, "keyformer", "24");
     unsetenv("KF_CUDA_PF");
