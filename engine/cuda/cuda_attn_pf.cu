@@ -38,10 +38,12 @@ __device__ __forceinline__ uint32_t pack_h2(float lo, float hi)
 /* d (4 floats) += a (16×16, 4 regs) · b (16×8, 2 regs) */
 __device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1)
 {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 /* older targets never launch k_pf_mma */
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 /* Four 8×8 f16 matrices, transposed: row addresses from lanes 0-7, 8-15, 16-23, 24-31. */
@@ -284,7 +286,10 @@ template <int HD> static void pf_mma_launch(const struct attn_args *a, bool kf, 
 int pf_attn_mma_launch(const struct attn_args *a, int keyformer, cudaStream_t s)
 {
     const char *e = getenv("KF_CUDA_PF");
-    if (e && !strcmp(e, "warp"))
+    int dev = 0, major = 0;
+    if ((e && !strcmp(e, "warp")) || cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        major < 8) /* mma.sync.m16n8k16 on f16 needs sm_80 */
         return -1;
     switch (a->hd) {
     case 16: pf_mma_launch<16>(a, keyformer, s); return 0;

@@ -136,8 +136,9 @@ void qk_store_launch(const struct attn_args *a, const struct rope_args *r, cudaS
  * (decode: attn_decode_launch, cuda_attn_dec.cu). */
 void attn_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
 void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
-/* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128; -1 where it
- * does not apply (other head sizes, KF_CUDA_PF=warp): then k_pf_attn runs. */
+/* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
+ * capability 8.0+; -1 where it does not apply (older GPUs, other head sizes, KF_CUDA_PF=warp):
+ * then k_pf_attn runs. */
 int pf_attn_mma_launch(const struct attn_args *a, int keyformer, cudaStream_t s);
 /* Eviction down to the budget, every layer and KV head (victim: vstride bytes, lists: 2·vstride
  * ints per (layer, head)). */
