@@ -283,6 +283,11 @@ const struct kv_params *kv_cache_params(const struct kv_cache *kv)
     return &kv->p;
 }
 
+const float *kv_cache_alibi_slopes(const struct kv_cache *kv)
+{
+    return kv->alibi;
+}
+
 int kv_cache_n_used(const struct kv_cache *kv, int layer, int g)
 {
     return kv->n_used[(size_t)layer * kv->sh.n_head_kv + (size_t)g];

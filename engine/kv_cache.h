@@ -140,6 +140,8 @@ int kv_cache_new(struct kv_cache **out, const struct kv_shape *shape, const stru
 void kv_cache_free(struct kv_cache *kv);
 void kv_cache_reset(struct kv_cache *kv);
 const struct kv_params *kv_cache_params(const struct kv_cache *kv);
+/* ALiBi slope of each query head ([n_head]), or NULL without ALiBi. */
+const float *kv_cache_alibi_slopes(const struct kv_cache *kv);
 
 /* --- one forward call ------------------------------------------------------------------------ */
 /*

@@ -50,7 +50,7 @@ static void fill_desc(struct model *m, int layer0, struct cuda_model_desc *d,
     d->norm_layer = hp->norm_layer;
     d->parallel = hp->parallel;
     d->gated = m->layers[0].w_gate.data != NULL;
-    d->alibi_max_bias = hp->alibi_max_bias;
+    d->alibi = kv_cache_alibi_slopes(m->kv);
     d->clamp_kqv = hp->clamp_kqv;
     d->rope_freqs = m->rope_freqs;
     d->layer0 = layer0;

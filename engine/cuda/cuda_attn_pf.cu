@@ -286,10 +286,7 @@ template <int HD> static void pf_mma_launch(const struct attn_args *a, bool kf, 
 int pf_attn_mma_launch(const struct attn_args *a, int keyformer, cudaStream_t s)
 {
     const char *e = getenv("KF_CUDA_PF");
-    int dev = 0, major = 0;
-    if ((e && !strcmp(e, "warp")) || cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        major < 8) /* mma.sync.m16n8k16 on f16 needs sm_80 */
+    if ((e && !strcmp(e, "warp")) || kdevice_major() < 8) /* mma.sync.m16n8k16 on f16: sm_80 */
         return -1;
     switch (a->hd) {
     case 16: pf_mma_launch<16>(a, keyformer, s); return 0;

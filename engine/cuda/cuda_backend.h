@@ -57,7 +57,7 @@ struct cuda_model_desc {
     int norm_layer;            /* LayerNorm (gpt2, gptj) instead of RMSNorm */
     int parallel;              /* gptj: x += attn(LN(x)) + ffn(LN(x)), one norm */
     int gated;                 /* FFN act(W_gate·x)·(W_up·x); 0: act(W_up·x + b) (gpt2, gptj) */
-    float alibi_max_bias;      /* mpt: ALiBi slopes (kv_cache.c's), 0 = none */
+    const float *alibi;        /* mpt: [n_head] ALiBi slopes (the CPU cache's), or NULL */
     float clamp_kqv;           /* mpt: q, k, v clamped to ±c after their biases, 0 = none */
     const float *rope_freqs;   /* [n_rot/2] or NULL */
     int layer0;                /* GPU layers are layer0 .. n_layer-1 */

@@ -22,6 +22,16 @@ static int prepared(const struct cuda_model *cm, const struct dw *w, const float
     return n < GEMM_MIN ? cm->prep_q : cm->prep_h;
 }
 
+/* x (n rows) is now rounded for weights of activation format mode: as q8_1 (q), as f16 (h). */
+static void mark_prepared(struct cuda_model *cm, const float *x, int mode, int n, int q, int h)
+{
+    cm->prep_x = x;
+    cm->prep_mode = mode;
+    cm->prep_n = n;
+    cm->prep_q = q;
+    cm->prep_h = h;
+}
+
 /* out = norm(x)·nw (+ nb: LayerNorm), rounded on the way for w when that saves a pass (w may be
  * NULL). */
 static void norm_for(struct cuda_model *cm, const float *x, const float *nw, const float *nb,
@@ -39,11 +49,7 @@ static void norm_for(struct cuda_model *cm, const float *x, const float *nw, con
     int q = n < GEMM_MIN && cuda_mmv_wants_q8_1(w->type);
     ops_norm(x, nw, nb, d->norm_layer, n, d->n_embd, d->eps, out, mode, q ? cm->xq : NULL,
              n < GEMM_MIN ? NULL : cm->xh, cm->s);
-    cm->prep_x = out;
-    cm->prep_mode = mode;
-    cm->prep_n = n;
-    cm->prep_q = q;
-    cm->prep_h = n >= GEMM_MIN;
+    mark_prepared(cm, out, mode, n, q, n >= GEMM_MIN);
 }
 
 
@@ -138,11 +144,7 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
     }
     /* float down weights: the f16 operand is all the product needs */
     ops_glu(cm->gu, n, (int)nff, cm->d.act, NULL, cm->xh, cm->s);
-    cm->prep_x = cm->ffa;
-    cm->prep_mode = ACT_NONE;
-    cm->prep_n = n;
-    cm->prep_q = 0;
-    cm->prep_h = 1;
+    mark_prepared(cm, cm->ffa, ACT_NONE, n, 0, 1);
     return 0;
 }
 
@@ -213,11 +215,7 @@ static int run_layers(struct cuda_model *cm, int n, int span)
         attn_launch(&a, &l->rope, cm->s);
         cm->prep_x = NULL;
         if (a.out_mode != ACT_NONE && (a.out_mode != ACT_Q8_256 || (d->n_head * hd) % 256 == 0)) {
-            cm->prep_x = cm->attn;
-            cm->prep_mode = a.out_mode;
-            cm->prep_n = 1;
-            cm->prep_q = 1;
-            cm->prep_h = 0;
+            mark_prepared(cm, cm->attn, a.out_mode, 1, 1, 0);
         }
         if (l->post_attn_norm) {
             if (linear(cm, &l->wo, cm->attn, n, cm->tmp, l->bo, NULL))

@@ -36,17 +36,23 @@ __device__ __forceinline__ void kgrid_begin()
 #endif
 }
 
+/* The current device's compute capability major number (0 if it cannot be read). */
+static inline int kdevice_major(void)
+{
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+        return 0;
+    return major;
+}
+
 /* Whether the current device takes PDL launches (and KF_CUDA_PDL does not say 0). */
 static inline int klaunch_pdl(void)
 {
     const char *e = getenv("KF_CUDA_PDL");
     if (e && !strcmp(e, "0"))
         return 0;
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-        return 0;
-    return major >= 9;
+    return kdevice_major() >= 9;
 }
 
 /* kernel<<<grid, block, smem, s>>>(args...), with PDL where klaunch_pdl() allows it. */

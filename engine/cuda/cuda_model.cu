@@ -10,7 +10,6 @@
  * batches dequantize each weight to f16 and multiply with cuBLAS (f32 accumulation); fewer than
  * GEMM_MIN rows go through the matrix-vector kernels row by row.
  */
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -394,22 +393,8 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
         dev_alloc(cm, (void **)&cm->a_cnt, ((size_t)d->n_head * hd / 256 + 1) * 4, err, errlen))
         goto fail;
     CU_TRY(cudaMemset(cm->a_cnt, 0, ((size_t)d->n_head * hd / 256 + 1) * 4));
-    if (d->alibi_max_bias > 0.0f) { /* kv_cache.c's alibi_slopes, term for term */
-        float sl[256];
-        int nh = d->n_head < 256 ? d->n_head : 256, n2 = 1;
-        while (n2 * 2 <= nh)
-            n2 *= 2;
-        float mb = d->alibi_max_bias, m0 = powf(2.0f, -mb / (float)n2),
-              m1 = powf(2.0f, -(mb / 2.0f) / (float)n2);
-        for (int h = 0; h < nh; h++)
-            sl[h] = h < n2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n2) + 1));
-        if (d->n_head > 256) {
-            snprintf(err, errlen, "GPU: ALiBi with more than 256 heads");
-            goto fail;
-        }
-        if (upload_f(cm, &cm->alibi, sl, (size_t)nh, err, errlen))
-            goto fail;
-    }
+    if (upload_f(cm, &cm->alibi, d->alibi, (size_t)d->n_head, err, errlen))
+        goto fail;
     CU_TRY(cudaMemcpy(cm->kvl_dev, cm->kvl, sizeof(struct kv_layer) * cm->nl,
                       cudaMemcpyHostToDevice));
     CU_TRY(cudaMallocHost((void **)&cm->st_host, sizeof(struct kstep)));
