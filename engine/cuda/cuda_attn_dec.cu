@@ -241,10 +241,14 @@ int attn_decode_tiles(int cap)
 
 /*
  * The whole decode attention of KV head g = blockIdx.x for contexts of at most DEC_VS slots.
- * Dynamic shared memory: qs [group][hd], lt [group][DEC_VS] (logits, then probabilities),
- * yt [group][DEC_VS] (Keyformer's noisy logits).  A block has few slots to read and is bound by
- * latency, so each thread issues all its key (value) loads of a round before using them
- * (DEC_U rows in flight), and the heads' norms and rotations run side by side, not in turn.
+ * Dynamic shared memory: qs [group + 2][hd] (the new token's queries, key and value),
+ * lt [group][DEC_VS] (logits, then probabilities), yt [group][DEC_VS] (Keyformer's noisy
+ * logits).  A block has few slots to read and is bound by latency, so: the older slots' keys and
+ * values are asked into L2 before the grid waits for the Q/K/V products (written by earlier
+ * steps: cuda_launch.cuh), the new token's heads are normed and rotated in shared memory and its
+ * key and value read from there (no round trip through global memory between phases), each
+ * thread issues all its key (value) loads of a round before using them (DEC_U rows in flight),
+ * and the heads' norms and rotations run side by side, not in turn.
  * The output rounding needs whole blocks of 256 elements (ACT_Q8_256): when the KV head's
  * group·hd elements are fewer, the last of the blocks sharing a 256-element block rounds it
  * (a.cnt counts arrivals, and is reset by that block).
@@ -253,22 +257,49 @@ int attn_decode_tiles(int cap)
 __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const struct rope_args r,
                                                    int mode, void *xq)
 {
-    kgrid_begin();
     extern __shared__ float dsm[];
     __shared__ float red[256 * 8];
     __shared__ float sts[MAX_GROUP][4];
+    __shared__ __align__(16) __half knew[256], vnew[256];
     __shared__ int last;
     int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
-    int qpos = a.st->pos0, nrot = group + 1; /* the group's query heads, then the key head */
-    float *row = a.qkv;
-#define HEAD(j) (row + (size_t)((j) < group ? g * group + (j) : a.n_head + g) * hd)
+    /* Before the wait: what earlier steps wrote (the cache, its count, the step's position,
+     * copied in before the graph ran) — the slots' keys and values are asked into L2 and this
+     * thread's score read, so that none of it waits on DRAM once the products have finished. */
+    int qpos = a.st->pos0, used = a.kv.n_used[g], count = used + 1;
+    {
+        const char *kb = (const char *)(a.kv.k + (size_t)g * a.kv.cap * hd);
+        const char *vb = (const char *)(a.kv.v + (size_t)g * a.kv.cap * hd);
+        size_t bytes = (size_t)used * hd * 2;
+        for (size_t o = (size_t)threadIdx.x * 128; o < bytes; o += 256 * 128) {
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(kb + o));
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(vb + o));
+        }
+        if (threadIdx.x < (used * 4 + 127) / 128)
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(a.kv.pos + (size_t)g * a.kv.cap +
+                                                           threadIdx.x * 32));
+    }
+    float score0 = (int)threadIdx.x < used ? a.kv.score[(size_t)g * a.kv.cap + threadIdx.x] : 0.0f;
+    kgrid_begin();
+    /* the new token's heads into shared memory: the group's queries, its key, its value */
+    float *qs = dsm, *lt = qs + (group + 2) * hd, *yt = lt + group * DEC_VS;
+    {
+        const float *qr = a.qkv + (size_t)g * group * hd;
+        const float *kr = a.qkv + (size_t)(a.n_head + g) * hd;
+        const float *vr = a.qkv + (size_t)(a.n_head + a.G + g) * hd;
+        for (int i = threadIdx.x; i < (group + 2) * hd; i += blockDim.x)
+            qs[i] = i < group * hd ? qr[i] : i < (group + 1) * hd ? kr[i - group * hd]
+                                                                  : vr[i - (group + 1) * hd];
+    }
+    __syncthreads();
+    int nrot = group + 1; /* the group's query heads, then the key head */
     if (r.q_norm || r.k_norm) { /* QK-norm: a warp per head */
         for (int j = warp; j < nrot; j += 8) {
             const float *nw = j < group ? r.q_norm : r.k_norm;
             if (!nw)
                 continue;
-            float *v = HEAD(j), ss = 0.0f;
+            float *v = qs + j * hd, ss = 0.0f;
             for (int i = lane; i < hd; i += WARP)
                 ss += v[i] * v[i];
             ss = warp_sum(ss);
@@ -279,28 +310,25 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
         __syncthreads();
     }
     for (int it = threadIdx.x, half = r.n_rot / 2; it < nrot * half; it += blockDim.x)
-        rope_pair(r, HEAD(it / half), it % half, (float)qpos);
+        rope_pair(r, qs + (it / half) * hd, it % half, (float)qpos);
     __syncthreads();
-    int used = a.kv.n_used[g], count = used + 1;
     {
+        /* the new key and value as the cache holds them (f16), read from here below */
         size_t slot = (size_t)g * a.kv.cap + used;
-        const float *kr = HEAD(group), *vr = row + (size_t)(a.n_head + a.G + g) * hd;
         for (int d = threadIdx.x; d < 2 * hd; d += blockDim.x) {
-            if (d < hd)
-                a.kv.k[slot * hd + d] = __float2half(kr[d]);
-            else
-                a.kv.v[slot * hd + d - hd] = __float2half(vr[d - hd]);
+            __half h = __float2half(qs[group * hd + d]);
+            if (d < hd) {
+                a.kv.k[slot * hd + d] = h;
+                knew[d] = h;
+            } else {
+                a.kv.v[slot * hd + d - hd] = h;
+                vnew[d - hd] = h;
+            }
         }
-        if (threadIdx.x == 0) {
+        if (threadIdx.x == 0)
             a.kv.pos[slot] = qpos;
-            a.kv.score[slot] = 0.0f;
-        }
     }
-#undef HEAD
-    float *qs = dsm, *lt = qs + group * hd, *yt = lt + group * DEC_VS;
-    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
-        qs[i] = row[(size_t)g * group * hd + i];
-    __syncthreads(); /* the new key and value, and the queries */
+    __syncthreads();
 
     int scoring = a.st->scoring && a.kv.swa <= 0;
     int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
@@ -314,8 +342,10 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
             int s = base + sub + k * 8 * kp;
-            u[k] = s < count ? K[(size_t)s * L + li] : make_uint4(0, 0, 0, 0);
-            kpos[k] = s < count ? P[s] : 0;
+            u[k] = s < used    ? K[(size_t)s * L + li]
+                   : s == used ? ((const uint4 *)knew)[li]
+                               : make_uint4(0, 0, 0, 0);
+            kpos[k] = s < used ? P[s] : qpos;
         }
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
@@ -374,8 +404,12 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
             if (scoring)
                 sc += keyformer ? expf(yt[j * DEC_VS + i] - sts[j][2]) * sts[j][3] : p;
         }
-        if (scoring)
-            a.kv.score[(size_t)g * a.kv.cap + i] += sc;
+        /* the new slot starts from 0; older ones from the value read before the wait */
+        if (scoring || i == used)
+            a.kv.score[(size_t)g * a.kv.cap + i] =
+                (i == used ? 0.0f : i == (int)threadIdx.x ? score0
+                                                         : a.kv.score[(size_t)g * a.kv.cap + i]) +
+                sc;
     }
     __syncthreads();
     int kg = threadIdx.x / L, nkg = blockDim.x / L;
@@ -393,7 +427,9 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
 #pragma unroll
             for (int k = 0; k < DEC_U; k++) {
                 int i = i0 + k * nkg;
-                u[k] = i < count ? V[(size_t)i * L + li] : make_uint4(0, 0, 0, 0);
+                u[k] = i < used    ? V[(size_t)i * L + li]
+                       : i == used ? ((const uint4 *)vnew)[li]
+                                   : make_uint4(0, 0, 0, 0);
             }
 #pragma unroll
             for (int k = 0; k < DEC_U; k++) {
@@ -470,8 +506,8 @@ static size_t dec_short_smem(const struct attn_args *a, int mode, int force)
         return 0;
     if (mode == ACT_Q8_256 && seg % 256 && (seg > 256 || 256 % seg || !a->cnt))
         return 0;
-    size_t sm = ((size_t)group * hd + 2 * (size_t)group * DEC_VS) * 4;
-    return sm <= 48 * 1024 ? sm : 0;
+    size_t sm = ((size_t)(group + 2) * hd + 2 * (size_t)group * DEC_VS) * 4;
+    return sm + 10 * 1024 <= 48 * 1024 ? sm : 0; /* with ~10 KiB of static shared memory */
 }
 
 void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s)

@@ -107,7 +107,8 @@ __device__ __forceinline__ float kn_gumbel(uint64_t rk, uint64_t sk, int kpos)
 
 /* ---- launchers (cuda_attn.cu) -------------------------------------------------------------- */
 struct attn_args {
-    float *qkv;             /* [n][row] rows holding q | k | v (RoPE applied in place) */
+    float *qkv;             /* [n][row] rows holding q | k | v (RoPE applied in place, except
+                             * by k_dec_short, which rotates its copy in shared memory) */
     int row;                /* floats per qkv row */
     float *out;             /* [n][n_head*hd] */
     int n_head, G, hd;

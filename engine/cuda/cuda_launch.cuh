@@ -12,7 +12,11 @@
  * The contract every kernel launched by klaunch keeps: kgrid_begin() runs in every block before
  * the block reads anything an earlier kernel wrote or writes anything an earlier kernel reads.
  * Because each grid waits for its predecessor to complete, completion is ordered along the
- * stream and a kernel may read what any earlier kernel wrote.  kgrid_begin() also allows the next
+ * stream and a kernel may read what any earlier kernel wrote.  One exception, kept on purpose:
+ * what was written before the current forward call began (the cache of earlier steps, the step
+ * record copied in before the graph runs) may be read before the wait, since every call ends by
+ * synchronising with the host (k_dec_short asks for its keys and values that way while the Q/K/V
+ * products finish).  kgrid_begin() also allows the next
  * kernel to launch: it can only be scheduled once every block of this one has started, so
  * waiting blocks never keep this grid from running.
  *

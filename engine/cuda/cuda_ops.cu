@@ -41,6 +41,10 @@ __global__ void __launch_bounds__(NB) k_norm(const float *x, const float *w, con
                                              int layer, int E, float eps, float *out, int mode,
                                              void *xq, __half *xh)
 {
+    /* the weights of this block's first chunk before the wait: constant, and otherwise a DRAM
+     * round trip on the decode step's critical path */
+    int c0 = blockIdx.x * NB + threadIdx.x;
+    float w0 = c0 < E ? w[c0] : 0.0f, b0 = b && c0 < E ? b[c0] : 0.0f;
     kgrid_begin();
     int row = blockIdx.y;
     const float *xr = x + (size_t)row * E;
@@ -59,7 +63,9 @@ __global__ void __launch_bounds__(NB) k_norm(const float *x, const float *w, con
     float sc = 1.0f / sqrtf(ss / (float)E + eps);
     for (int c = blockIdx.x * NB; c < E; c += gridDim.x * NB) { /* uniform trip count */
         int i = c + threadIdx.x, valid = i < E;
-        float v = valid ? (xr[i] - mean) * sc * w[i] + (b ? b[i] : 0.0f) : 0.0f;
+        float wi = c == blockIdx.x * NB ? w0 : valid ? w[i] : 0.0f;
+        float bi = c == blockIdx.x * NB ? b0 : b && valid ? b[i] : 0.0f;
+        float v = valid ? (xr[i] - mean) * sc * wi + bi : 0.0f;
         if (valid)
             o[i] = v;
         if (mode != ACT_NONE || xh)
