@@ -45,19 +45,32 @@ __device__ __forceinline__ float att_logit(const struct attn_args &a, float dot,
     return a.alibi ? lg + a.alibi[h] * (float)(kpos - qpos) : lg;
 }
 
-/* RoPE of pair i of one head v at position p (as the CPU: theta = p·base^(−2i/n_rot)). */
-static __device__ __forceinline__ void rope_pair(const struct rope_args &r, float *v, int i,
-                                                 float p)
+/* RoPE's cosine and sine for pair i at position p (as the CPU: theta = p·base^(−2i/n_rot)). */
+static __device__ __forceinline__ void rope_cs(const struct rope_args &r, int i, float p, float *c,
+                                               float *sn)
 {
-    int half = r.n_rot / 2;
     float theta = p * powf(r.base, -2.0f * (float)i / (float)r.n_rot);
     float ff = r.freq_factors ? r.freq_factors[i] : 1.0f;
-    float ang = r.freq_scale * (theta / ff), c, sn;
-    sincosf(ang, &sn, &c);
-    int i0 = r.neox ? i : 2 * i, i1 = r.neox ? i + half : 2 * i + 1;
+    sincosf(r.freq_scale * (theta / ff), sn, c);
+}
+
+/* Pair i of one head v rotated by (c, sn). */
+static __device__ __forceinline__ void rope_rot(const struct rope_args &r, float *v, int i,
+                                                float c, float sn)
+{
+    int half = r.n_rot / 2, i0 = r.neox ? i : 2 * i, i1 = r.neox ? i + half : 2 * i + 1;
     float x0 = v[i0], x1 = v[i1];
     v[i0] = x0 * c - x1 * sn;
     v[i1] = x0 * sn + x1 * c;
+}
+
+/* RoPE of pair i of one head v at position p. */
+static __device__ __forceinline__ void rope_pair(const struct rope_args &r, float *v, int i,
+                                                 float p)
+{
+    float c, sn;
+    rope_cs(r, i, p, &c, &sn);
+    rope_rot(r, v, i, c, sn);
 }
 
 /*

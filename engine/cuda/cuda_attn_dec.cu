@@ -281,6 +281,11 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                                                            threadIdx.x * 32));
     }
     float score0 = (int)threadIdx.x < used ? a.kv.score[(size_t)g * a.kv.cap + threadIdx.x] : 0.0f;
+    /* this thread's rotation (pair threadIdx.x % half of every head it turns) */
+    int half = r.n_rot / 2, pi = half ? threadIdx.x % half : 0;
+    float rc = 1.0f, rs = 0.0f;
+    if (half)
+        rope_cs(r, pi, (float)qpos, &rc, &rs);
     kgrid_begin();
     /* the new token's heads into shared memory: the group's queries, its key, its value */
     float *qs = dsm, *lt = qs + (group + 2) * hd, *yt = lt + group * DEC_VS;
@@ -309,8 +314,12 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
         }
         __syncthreads();
     }
-    for (int it = threadIdx.x, half = r.n_rot / 2; it < nrot * half; it += blockDim.x)
-        rope_pair(r, qs + (it / half) * hd, it % half, (float)qpos);
+    for (int it = threadIdx.x; it < nrot * half; it += blockDim.x) {
+        if (it % half == pi)
+            rope_rot(r, qs + (it / half) * hd, pi, rc, rs);
+        else
+            rope_pair(r, qs + (it / half) * hd, it % half, (float)qpos);
+    }
     __syncthreads();
     {
         /* the new key and value as the cache holds them (f16), read from here below */
@@ -347,29 +356,53 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                                : make_uint4(0, 0, 0, 0);
             kpos[k] = s < used ? P[s] : qpos;
         }
+        /* all keys' partial dots first, then the shuffle levels over all of them: the
+         * shuffles' latencies overlap instead of adding up key after key */
+        float kf[DEC_U][8];
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
-            int s = base + sub + k * 8 * kp, in = s < count;
-            int vis = in && visible(kpos[k], qpos, a.kv.swa);
-            float kf[8];
             const __half2 *h2 = (const __half2 *)&u[k];
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 float2 f = __half22float2(h2[e]);
-                kf[2 * e] = f.x;
-                kf[2 * e + 1] = f.y;
+                kf[k][2 * e] = f.x;
+                kf[k][2 * e + 1] = f.y;
             }
-            for (int j = 0; j < group; j++) {
-                float d = key_dot(kf, qs + j * hd + li * 8, L);
-                if (in && li == 0) {
-                    float lg = vis ? att_logit(a, d, g * group + j, kpos[k], qpos) : -INFINITY;
-                    lt[j * DEC_VS + s] = lg;
-                    if (keyformer) {
-                        uint64_t rk = kn_row_key(a.kv.layer, g * group + j, qpos);
-                        yt[j * DEC_VS + s] =
-                            vis ? (lg + kn_gumbel(rk, a.seed_key, kpos[k])) * inv_tau : -INFINITY;
-                    }
-                }
+        }
+        for (int j = 0; j < group; j++) {
+            float q[8], d[DEC_U];
+            const float4 *q4 = (const float4 *)(qs + j * hd + li * 8);
+            float4 qa = q4[0], qb = q4[1];
+            q[0] = qa.x, q[1] = qa.y, q[2] = qa.z, q[3] = qa.w;
+            q[4] = qb.x, q[5] = qb.y, q[6] = qb.z, q[7] = qb.w;
+#pragma unroll
+            for (int k = 0; k < DEC_U; k++) {
+                d[k] = 0.0f;
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    d[k] += kf[k][e] * q[e];
+            }
+            for (int o = L / 2; o > 0; o >>= 1)
+#pragma unroll
+                for (int k = 0; k < DEC_U; k++)
+                    d[k] += __shfl_xor_sync(0xffffffffu, d[k], o);
+            if (li != 0)
+                continue;
+            int h = g * group + j;
+#pragma unroll
+            for (int k = 0; k < DEC_U; k++) {
+                int s = base + sub + k * 8 * kp;
+                if (s >= count)
+                    break;
+                int vis = visible(kpos[k], qpos, a.kv.swa);
+                float lg = vis ? att_logit(a, d[k], h, kpos[k], qpos) : -INFINITY;
+                lt[j * DEC_VS + s] = lg;
+                if (keyformer)
+                    yt[j * DEC_VS + s] =
+                        vis ? (lg + kn_gumbel(kn_row_key(a.kv.layer, h, qpos), a.seed_key,
+                                              kpos[k])) *
+                                  inv_tau
+                            : -INFINITY;
             }
         }
     }
@@ -455,16 +488,28 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                 }
             }
         }
-        for (int jj = 0; jj < 4 && j0 + jj < group; jj++) {
+        /* the warp's key groups meet by shuffles, the 8 warps in shared memory; the sums
+         * also stay in qs (free after the logits) for the rounding below */
 #pragma unroll
-            for (int e = 0; e < 8; e++)
-                red[kg * hd + li * 8 + e] = acc[jj][e];
+        for (int jj = 0; jj < 4; jj++) {
+            if (j0 + jj >= group)
+                break;
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float v = acc[jj][e];
+                for (int o = L; o < WARP; o <<= 1)
+                    v += __shfl_xor_sync(0xffffffffu, v, o);
+                if (sub == 0)
+                    red[warp * hd + li * 8 + e] = v;
+            }
             __syncthreads();
             for (int d = threadIdx.x; d < hd; d += blockDim.x) {
                 float sum = 0.0f;
-                for (int k2 = 0; k2 < nkg; k2++)
-                    sum += red[k2 * hd + d];
+#pragma unroll
+                for (int w = 0; w < 8; w++)
+                    sum += red[w * hd + d];
                 out[(j0 + jj) * hd + d] = sum;
+                qs[(j0 + jj) * hd + d] = sum;
             }
             __syncthreads();
         }
@@ -475,7 +520,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     if (mode == ACT_Q8_32 || seg % 256 == 0) {
         for (int c = 0; c < seg; c += 256) {
             int valid = c + (int)threadIdx.x < seg, e = e0 + c + threadIdx.x;
-            round_chunk(valid ? a.out[e] : 0.0f, valid, 0, e, mode, xq, NULL);
+            round_chunk(valid ? qs[c + threadIdx.x] : 0.0f, valid, 0, e, mode, xq, NULL);
         }
         return;
     }
