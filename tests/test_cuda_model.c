@@ -400,7 +400,6 @@ int main(void)
         }
         return done_testing();
     }
-    setenv("KF_CUDA_DEC", "short", 1);
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char args[600];
         snprintf(path, sizeof path, "%s/m%zu.gguf", tmpdir, i);
@@ -414,10 +413,10 @@ int main(void)
         }
     }
     /* The same steps through the split decode kernels (KF_CUDA_DEC=split).  Above, every decode
-     * step ran k_dec_short (forced: by itself it serves 16 KV heads or more, and contexts of up
-     * to 256 slots, as all of these are); both rounding routes of its output are covered:
-     * q4_k_m's W_o takes 256-blocks wider than one KV head's 128 outputs (the last block
-     * rounds), q4_k's not. */
+     * step ran k_dec_short (it serves contexts of up to 256 slots, as all of these are), with
+     * these small models' few KV heads split over blocks, one query head each; both rounding
+     * routes of its output are covered: q4_k_m's W_o takes 256-blocks wider than one block's
+     * 64 outputs (the last block rounds), q4_k's not. */
     setenv("KF_CUDA_DEC", "split", 1);
     static const size_t again[] = { 0, 9, 13, 16 };
     recheck(tmpdir, models, again, sizeof again / sizeof again[0], "split decode kernels");
@@ -435,7 +434,18 @@ int main(void)
     if (llama[0])
         check_policy(llama, "keyformer", "24");
     unsetenv("KF_CUDA_PF");
-    setenv("KF_CUDA_DEC", "short", 1);
+    /* k_dec_short with a KV head's query heads in one block (scores summed in the block) and
+     * in two blocks of two (q8_0: 4 query heads per KV head) */
+    unsetenv("KF_CUDA_DEC");
+    setenv("KF_CUDA_DEC_SPLIT", "1", 1);
+    static const size_t whole[] = { 0, 9, 13 };
+    recheck(tmpdir, models, whole, sizeof whole / sizeof whole[0], "one block per KV head");
+    if (llama[0])
+        check_policy(llama, "keyformer", "24");
+    setenv("KF_CUDA_DEC_SPLIT", "2", 1);
+    static const size_t halves[] = { 9 };
+    recheck(tmpdir, models, halves, 1, "two blocks per KV head");
+    unsetenv("KF_CUDA_DEC_SPLIT");
     if (llama[0]) {
         static const char *const pol[][2] = { { "full", "0" },    { "window", "24" },
                                               { "sink", "24" },   { "h2o", "24" },

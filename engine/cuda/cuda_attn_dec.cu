@@ -2,15 +2,15 @@
  * cuda_attn_dec.cu — attention of one new token (decode) over the compacted KV cache, with the
  * policy's score contributions (cuda_attn.cu's header gives the semantics).
  *
- * Contexts of up to DEC_VS slots (every step of a short chat) on models with 16 KV heads or
- * more: one kernel, one block per KV head, does the whole layer's attention — QK-norm, RoPE and
- * the cache write of the new token, the logits (plain and, for Keyformer, noisy) into shared
- * memory, both softmax normalisers, the scores, Σ p·v, and the rounding of the output for W_o.
- * Each kernel boundary of a decode step costs a few microseconds, which at this size is most of
- * the work (H100, Llama-2-7B shapes: +5% tokens/s for Q4_0 and Q4_K_M).  With fewer KV heads
- * (GQA) one block per KV head is too little parallelism and the split kernels run.
- * Split: QK-norm/RoPE/cache write (cuda_attn.cu's k_qk_store), logits per tile of DEC_KB slots
- * with per-tile softmax partials, values per slice of DEC_VS slots, a reduction of the slices.
+ * Contexts of up to DEC_VS slots (every step of a short chat): one kernel, k_dec_short, does the
+ * whole layer's attention — QK-norm, RoPE and the cache write of the new token, the logits
+ * (plain and, for Keyformer, noisy) into shared memory, both softmax normalisers, the scores,
+ * Σ p·v, and the rounding of the output for W_o — with one block per KV head, or under GQA per
+ * share of a KV head's query heads, 32 blocks in all.  Each kernel boundary of a decode step
+ * costs a few microseconds, which at this size is most of the work.
+ * Longer contexts take the split kernels: QK-norm/RoPE/cache write (cuda_attn.cu's k_qk_store),
+ * logits per tile of DEC_KB slots with per-tile softmax partials, values per slice of DEC_VS
+ * slots, a reduction of the slices.
  */
 #include <cfloat>
 #include <cstdio>
@@ -240,29 +240,35 @@ int attn_decode_tiles(int cap)
 
 
 /*
- * The whole decode attention of KV head g = blockIdx.x for contexts of at most DEC_VS slots.
- * Dynamic shared memory: qs [group + 2][hd] (the new token's queries, key and value),
- * lt [group][DEC_VS] (logits, then probabilities), yt [group][DEC_VS] (Keyformer's noisy
+ * The whole decode attention of nh = group/nsplit query heads of KV head g (blocks nsplit·g ..
+ * nsplit·g + nsplit − 1 share its heads) for contexts of at most DEC_VS slots.  Every block of
+ * a KV head rotates its new key; the first writes it and the value to the cache; with scores to
+ * keep, the blocks' contributions meet in a.logits and the last block adds them up.
+ * Dynamic shared memory: qs [nh + 2][hd] (the new token's queries, key and value),
+ * lt [nh][DEC_VS] (logits, then probabilities), yt [nh][DEC_VS] (Keyformer's noisy
  * logits).  A block has few slots to read and is bound by latency, so: the older slots' keys and
  * values are asked into L2 before the grid waits for the Q/K/V products (written by earlier
  * steps: cuda_launch.cuh), the new token's heads are normed and rotated in shared memory and its
  * key and value read from there (no round trip through global memory between phases), each
  * thread issues all its key (value) loads of a round before using them (DEC_U rows in flight),
  * and the heads' norms and rotations run side by side, not in turn.
- * The output rounding needs whole blocks of 256 elements (ACT_Q8_256): when the KV head's
- * group·hd elements are fewer, the last of the blocks sharing a 256-element block rounds it
+ * The output rounding needs whole blocks of 256 elements (ACT_Q8_256): when the block's
+ * nh·hd elements are fewer, the last of the blocks sharing a 256-element block rounds it
  * (a.cnt counts arrivals, and is reset by that block).
  */
 #define DEC_U 8
 __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const struct rope_args r,
-                                                   int mode, void *xq)
+                                                   int nsplit, int mode, void *xq)
 {
     extern __shared__ float dsm[];
     __shared__ float red[256 * 8];
     __shared__ float sts[MAX_GROUP][4];
     __shared__ __align__(16) __half knew[256], vnew[256];
     __shared__ int last;
-    int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
+    int group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
+    /* KV head g, query heads h0 .. h0 + nh - 1 of its group */
+    int g = blockIdx.x / nsplit, js = blockIdx.x % nsplit, nh = group / nsplit;
+    int h0 = g * group + js * nh;
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
     /* Before the wait: what earlier steps wrote (the cache, its count, the step's position,
      * copied in before the graph ran) — the slots' keys and values are asked into L2 and this
@@ -287,21 +293,21 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     if (half)
         rope_cs(r, pi, (float)qpos, &rc, &rs);
     kgrid_begin();
-    /* the new token's heads into shared memory: the group's queries, its key, its value */
-    float *qs = dsm, *lt = qs + (group + 2) * hd, *yt = lt + group * DEC_VS;
+    /* the new token's heads into shared memory: the block's queries, its key, its value */
+    float *qs = dsm, *lt = qs + (nh + 2) * hd, *yt = lt + nh * DEC_VS;
     {
-        const float *qr = a.qkv + (size_t)g * group * hd;
+        const float *qr = a.qkv + (size_t)h0 * hd;
         const float *kr = a.qkv + (size_t)(a.n_head + g) * hd;
         const float *vr = a.qkv + (size_t)(a.n_head + a.G + g) * hd;
-        for (int i = threadIdx.x; i < (group + 2) * hd; i += blockDim.x)
-            qs[i] = i < group * hd ? qr[i] : i < (group + 1) * hd ? kr[i - group * hd]
-                                                                  : vr[i - (group + 1) * hd];
+        for (int i = threadIdx.x; i < (nh + 2) * hd; i += blockDim.x)
+            qs[i] = i < nh * hd ? qr[i] : i < (nh + 1) * hd ? kr[i - nh * hd]
+                                                            : vr[i - (nh + 1) * hd];
     }
     __syncthreads();
-    int nrot = group + 1; /* the group's query heads, then the key head */
+    int nrot = nh + 1; /* the block's query heads, then the key head */
     if (r.q_norm || r.k_norm) { /* QK-norm: a warp per head */
         for (int j = warp; j < nrot; j += 8) {
-            const float *nw = j < group ? r.q_norm : r.k_norm;
+            const float *nw = j < nh ? r.q_norm : r.k_norm;
             if (!nw)
                 continue;
             float *v = qs + j * hd, ss = 0.0f;
@@ -322,19 +328,22 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     }
     __syncthreads();
     {
-        /* the new key and value as the cache holds them (f16), read from here below */
+        /* the new key and value as the cache holds them (f16), read from here below; the KV
+         * head's first block writes them to the cache */
         size_t slot = (size_t)g * a.kv.cap + used;
         for (int d = threadIdx.x; d < 2 * hd; d += blockDim.x) {
-            __half h = __float2half(qs[group * hd + d]);
+            __half h = __float2half(qs[nh * hd + d]);
             if (d < hd) {
-                a.kv.k[slot * hd + d] = h;
+                if (js == 0)
+                    a.kv.k[slot * hd + d] = h;
                 knew[d] = h;
             } else {
-                a.kv.v[slot * hd + d - hd] = h;
+                if (js == 0)
+                    a.kv.v[slot * hd + d - hd] = h;
                 vnew[d - hd] = h;
             }
         }
-        if (threadIdx.x == 0)
+        if (threadIdx.x == 0 && js == 0)
             a.kv.pos[slot] = qpos;
     }
     __syncthreads();
@@ -369,7 +378,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                 kf[k][2 * e + 1] = f.y;
             }
         }
-        for (int j = 0; j < group; j++) {
+        for (int j = 0; j < nh; j++) {
             float q[8], d[DEC_U];
             const float4 *q4 = (const float4 *)(qs + j * hd + li * 8);
             float4 qa = q4[0], qb = q4[1];
@@ -388,7 +397,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                     d[k] += __shfl_xor_sync(0xffffffffu, d[k], o);
             if (li != 0)
                 continue;
-            int h = g * group + j;
+            int h = h0 + j;
 #pragma unroll
             for (int k = 0; k < DEC_U; k++) {
                 int s = base + sub + k * 8 * kp;
@@ -408,7 +417,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     }
     __syncthreads();
     /* normalisers {m, 1/l, m2, 1/l2}: warp w for heads w, w + 8, ... */
-    for (int j = warp; j < group; j += 8) {
+    for (int j = warp; j < nh; j += 8) {
         for (int which = 0; which < 2; which++) {
             float m = 0.0f, l = 1.0f;
             if (which == 0 || keyformer) {
@@ -429,26 +438,50 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
         }
     }
     __syncthreads();
+    float *srow = a.kv.score + (size_t)g * a.kv.cap;
     for (int i = threadIdx.x; i < count; i += blockDim.x) {
         float sc = 0.0f;
-        for (int j = 0; j < group; j++) {
+        for (int j = 0; j < nh; j++) {
             float p = expf(lt[j * DEC_VS + i] - sts[j][0]) * sts[j][1];
             lt[j * DEC_VS + i] = p;
             if (scoring)
                 sc += keyformer ? expf(yt[j * DEC_VS + i] - sts[j][2]) * sts[j][3] : p;
         }
-        /* the new slot starts from 0; older ones from the value read before the wait */
-        if (scoring || i == used)
-            a.kv.score[(size_t)g * a.kv.cap + i] =
-                (i == used ? 0.0f : i == (int)threadIdx.x ? score0
-                                                         : a.kv.score[(size_t)g * a.kv.cap + i]) +
-                sc;
+        /* the new slot starts from 0; older ones from the value read before the wait.  A KV
+         * head split over blocks adds up their contributions below. */
+        if (nsplit > 1 && scoring)
+            a.logits[(size_t)h0 * a.kv.cap + i] = sc;
+        else if ((scoring || i == used) && (js == 0))
+            srow[i] = (i == used ? 0.0f : i == (int)threadIdx.x ? score0 : srow[i]) + sc;
     }
     __syncthreads();
+    if (nsplit > 1 && scoring) {
+        /* the last of the KV head's blocks sums their contributions in head order (a.cnt
+         * after the output's counters counts arrivals, reset by that block) */
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int *c = a.cnt + a.n_head * hd / 256 + 1 + g, old = atomicAdd(c, 1);
+            last = old == nsplit - 1;
+            if (last)
+                *c = 0;
+        }
+        __syncthreads();
+        if (last) {
+            __threadfence();
+            for (int i = threadIdx.x; i < count; i += blockDim.x) {
+                float sc = 0.0f;
+                for (int b = 0; b < nsplit; b++)
+                    sc += __ldcg(a.logits + (size_t)(g * group + b * nh) * a.kv.cap + i);
+                srow[i] = (i == used ? 0.0f : i == (int)threadIdx.x ? score0 : srow[i]) + sc;
+            }
+        }
+        __syncthreads(); /* last is reused by the rounding */
+    }
     int kg = threadIdx.x / L, nkg = blockDim.x / L;
     const uint4 *V = (const uint4 *)(a.kv.v + (size_t)g * a.kv.cap * hd);
-    float *out = a.out + (size_t)g * group * hd;
-    for (int j0 = 0; j0 < group; j0 += 4) { /* up to 4 heads per pass over the values */
+    float *out = a.out + (size_t)h0 * hd;
+    for (int j0 = 0; j0 < nh; j0 += 4) { /* up to 4 heads per pass over the values */
         float acc[4][8];
 #pragma unroll
         for (int jj = 0; jj < 4; jj++)
@@ -479,7 +512,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                 }
 #pragma unroll
                 for (int jj = 0; jj < 4; jj++) {
-                    if (j0 + jj >= group)
+                    if (j0 + jj >= nh)
                         break;
                     float p = lt[(j0 + jj) * DEC_VS + i];
 #pragma unroll
@@ -492,7 +525,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
          * also stay in qs (free after the logits) for the rounding below */
 #pragma unroll
         for (int jj = 0; jj < 4; jj++) {
-            if (j0 + jj >= group)
+            if (j0 + jj >= nh)
                 break;
 #pragma unroll
             for (int e = 0; e < 8; e++) {
@@ -516,7 +549,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     }
     if (mode == ACT_NONE)
         return;
-    int seg = group * hd, e0 = g * seg;
+    int seg = nh * hd, e0 = h0 * hd;
     if (mode == ACT_Q8_32 || seg % 256 == 0) {
         for (int c = 0; c < seg; c += 256) {
             int valid = c + (int)threadIdx.x < seg, e = e0 + c + threadIdx.x;
@@ -540,18 +573,31 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     round_chunk(__ldcg(a.out + e), 1, 0, e, mode, xq, NULL);
 }
 
-/* Shared memory of k_dec_short, or 0 where it does not apply (then the split kernels run). */
-static size_t dec_short_smem(const struct attn_args *a, int mode, int force)
+/*
+ * Blocks per KV head for k_dec_short: enough for 32 blocks in all (one per KV head leaves most
+ * of the GPU idle under GQA: Llama-3-8B's 8 KV heads), each taking an equal share of the
+ * group's query heads.  KF_CUDA_DEC_SPLIT=n asks for n where it divides the group (tests).
+ */
+static int dec_short_split(const struct attn_args *a)
 {
-    int group = a->n_head / a->G, hd = a->hd, seg = group * hd;
-    /* one block per KV head: with few KV heads (GQA) the split kernels spread the work wider
-     * (measured on an H100: Llama-2-7B's 32 heads 2-5% faster fused, Llama-3-8B's 8 slower) */
-    if (a->span > DEC_VS || (a->G < 16 && !force) || group > MAX_GROUP ||
-        (hd != 64 && hd != 128 && hd != 256))
+    int group = a->n_head / a->G, n = 1;
+    const char *e = getenv("KF_CUDA_DEC_SPLIT");
+    if (e && atoi(e) > 0 && group % atoi(e) == 0)
+        return atoi(e);
+    while (a->G * n < 32 && n < group && group % (2 * n) == 0)
+        n *= 2;
+    return n;
+}
+
+/* Shared memory of k_dec_short, or 0 where it does not apply (then the split kernels run). */
+static size_t dec_short_smem(const struct attn_args *a, int nsplit, int mode)
+{
+    int nh = a->n_head / a->G / nsplit, hd = a->hd, seg = nh * hd;
+    if (a->span > DEC_VS || nh > MAX_GROUP || (hd != 64 && hd != 128 && hd != 256))
         return 0;
     if (mode == ACT_Q8_256 && seg % 256 && (seg > 256 || 256 % seg || !a->cnt))
         return 0;
-    size_t sm = ((size_t)(group + 2) * hd + 2 * (size_t)group * DEC_VS) * 4;
+    size_t sm = ((size_t)(nh + 2) * hd + 2 * (size_t)nh * DEC_VS) * 4;
     return sm + 10 * 1024 <= 48 * 1024 ? sm : 0; /* with ~10 KiB of static shared memory */
 }
 
@@ -560,13 +606,12 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
     int span = a->span, tot = a->n_head * a->hd, mode = a->out_mode;
     if (mode == ACT_Q8_256 && tot % 256)
         mode = ACT_NONE; /* blocks of 256 would straddle: the product rounds it itself */
-    /* KF_CUDA_DEC=short|split forces one path where it applies (tests, comparisons) */
+    /* KF_CUDA_DEC=split takes the split kernels where k_dec_short applies (tests) */
     const char *force = getenv("KF_CUDA_DEC");
-    size_t sm = force && !strcmp(force, "split")
-                    ? 0
-                    : dec_short_smem(a, mode, force && !strcmp(force, "short"));
+    int nsplit = dec_short_split(a);
+    size_t sm = force && !strcmp(force, "split") ? 0 : dec_short_smem(a, nsplit, mode);
     if (sm) {
-        klaunch(k_dec_short, a->G, 256, sm, s, *a, *r, mode, a->out_q);
+        klaunch(k_dec_short, a->G * nsplit, 256, sm, s, *a, *r, nsplit, mode, a->out_q);
         return;
     }
     qk_store_launch(a, r, s);

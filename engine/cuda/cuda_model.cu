@@ -390,9 +390,10 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
                   (size_t)attn_decode_tiles(cm->maxcap) * d->n_head * 16, err, errlen) ||
         dev_alloc(cm, (void **)&cm->victim, (size_t)cm->nl * G * cm->vstride, err, errlen) ||
         dev_alloc(cm, (void **)&cm->lists, (size_t)cm->nl * G * cm->vstride * 8, err, errlen) ||
-        dev_alloc(cm, (void **)&cm->a_cnt, ((size_t)d->n_head * hd / 256 + 1) * 4, err, errlen))
+        dev_alloc(cm, (void **)&cm->a_cnt, ((size_t)d->n_head * hd / 256 + 1 + d->n_head_kv) * 4,
+                  err, errlen))
         goto fail;
-    CU_TRY(cudaMemset(cm->a_cnt, 0, ((size_t)d->n_head * hd / 256 + 1) * 4));
+    CU_TRY(cudaMemset(cm->a_cnt, 0, ((size_t)d->n_head * hd / 256 + 1 + d->n_head_kv) * 4));
     if (upload_f(cm, &cm->alibi, d->alibi, (size_t)d->n_head, err, errlen))
         goto fail;
     CU_TRY(cudaMemcpy(cm->kvl_dev, cm->kvl, sizeof(struct kv_layer) * cm->nl,
