@@ -16,6 +16,7 @@
 #define PF_T 32       /* keys per tile, prefill */
 #define MAX_PAIRS 4   /* head_dim <= 256: half2 pairs per lane */
 #define MAX_GROUP 16  /* query heads per KV head */
+#define DEC_U 8       /* rows in flight per thread, decode kernels (cuda_attn_dec/split.cu) */
 
 __device__ __forceinline__ float warp_sum(float v)
 {

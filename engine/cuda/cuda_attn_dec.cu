@@ -8,236 +8,14 @@
  * Σ p·v, and the rounding of the output for W_o — with one block per KV head, or under GQA per
  * share of a KV head's query heads, 32 blocks in all.  Each kernel boundary of a decode step
  * costs a few microseconds, which at this size is most of the work.
- * Longer contexts take the split kernels: QK-norm/RoPE/cache write (cuda_attn.cu's k_qk_store),
- * logits per tile of DEC_KB slots with per-tile softmax partials, values per slice of DEC_VS
- * slots, a reduction of the slices.
+ * Longer contexts take the split kernels of cuda_attn_split.cu.
  */
-#include <cfloat>
 #include <cstdio>
 #include <cstring>
 
 #include "cuda_attn.cuh"
 #include "cuda_round.cuh"
 #include "cuda_launch.cuh"
-
-/*
- * Logits of one tile of DEC_KB slots for every query head of KV head g.  hd/8 lanes share a key
- * (one 16-byte load each), so a warp reads 32/(hd/8) keys per pass.  The tile's softmax partials
- * (max and Σexp, plain and noisy) go to pstats[h][tile] for k_dec_values to combine.
- */
-__global__ void __launch_bounds__(256) k_dec_logits(struct attn_args a)
-{
-    kgrid_begin();
-    __shared__ float qs[MAX_GROUP * 256]; /* [group][hd] */
-    __shared__ float lt[MAX_GROUP][DEC_KB], yt[MAX_GROUP][DEC_KB];
-    int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
-    int count = a.kv.n_used[g] + 1, qpos = a.st->pos0;
-    int s0 = blockIdx.y * DEC_KB;
-    if (s0 >= count)
-        return;
-    int nt = min(DEC_KB, count - s0);
-    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
-    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
-        qs[i] = a.qkv[(size_t)g * group * hd + i];
-    __syncthreads();
-    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
-    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
-    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
-    float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
-    uint64_t sk = a.seed_key;
-    for (int base = warp * kp; base < nt; base += 8 * kp) {
-        int i = base + sub, s = s0 + i, in = i < nt;
-        float kf[8];
-        if (in) {
-            uint4 u = K[(size_t)s * L + li];
-            const __half2 *h2 = (const __half2 *)&u;
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float2 f = __half22float2(h2[e]);
-                kf[2 * e] = f.x;
-                kf[2 * e + 1] = f.y;
-            }
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                kf[e] = 0.0f;
-        }
-        int kpos = in ? P[s] : 0, vis = in && visible(kpos, qpos, a.kv.swa);
-        for (int j = 0; j < group; j++) {
-            float d = key_dot(kf, qs + j * hd + li * 8, L);
-            if (in && li == 0) {
-                int h = g * group + j;
-                float lg = vis ? att_logit(a, d, h, kpos, qpos) : -INFINITY;
-                a.logits[(size_t)h * a.kv.cap + s] = lg;
-                lt[j][i] = lg;
-                if (keyformer) {
-                    float y = vis ? (lg + kn_gumbel(kn_row_key(a.kv.layer, h, qpos), sk, kpos)) *
-                                        inv_tau
-                                  : -INFINITY;
-                    a.noisy[(size_t)h * a.kv.cap + s] = y;
-                    yt[j][i] = y;
-                }
-            }
-        }
-    }
-    __syncthreads();
-    /* partials: warp w reduces head w (and w + 8, ...) over the tile */
-    int nb = gridDim.y;
-    for (int j = warp; j < group; j += 8) {
-        for (int which = 0; which < 1 + keyformer; which++) {
-            const float *v = which ? yt[j] : lt[j];
-            float m = -INFINITY;
-            for (int i = lane; i < nt; i += WARP)
-                m = fmaxf(m, v[i]);
-            m = warp_max(m);
-            float l = 0.0f;
-            if (m != -INFINITY)
-                for (int i = lane; i < nt; i += WARP)
-                    l += expf(v[i] - m);
-            l = warp_sum(l);
-            if (lane == 0) {
-                float *ps = a.pstats + ((size_t)(g * group + j) * nb + blockIdx.y) * 4;
-                ps[2 * which] = m;
-                ps[2 * which + 1] = l;
-            }
-        }
-    }
-}
-
-/*
- * Combine the tiles' partials of head h into its normalisers st = {m, 1/l, m2, 1/l2}: one warp,
- * called by every block of k_dec_values for its heads (a few hundred tiles at most: cheaper
- * than a kernel of its own).
- */
-__device__ void dec_stats(const struct attn_args &a, int h, int nb, int nt, int keyformer,
-                          float *st)
-{
-    int lane = threadIdx.x % WARP;
-    for (int which = 0; which < 1 + keyformer; which++) {
-        float m = -INFINITY;
-        for (int b = lane; b < nt; b += WARP)
-            m = fmaxf(m, a.pstats[((size_t)h * nb + b) * 4 + 2 * which]);
-        m = warp_max(m);
-        float l = 0.0f;
-        for (int b = lane; b < nt; b += WARP) {
-            const float *ps = a.pstats + ((size_t)h * nb + b) * 4 + 2 * which;
-            if (ps[0] != -INFINITY)
-                l += ps[1] * expf(ps[0] - m);
-        }
-        l = warp_sum(l);
-        st[2 * which] = m;
-        st[2 * which + 1] = 1.0f / l;
-    }
-    if (!keyformer) {
-        st[2] = 0.0f;
-        st[3] = 1.0f;
-    }
-}
-
-/*
- * Σ p·v over one slice of DEC_VS slots for every query head of KV head g, plus the slice's score
- * contributions.  hd/8 threads cover a value row (16-byte loads); the block's 256/(hd/8) key
- * groups sum their rows and meet in shared memory.
- */
-__global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
-{
-    kgrid_begin();
-    __shared__ float ps[MAX_GROUP][DEC_VS];
-    __shared__ float red[256 * 8];
-    __shared__ float sts[MAX_GROUP][4];
-    int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd, L = hd / 8;
-    int count = a.kv.n_used[g] + 1;
-    int s0 = sl * DEC_VS;
-    if (s0 >= count)
-        return;
-    int ns = min(DEC_VS, count - s0);
-    int scoring = a.st->scoring && a.kv.swa <= 0;
-    {
-        int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
-        int nt = (count + DEC_KB - 1) / DEC_KB;
-        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
-            dec_stats(a, g * group + j, nb, nt, keyformer, sts[j]);
-        __syncthreads();
-    }
-    for (int i = threadIdx.x; i < ns; i += blockDim.x) {
-        int s = s0 + i;
-        float sc = 0.0f;
-        for (int j = 0; j < group; j++) {
-            int h = g * group + j;
-            const float *st = sts[j];
-            float p = expf(a.logits[(size_t)h * a.kv.cap + s] - st[0]) * st[1];
-            ps[j][i] = p;
-            if (scoring)
-                sc += a.conf.policy == KV_P_KEYFORMER
-                          ? expf(a.noisy[(size_t)h * a.kv.cap + s] - st[2]) * st[3]
-                          : p;
-        }
-        if (scoring)
-            a.kv.score[(size_t)g * a.kv.cap + s] += sc;
-    }
-    __syncthreads();
-    int li = threadIdx.x % L, kg = threadIdx.x / L, nkg = blockDim.x / L;
-    const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
-    for (int j = 0; j < group; j++) { /* the slice of V (<= 64 KiB) is re-read from L1 */
-        float acc[8];
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            acc[e] = 0.0f;
-        for (int i = kg; i < ns; i += nkg) {
-            uint4 u = V[(size_t)i * L + li];
-            const __half2 *h2 = (const __half2 *)&u;
-            float p = ps[j][i];
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float2 f = __half22float2(h2[e]);
-                acc[2 * e] += p * f.x;
-                acc[2 * e + 1] += p * f.y;
-            }
-        }
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            red[kg * hd + li * 8 + e] = acc[e];
-        __syncthreads();
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-            float sum = 0.0f;
-            for (int k2 = 0; k2 < nkg; k2++)
-                sum += red[k2 * hd + d];
-            a.partial[((size_t)sl * a.n_head + g * group + j) * hd + d] = sum;
-        }
-        __syncthreads();
-    }
-}
-
-/*
- * The slices' sums into the attention output, 256 elements of the n_head·hd row per block, then
- * rounded for the output projection (mode: its ACT_*; xq/xh as in round_chunk).
- */
-__global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode, void *xq)
-{
-    kgrid_begin();
-    int e = blockIdx.x * 256 + threadIdx.x, total = a.n_head * a.hd, valid = e < total;
-    float s = 0.0f;
-    if (valid) {
-        int h = e / a.hd, d = e % a.hd, group = a.n_head / a.G, g = h / group;
-        int count = a.kv.n_used[g] + 1, nsl = (count + DEC_VS - 1) / DEC_VS;
-        for (int sl = 0; sl < nsl; sl++)
-            s += a.partial[((size_t)sl * a.n_head + h) * a.hd + d];
-        a.out[e] = s;
-    }
-    if (mode != ACT_NONE)
-        round_chunk(s, valid, 0, e, mode, xq, NULL);
-}
-
-int attn_decode_splits(int cap)
-{
-    return (cap + DEC_VS - 1) / DEC_VS;
-}
-
-int attn_decode_tiles(int cap)
-{
-    return (cap + DEC_KB - 1) / DEC_KB;
-}
-
 
 /*
  * The whole decode attention of nh = group/nsplit query heads of KV head g (blocks nsplit·g ..
@@ -256,7 +34,6 @@ int attn_decode_tiles(int cap)
  * nh·hd elements are fewer, the last of the blocks sharing a 256-element block rounds it
  * (a.cnt counts arrivals, and is reset by that block).
  */
-#define DEC_U 8
 __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const struct rope_args r,
                                                    int nsplit, int mode, void *xq)
 {
@@ -603,7 +380,7 @@ static size_t dec_short_smem(const struct attn_args *a, int nsplit, int mode)
 
 void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s)
 {
-    int span = a->span, tot = a->n_head * a->hd, mode = a->out_mode;
+    int tot = a->n_head * a->hd, mode = a->out_mode;
     if (mode == ACT_Q8_256 && tot % 256)
         mode = ACT_NONE; /* blocks of 256 would straddle: the product rounds it itself */
     /* KF_CUDA_DEC=split takes the split kernels where k_dec_short applies (tests) */
@@ -615,8 +392,5 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
         return;
     }
     qk_store_launch(a, r, s);
-    int nb = attn_decode_tiles(span);
-    klaunch(k_dec_logits, dim3(a->G, nb), 256, 0, s, *a);
-    klaunch(k_dec_values, dim3(a->G, attn_decode_splits(span)), 256, 0, s, *a, nb);
-    klaunch(k_dec_reduce, (tot + 255) / 256, 256, 0, s, *a, mode, a->out_q);
+    attn_split_launch(a, mode, s);
 }

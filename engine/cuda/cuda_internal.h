@@ -137,6 +137,9 @@ void qk_store_launch(const struct attn_args *a, const struct rope_args *r, cudaS
  * (decode: attn_decode_launch, cuda_attn_dec.cu). */
 void attn_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
 void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
+/* Decode attention over contexts longer than k_dec_short's, after the cache write
+ * (cuda_attn_split.cu); mode: the output's rounding for W_o (ACT_*). */
+void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s);
 /* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
  * capability 8.0+; -1 where it does not apply (older GPUs, other head sizes, KF_CUDA_PF=warp):
  * then k_pf_attn runs. */

@@ -1,0 +1,531 @@
+/*
+ * cuda_attn_split.cu — decode attention over contexts longer than k_dec_short's (cuda_attn_dec.cu
+ * picks): after QK-norm/RoPE/cache write (cuda_attn.cu's k_qk_store), logits per tile of DEC_KB
+ * slots with per-tile softmax partials, values per slice of DEC_VS slots with the policy's score
+ * contributions, and a reduction of the slices, rounded for W_o.
+ *
+ * Two variants of the logits and value kernels: batched (DEC_U rows in flight per thread, the
+ * values of 4 heads per pass) and one row at a time (fewer registers, more resident blocks),
+ * which Keyformer takes: its noise makes the logits compute-heavy (H100, Llama-2-7B Q4_K_M at
+ * depth 16384, keyformer 50%: 205 t/s one row at a time, 193 batched; full cache, Llama-3-8B
+ * shape at depth 4096: 261 one row at a time, 337 batched).
+ */
+#include <cfloat>
+#include <cstdio>
+#include <cstring>
+
+#include "cuda_attn.cuh"
+#include "cuda_round.cuh"
+#include "cuda_launch.cuh"
+
+/*
+ * Shared by the batched kernels below.  A warp's lanes read DEC_U rows each (hd/8 lanes per row,
+ * one 16-byte load per lane and row) before using any of them: these kernels have few rows per
+ * block and are bound by the latency of those loads, so all of a round's loads are in flight
+ * together.
+ */
+
+/* Rows u (8 halves per lane) as floats. */
+static __device__ __forceinline__ void dec_rows_f32(const uint4 (&u)[DEC_U],
+                                                    float (&kf)[DEC_U][8])
+{
+#pragma unroll
+    for (int k = 0; k < DEC_U; k++) {
+        const __half2 *h2 = (const __half2 *)&u[k];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float2 f = __half22float2(h2[e]);
+            kf[k][2 * e] = f.x;
+            kf[k][2 * e + 1] = f.y;
+        }
+    }
+}
+
+/*
+ * d[k] = q · key k for the DEC_U keys of kf, q being this lane's 8 elements at q8 (shared
+ * memory); the L lanes of a key are summed by shuffles, all keys' dots first and then one round
+ * of shuffles over them, so that the shuffles' latencies overlap (every lane must call it).
+ */
+static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8], const float *q8,
+                                                int L, float (&d)[DEC_U])
+{
+    const float4 *q4 = (const float4 *)q8;
+    float4 qa = q4[0], qb = q4[1];
+    float q[8] = { qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w };
+#pragma unroll
+    for (int k = 0; k < DEC_U; k++) {
+        d[k] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            d[k] += kf[k][e] * q[e];
+    }
+    for (int o = L / 2; o > 0; o >>= 1)
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++)
+            d[k] += __shfl_xor_sync(0xffffffffu, d[k], o);
+}
+
+/*
+ * Σ p·v over rows 0 .. n−1 of V for heads j0 .. j0+3 (those < nh), p = ps[j·pstride + row];
+ * row nv (if >= 0) comes from vnew (shared memory, the new token's value) instead of V.  This
+ * thread covers rows kg, kg + nkg, ... (key group kg of nkg; lane li of the L per row).
+ * Then the sums meet — the warp's key groups by shuffles, the 8 warps in red — and thread d <
+ * hd gets out(jj, d) = the total for head j0 + jj: written to out[jj * hd + d] (and, if out2,
+ * out2[jj * hd + d]).  Every thread of the block must call it.
+ */
+static __device__ void dec_pv(const uint4 *V, int n, int nv, const __half *vnew, const float *ps,
+                              int pstride, int j0, int nh, int hd, float *red, float *out,
+                              float *out2)
+{
+    int L = hd / 8, li = threadIdx.x % L, kg = threadIdx.x / L, nkg = blockDim.x / L;
+    int warp = threadIdx.x / WARP, sub = (threadIdx.x % WARP) / L;
+    float acc[4][8];
+#pragma unroll
+    for (int jj = 0; jj < 4; jj++)
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            acc[jj][e] = 0.0f;
+    for (int i0 = kg; i0 < n; i0 += nkg * DEC_U) {
+        uint4 u[DEC_U];
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++) {
+            int i = i0 + k * nkg;
+            u[k] = i >= n     ? make_uint4(0, 0, 0, 0)
+                   : i == nv ? ((const uint4 *)vnew)[li]
+                             : V[(size_t)i * L + li];
+        }
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++) {
+            int i = i0 + k * nkg;
+            if (i >= n)
+                break;
+            const __half2 *h2 = (const __half2 *)&u[k];
+            float vf[8];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h2[e]);
+                vf[2 * e] = f.x;
+                vf[2 * e + 1] = f.y;
+            }
+#pragma unroll
+            for (int jj = 0; jj < 4; jj++) {
+                if (j0 + jj >= nh)
+                    break;
+                float p = ps[(j0 + jj) * pstride + i];
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    acc[jj][e] += p * vf[e];
+            }
+        }
+    }
+#pragma unroll
+    for (int jj = 0; jj < 4; jj++) {
+        if (j0 + jj >= nh)
+            break;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            float v = acc[jj][e];
+            for (int o = L; o < WARP; o <<= 1)
+                v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (sub == 0)
+                red[warp * hd + li * 8 + e] = v;
+        }
+        __syncthreads();
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float sum = 0.0f;
+#pragma unroll
+            for (int w = 0; w < 8; w++)
+                sum += red[w * hd + d];
+            out[jj * hd + d] = sum;
+            if (out2)
+                out2[jj * hd + d] = sum;
+        }
+        __syncthreads();
+    }
+}
+
+/* Ask L2 for bytes at p, one 128-byte line per thread and round (prefetch.global.L2). */
+static __device__ __forceinline__ void dec_prefetch(const void *p, size_t bytes)
+{
+    for (size_t o = (size_t)threadIdx.x * 128; o < bytes; o += (size_t)blockDim.x * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)p + o));
+}
+
+/*
+ * Logits of one tile of DEC_KB slots for every query head of KV head g.  hd/8 lanes share a key
+ * (one 16-byte load each), so a warp reads 32/(hd/8) keys per pass.  The tile's softmax partials
+ * (max and Σexp, plain and noisy) go to pstats[h][tile] for k_dec_values to combine.
+ */
+__global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
+{
+    __shared__ float qs[MAX_GROUP * 256]; /* [group][hd] */
+    __shared__ float lt[MAX_GROUP][DEC_KB], yt[MAX_GROUP][DEC_KB];
+    int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
+    int s0 = blockIdx.y * DEC_KB;
+    /* the tile's keys into L2 before the wait: all but the newest were written by earlier steps
+     * (a prefetch only asks: the loads below, after the wait, see the newest too) */
+    if (s0 <= a.kv.n_used[g])
+        dec_prefetch(a.kv.k + ((size_t)g * a.kv.cap + s0) * hd,
+                     (size_t)min(DEC_KB, a.kv.n_used[g] + 1 - s0) * hd * 2);
+    kgrid_begin();
+    int count = a.kv.n_used[g] + 1, qpos = a.st->pos0;
+    if (s0 >= count)
+        return;
+    int nt = min(DEC_KB, count - s0);
+    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
+    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
+        qs[i] = a.qkv[(size_t)g * group * hd + i];
+    __syncthreads();
+    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
+    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
+    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
+    float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
+    /* base is the same for the whole warp: its lanes shuffle together */
+    for (int base = warp * kp; base < nt; base += 8 * kp * DEC_U) {
+        uint4 u[DEC_U];
+        int kpos[DEC_U];
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++) {
+            int i = base + sub + k * 8 * kp, in = i < nt;
+            u[k] = in ? K[(size_t)(s0 + i) * L + li] : make_uint4(0, 0, 0, 0);
+            kpos[k] = in ? P[s0 + i] : 0;
+        }
+        float kf[DEC_U][8];
+        dec_rows_f32(u, kf);
+        for (int j = 0; j < group; j++) {
+            float d[DEC_U];
+            dec_dots(kf, qs + j * hd + li * 8, L, d);
+            if (li != 0)
+                continue;
+            int h = g * group + j;
+#pragma unroll
+            for (int k = 0; k < DEC_U; k++) {
+                int i = base + sub + k * 8 * kp, s = s0 + i;
+                if (i >= nt)
+                    break;
+                int vis = visible(kpos[k], qpos, a.kv.swa);
+                float lg = vis ? att_logit(a, d[k], h, kpos[k], qpos) : -INFINITY;
+                a.logits[(size_t)h * a.kv.cap + s] = lg;
+                lt[j][i] = lg;
+                if (keyformer) {
+                    float y = vis ? (lg + kn_gumbel(kn_row_key(a.kv.layer, h, qpos),
+                                                    a.seed_key, kpos[k])) *
+                                        inv_tau
+                                  : -INFINITY;
+                    a.noisy[(size_t)h * a.kv.cap + s] = y;
+                    yt[j][i] = y;
+                }
+            }
+        }
+    }
+    __syncthreads();
+    /* partials: warp w reduces head w (and w + 8, ...) over the tile */
+    int nb = gridDim.y;
+    for (int j = warp; j < group; j += 8) {
+        for (int which = 0; which < 1 + keyformer; which++) {
+            const float *v = which ? yt[j] : lt[j];
+            float m = -INFINITY;
+            for (int i = lane; i < nt; i += WARP)
+                m = fmaxf(m, v[i]);
+            m = warp_max(m);
+            float l = 0.0f;
+            if (m != -INFINITY)
+                for (int i = lane; i < nt; i += WARP)
+                    l += expf(v[i] - m);
+            l = warp_sum(l);
+            if (lane == 0) {
+                float *ps = a.pstats + ((size_t)(g * group + j) * nb + blockIdx.y) * 4;
+                ps[2 * which] = m;
+                ps[2 * which + 1] = l;
+            }
+        }
+    }
+}
+
+/*
+ * Combine the tiles' partials of head h into its normalisers st = {m, 1/l, m2, 1/l2}: one warp,
+ * called by every block of k_dec_values for its heads (a few hundred tiles at most: cheaper
+ * than a kernel of its own).
+ */
+__device__ void dec_stats(const struct attn_args &a, int h, int nb, int nt, int keyformer,
+                          float *st)
+{
+    int lane = threadIdx.x % WARP;
+    for (int which = 0; which < 1 + keyformer; which++) {
+        float m = -INFINITY;
+        for (int b = lane; b < nt; b += WARP)
+            m = fmaxf(m, a.pstats[((size_t)h * nb + b) * 4 + 2 * which]);
+        m = warp_max(m);
+        float l = 0.0f;
+        for (int b = lane; b < nt; b += WARP) {
+            const float *ps = a.pstats + ((size_t)h * nb + b) * 4 + 2 * which;
+            if (ps[0] != -INFINITY)
+                l += ps[1] * expf(ps[0] - m);
+        }
+        l = warp_sum(l);
+        st[2 * which] = m;
+        st[2 * which + 1] = 1.0f / l;
+    }
+    if (!keyformer) {
+        st[2] = 0.0f;
+        st[3] = 1.0f;
+    }
+}
+
+/*
+ * Σ p·v over one slice of DEC_VS slots for every query head of KV head g, plus the slice's score
+ * contributions.  hd/8 threads cover a value row (16-byte loads); the block's 256/(hd/8) key
+ * groups sum their rows and meet in shared memory.
+ */
+__global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
+{
+    __shared__ float ps[MAX_GROUP][DEC_VS];
+    __shared__ float red[256 * 8];
+    __shared__ float sts[MAX_GROUP][4];
+    int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd;
+    int s0 = sl * DEC_VS;
+    /* the slice's values into L2 before the wait (written before this kernel's predecessor
+     * started; see k_dec_logits) */
+    if (s0 <= a.kv.n_used[g])
+        dec_prefetch(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd,
+                     (size_t)min(DEC_VS, a.kv.n_used[g] + 1 - s0) * hd * 2);
+    kgrid_begin();
+    int count = a.kv.n_used[g] + 1;
+    if (s0 >= count)
+        return;
+    int ns = min(DEC_VS, count - s0);
+    int scoring = a.st->scoring && a.kv.swa <= 0;
+    {
+        int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
+        int nt = (count + DEC_KB - 1) / DEC_KB;
+        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
+            dec_stats(a, g * group + j, nb, nt, keyformer, sts[j]);
+        __syncthreads();
+    }
+    for (int i = threadIdx.x; i < ns; i += blockDim.x) {
+        int s = s0 + i;
+        float sc = 0.0f;
+        for (int j = 0; j < group; j++) {
+            int h = g * group + j;
+            const float *st = sts[j];
+            float p = expf(a.logits[(size_t)h * a.kv.cap + s] - st[0]) * st[1];
+            ps[j][i] = p;
+            if (scoring)
+                sc += a.conf.policy == KV_P_KEYFORMER
+                          ? expf(a.noisy[(size_t)h * a.kv.cap + s] - st[2]) * st[3]
+                          : p;
+        }
+        if (scoring)
+            a.kv.score[(size_t)g * a.kv.cap + s] += sc;
+    }
+    __syncthreads();
+    const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
+    for (int j0 = 0; j0 < group; j0 += 4) /* up to 4 heads per pass over the slice */
+        dec_pv(V, ns, -1, NULL, &ps[0][0], DEC_VS, j0, group, hd, red,
+               a.partial + ((size_t)sl * a.n_head + g * group + j0) * hd, NULL);
+}
+
+/*
+ * k_dec_logits_row and k_dec_values_row: the split kernels reading one row per thread at a time
+ * (Keyformer's: see attn_decode_launch).
+ * Logits of one tile of DEC_KB slots for every query head of KV head g.  hd/8 lanes share a key
+ * (one 16-byte load each), so a warp reads 32/(hd/8) keys per pass.  The tile's softmax partials
+ * (max and Σexp, plain and noisy) go to pstats[h][tile] for k_dec_values to combine.
+ */
+__global__ void __launch_bounds__(256) k_dec_logits_row(struct attn_args a)
+{
+    kgrid_begin();
+    __shared__ float qs[MAX_GROUP * 256]; /* [group][hd] */
+    __shared__ float lt[MAX_GROUP][DEC_KB], yt[MAX_GROUP][DEC_KB];
+    int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
+    int count = a.kv.n_used[g] + 1, qpos = a.st->pos0;
+    int s0 = blockIdx.y * DEC_KB;
+    if (s0 >= count)
+        return;
+    int nt = min(DEC_KB, count - s0);
+    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
+    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
+        qs[i] = a.qkv[(size_t)g * group * hd + i];
+    __syncthreads();
+    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
+    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
+    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
+    float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
+    uint64_t sk = a.seed_key;
+    for (int base = warp * kp; base < nt; base += 8 * kp) {
+        int i = base + sub, s = s0 + i, in = i < nt;
+        float kf[8];
+        if (in) {
+            uint4 u = K[(size_t)s * L + li];
+            const __half2 *h2 = (const __half2 *)&u;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h2[e]);
+                kf[2 * e] = f.x;
+                kf[2 * e + 1] = f.y;
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                kf[e] = 0.0f;
+        }
+        int kpos = in ? P[s] : 0, vis = in && visible(kpos, qpos, a.kv.swa);
+        for (int j = 0; j < group; j++) {
+            float d = key_dot(kf, qs + j * hd + li * 8, L);
+            if (in && li == 0) {
+                int h = g * group + j;
+                float lg = vis ? att_logit(a, d, h, kpos, qpos) : -INFINITY;
+                a.logits[(size_t)h * a.kv.cap + s] = lg;
+                lt[j][i] = lg;
+                if (keyformer) {
+                    float y = vis ? (lg + kn_gumbel(kn_row_key(a.kv.layer, h, qpos), sk, kpos)) *
+                                        inv_tau
+                                  : -INFINITY;
+                    a.noisy[(size_t)h * a.kv.cap + s] = y;
+                    yt[j][i] = y;
+                }
+            }
+        }
+    }
+    __syncthreads();
+    /* partials: warp w reduces head w (and w + 8, ...) over the tile */
+    int nb = gridDim.y;
+    for (int j = warp; j < group; j += 8) {
+        for (int which = 0; which < 1 + keyformer; which++) {
+            const float *v = which ? yt[j] : lt[j];
+            float m = -INFINITY;
+            for (int i = lane; i < nt; i += WARP)
+                m = fmaxf(m, v[i]);
+            m = warp_max(m);
+            float l = 0.0f;
+            if (m != -INFINITY)
+                for (int i = lane; i < nt; i += WARP)
+                    l += expf(v[i] - m);
+            l = warp_sum(l);
+            if (lane == 0) {
+                float *ps = a.pstats + ((size_t)(g * group + j) * nb + blockIdx.y) * 4;
+                ps[2 * which] = m;
+                ps[2 * which + 1] = l;
+            }
+        }
+    }
+}
+
+/*
+ * Σ p·v over one slice of DEC_VS slots for every query head of KV head g, plus the slice's score
+ * contributions.  hd/8 threads cover a value row (16-byte loads); the block's 256/(hd/8) key
+ * groups sum their rows and meet in shared memory.
+ */
+__global__ void __launch_bounds__(256) k_dec_values_row(struct attn_args a, int nb)
+{
+    kgrid_begin();
+    __shared__ float ps[MAX_GROUP][DEC_VS];
+    __shared__ float red[256 * 8];
+    __shared__ float sts[MAX_GROUP][4];
+    int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd, L = hd / 8;
+    int count = a.kv.n_used[g] + 1;
+    int s0 = sl * DEC_VS;
+    if (s0 >= count)
+        return;
+    int ns = min(DEC_VS, count - s0);
+    int scoring = a.st->scoring && a.kv.swa <= 0;
+    {
+        int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
+        int nt = (count + DEC_KB - 1) / DEC_KB;
+        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
+            dec_stats(a, g * group + j, nb, nt, keyformer, sts[j]);
+        __syncthreads();
+    }
+    for (int i = threadIdx.x; i < ns; i += blockDim.x) {
+        int s = s0 + i;
+        float sc = 0.0f;
+        for (int j = 0; j < group; j++) {
+            int h = g * group + j;
+            const float *st = sts[j];
+            float p = expf(a.logits[(size_t)h * a.kv.cap + s] - st[0]) * st[1];
+            ps[j][i] = p;
+            if (scoring)
+                sc += a.conf.policy == KV_P_KEYFORMER
+                          ? expf(a.noisy[(size_t)h * a.kv.cap + s] - st[2]) * st[3]
+                          : p;
+        }
+        if (scoring)
+            a.kv.score[(size_t)g * a.kv.cap + s] += sc;
+    }
+    __syncthreads();
+    int li = threadIdx.x % L, kg = threadIdx.x / L, nkg = blockDim.x / L;
+    const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
+    for (int j = 0; j < group; j++) { /* the slice of V (<= 64 KiB) is re-read from L1 */
+        float acc[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            acc[e] = 0.0f;
+        for (int i = kg; i < ns; i += nkg) {
+            uint4 u = V[(size_t)i * L + li];
+            const __half2 *h2 = (const __half2 *)&u;
+            float p = ps[j][i];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h2[e]);
+                acc[2 * e] += p * f.x;
+                acc[2 * e + 1] += p * f.y;
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            red[kg * hd + li * 8 + e] = acc[e];
+        __syncthreads();
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float sum = 0.0f;
+            for (int k2 = 0; k2 < nkg; k2++)
+                sum += red[k2 * hd + d];
+            a.partial[((size_t)sl * a.n_head + g * group + j) * hd + d] = sum;
+        }
+        __syncthreads();
+    }
+}
+
+/*
+ * The slices' sums into the attention output, 256 elements of the n_head·hd row per block, then
+ * rounded for the output projection (mode: its ACT_*; xq/xh as in round_chunk).
+ */
+__global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode, void *xq)
+{
+    kgrid_begin();
+    int e = blockIdx.x * 256 + threadIdx.x, total = a.n_head * a.hd, valid = e < total;
+    float s = 0.0f;
+    if (valid) {
+        int h = e / a.hd, d = e % a.hd, group = a.n_head / a.G, g = h / group;
+        int count = a.kv.n_used[g] + 1, nsl = (count + DEC_VS - 1) / DEC_VS;
+        for (int sl = 0; sl < nsl; sl++)
+            s += a.partial[((size_t)sl * a.n_head + h) * a.hd + d];
+        a.out[e] = s;
+    }
+    if (mode != ACT_NONE)
+        round_chunk(s, valid, 0, e, mode, xq, NULL);
+}
+
+int attn_decode_splits(int cap)
+{
+    return (cap + DEC_VS - 1) / DEC_VS;
+}
+
+int attn_decode_tiles(int cap)
+{
+    return (cap + DEC_KB - 1) / DEC_KB;
+}
+
+
+void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
+{
+    int nb = attn_decode_tiles(a->span), tot = a->n_head * a->hd;
+    dim3 gl(a->G, nb), gv(a->G, attn_decode_splits(a->span));
+    if (a->conf.policy == KV_P_KEYFORMER) {
+        klaunch(k_dec_logits_row, gl, 256, 0, s, *a);
+        klaunch(k_dec_values_row, gv, 256, 0, s, *a, nb);
+    } else {
+        klaunch(k_dec_logits, gl, 256, 0, s, *a);
+        klaunch(k_dec_values, gv, 256, 0, s, *a, nb);
+    }
+    klaunch(k_dec_reduce, (tot + 255) / 256, 256, 0, s, *a, mode, a->out_q);
+}
