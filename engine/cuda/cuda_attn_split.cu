@@ -6,9 +6,9 @@
  *
  * Two variants of the logits and value kernels: batched (DEC_U rows in flight per thread, the
  * values of 4 heads per pass) and one row at a time (fewer registers, more resident blocks),
- * which Keyformer takes: its noise makes the logits compute-heavy (H100, Llama-2-7B Q4_K_M at
- * depth 16384, keyformer 50%: 205 t/s one row at a time, 193 batched; full cache, Llama-3-8B
- * shape at depth 4096: 261 one row at a time, 337 batched).
+ * which a bounded Keyformer cache takes: its noise makes the logits compute-heavy (H100,
+ * Llama-2-7B Q4_K_M at depth 16384, keyformer 50%: 205 t/s one row at a time, 193 batched;
+ * unbounded cache, Llama-3-8B shape at depth 4096: 261 one row at a time, 337 batched).
  */
 #include <cfloat>
 #include <cstdio>
@@ -520,7 +520,7 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
 {
     int nb = attn_decode_tiles(a->span), tot = a->n_head * a->hd;
     dim3 gl(a->G, nb), gv(a->G, attn_decode_splits(a->span));
-    if (a->conf.policy == KV_P_KEYFORMER) {
+    if (a->conf.policy == KV_P_KEYFORMER && !a->conf.unbounded) { /* with its noise */
         klaunch(k_dec_logits_row, gl, 256, 0, s, *a);
         klaunch(k_dec_values_row, gv, 256, 0, s, *a, nb);
     } else {
