@@ -273,27 +273,15 @@ __device__ void dec_stats(const struct attn_args &a, int h, int nb, int nt, int 
 }
 
 /*
- * Σ p·v over one slice of DEC_VS slots for every query head of KV head g, plus the slice's score
- * contributions.  hd/8 threads cover a value row (16-byte loads); the block's 256/(hd/8) key
- * groups sum their rows and meet in shared memory.
+ * The probabilities of slice s0 .. s0+ns−1 of KV head g for each of its query heads into ps
+ * (normalisers combined from the tiles' partials into sts), and the slice's score
+ * contributions added to the cache; ends with the block synchronised.
  */
-__global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
+static __device__ __forceinline__ void dec_slice_probs(const struct attn_args &a, int g, int s0,
+                                                       int ns, int count, int nb,
+                                                       float (*ps)[DEC_VS], float (*sts)[4])
 {
-    __shared__ float ps[MAX_GROUP][DEC_VS];
-    __shared__ float red[256 * 8];
-    __shared__ float sts[MAX_GROUP][4];
-    int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd;
-    int s0 = sl * DEC_VS;
-    /* the slice's values into L2 before the wait (written before this kernel's predecessor
-     * started; see k_dec_logits) */
-    if (s0 <= a.kv.n_used[g])
-        dec_prefetch(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd,
-                     (size_t)min(DEC_VS, a.kv.n_used[g] + 1 - s0) * hd * 2);
-    kgrid_begin();
-    int count = a.kv.n_used[g] + 1;
-    if (s0 >= count)
-        return;
-    int ns = min(DEC_VS, count - s0);
+    int group = a.n_head / a.G;
     int scoring = a.st->scoring && a.kv.swa <= 0;
     {
         int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
@@ -319,6 +307,31 @@ __global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
             a.kv.score[(size_t)g * a.kv.cap + s] += sc;
     }
     __syncthreads();
+}
+
+/*
+ * Σ p·v over one slice of DEC_VS slots for every query head of KV head g, plus the slice's score
+ * contributions.  hd/8 threads cover a value row (16-byte loads); the block's 256/(hd/8) key
+ * groups sum their rows and meet in shared memory.
+ */
+__global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
+{
+    __shared__ float ps[MAX_GROUP][DEC_VS];
+    __shared__ float red[256 * 8];
+    __shared__ float sts[MAX_GROUP][4];
+    int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd;
+    int s0 = sl * DEC_VS;
+    /* the slice's values into L2 before the wait (written before this kernel's predecessor
+     * started; see k_dec_logits) */
+    if (s0 <= a.kv.n_used[g])
+        dec_prefetch(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd,
+                     (size_t)min(DEC_VS, a.kv.n_used[g] + 1 - s0) * hd * 2);
+    kgrid_begin();
+    int count = a.kv.n_used[g] + 1;
+    if (s0 >= count)
+        return;
+    int ns = min(DEC_VS, count - s0);
+    dec_slice_probs(a, g, s0, ns, count, nb, ps, sts);
     const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
     for (int j0 = 0; j0 < group; j0 += 4) /* up to 4 heads per pass over the slice */
         dec_pv(V, ns, -1, NULL, &ps[0][0], DEC_VS, j0, group, hd, red,
@@ -428,31 +441,7 @@ __global__ void __launch_bounds__(256) k_dec_values_row(struct attn_args a, int 
     if (s0 >= count)
         return;
     int ns = min(DEC_VS, count - s0);
-    int scoring = a.st->scoring && a.kv.swa <= 0;
-    {
-        int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
-        int nt = (count + DEC_KB - 1) / DEC_KB;
-        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
-            dec_stats(a, g * group + j, nb, nt, keyformer, sts[j]);
-        __syncthreads();
-    }
-    for (int i = threadIdx.x; i < ns; i += blockDim.x) {
-        int s = s0 + i;
-        float sc = 0.0f;
-        for (int j = 0; j < group; j++) {
-            int h = g * group + j;
-            const float *st = sts[j];
-            float p = expf(a.logits[(size_t)h * a.kv.cap + s] - st[0]) * st[1];
-            ps[j][i] = p;
-            if (scoring)
-                sc += a.conf.policy == KV_P_KEYFORMER
-                          ? expf(a.noisy[(size_t)h * a.kv.cap + s] - st[2]) * st[3]
-                          : p;
-        }
-        if (scoring)
-            a.kv.score[(size_t)g * a.kv.cap + s] += sc;
-    }
-    __syncthreads();
+    dec_slice_probs(a, g, s0, ns, count, nb, ps, sts);
     int li = threadIdx.x % L, kg = threadIdx.x / L, nkg = blockDim.x / L;
     const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
     for (int j = 0; j < group; j++) { /* the slice of V (<= 64 KiB) is re-read from L1 */
