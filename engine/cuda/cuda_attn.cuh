@@ -1,7 +1,8 @@
 /*
  * cuda_attn.cuh — device code shared by the attention files: cuda_attn.cu (the cache write,
- * prefill, eviction) and cuda_attn_dec.cu (decode): tile sizes, warp reductions, the visibility
- * rule and the per-head QK-norm + RoPE + cache write.
+ * prefill, eviction), cuda_attn_dec.cu and cuda_attn_split.cu (decode): tile sizes, warp
+ * reductions, the visibility rule, the per-head QK-norm + RoPE + cache write, and the decode
+ * kernels' batched row loads, dot products and Σ p·v.
  */
 #ifndef KF_CUDA_ATTN_CUH
 #define KF_CUDA_ATTN_CUH
@@ -127,6 +128,132 @@ static __device__ __forceinline__ void qk_head(const struct attn_args &a,
     if (is_k && lane == 0) {
         a.kv.pos[slot] = pos;
         a.kv.score[slot] = 0.0f;
+    }
+}
+
+/*
+ * Shared by the decode kernels (cuda_attn_dec.cu, cuda_attn_split.cu).  A warp's lanes read DEC_U rows each (hd/8 lanes per row,
+ * one 16-byte load per lane and row) before using any of them: these kernels have few rows per
+ * block and are bound by the latency of those loads, so all of a round's loads are in flight
+ * together.
+ */
+
+/* Rows u (8 halves per lane) as floats. */
+static __device__ __forceinline__ void dec_rows_f32(const uint4 (&u)[DEC_U],
+                                                    float (&kf)[DEC_U][8])
+{
+#pragma unroll
+    for (int k = 0; k < DEC_U; k++) {
+        const __half2 *h2 = (const __half2 *)&u[k];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float2 f = __half22float2(h2[e]);
+            kf[k][2 * e] = f.x;
+            kf[k][2 * e + 1] = f.y;
+        }
+    }
+}
+
+/*
+ * d[k] = q · key k for the DEC_U keys of kf, q being this lane's 8 elements at q8 (shared
+ * memory); the L lanes of a key are summed by shuffles, all keys' dots first and then one round
+ * of shuffles over them, so that the shuffles' latencies overlap (every lane must call it).
+ */
+static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8], const float *q8,
+                                                int L, float (&d)[DEC_U])
+{
+    const float4 *q4 = (const float4 *)q8;
+    float4 qa = q4[0], qb = q4[1];
+    float q[8] = { qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w };
+#pragma unroll
+    for (int k = 0; k < DEC_U; k++) {
+        d[k] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            d[k] += kf[k][e] * q[e];
+    }
+    for (int o = L / 2; o > 0; o >>= 1)
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++)
+            d[k] += __shfl_xor_sync(0xffffffffu, d[k], o);
+}
+
+/*
+ * Σ p·v over rows 0 .. n−1 of V for heads j0 .. j0+3 (those < nh), p = ps[j·pstride + row];
+ * row nv (if >= 0) comes from vnew (shared memory, the new token's value) instead of V.  This
+ * thread covers rows kg, kg + nkg, ... (key group kg of nkg; lane li of the L per row).
+ * Then the sums meet — the warp's key groups by shuffles, the 8 warps in red — and thread d <
+ * hd gets out(jj, d) = the total for head j0 + jj: written to out[jj * hd + d] (and, if out2,
+ * out2[jj * hd + d]).  Every thread of the block must call it.
+ */
+static __device__ __forceinline__ void dec_pv(const uint4 *V, int n, int nv, const __half *vnew, const float *ps,
+                              int pstride, int j0, int nh, int hd, float *red, float *out,
+                              float *out2)
+{
+    int L = hd / 8, li = threadIdx.x % L, kg = threadIdx.x / L, nkg = blockDim.x / L;
+    int warp = threadIdx.x / WARP, sub = (threadIdx.x % WARP) / L;
+    float acc[4][8];
+#pragma unroll
+    for (int jj = 0; jj < 4; jj++)
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            acc[jj][e] = 0.0f;
+    for (int i0 = kg; i0 < n; i0 += nkg * DEC_U) {
+        uint4 u[DEC_U];
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++) {
+            int i = i0 + k * nkg;
+            u[k] = i >= n     ? make_uint4(0, 0, 0, 0)
+                   : i == nv ? ((const uint4 *)vnew)[li]
+                             : V[(size_t)i * L + li];
+        }
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++) {
+            int i = i0 + k * nkg;
+            if (i >= n)
+                break;
+            const __half2 *h2 = (const __half2 *)&u[k];
+            float vf[8];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h2[e]);
+                vf[2 * e] = f.x;
+                vf[2 * e + 1] = f.y;
+            }
+#pragma unroll
+            for (int jj = 0; jj < 4; jj++) {
+                if (j0 + jj >= nh)
+                    break;
+                float p = ps[(j0 + jj) * pstride + i];
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    acc[jj][e] += p * vf[e];
+            }
+        }
+    }
+#pragma unroll
+    for (int jj = 0; jj < 4; jj++) {
+        if (j0 + jj >= nh)
+            break;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            float v = acc[jj][e];
+            for (int o = L; o < WARP; o <<= 1)
+                v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (sub == 0)
+                red[warp * hd + li * 8 + e] = v;
+        }
+        __syncthreads();
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float sum = 0.0f;
+#pragma unroll
+            for (int w = 0; w < 8; w++)
+                sum += red[w * hd + d];
+            out[jj * hd + d] = sum;
+            if (out2)
+                out2[jj * hd + d] = sum;
+        }
+        __syncthreads();
     }
 }
 

@@ -142,36 +142,11 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                                : make_uint4(0, 0, 0, 0);
             kpos[k] = s < used ? P[s] : qpos;
         }
-        /* all keys' partial dots first, then the shuffle levels over all of them: the
-         * shuffles' latencies overlap instead of adding up key after key */
         float kf[DEC_U][8];
-#pragma unroll
-        for (int k = 0; k < DEC_U; k++) {
-            const __half2 *h2 = (const __half2 *)&u[k];
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float2 f = __half22float2(h2[e]);
-                kf[k][2 * e] = f.x;
-                kf[k][2 * e + 1] = f.y;
-            }
-        }
+        dec_rows_f32(u, kf);
         for (int j = 0; j < nh; j++) {
-            float q[8], d[DEC_U];
-            const float4 *q4 = (const float4 *)(qs + j * hd + li * 8);
-            float4 qa = q4[0], qb = q4[1];
-            q[0] = qa.x, q[1] = qa.y, q[2] = qa.z, q[3] = qa.w;
-            q[4] = qb.x, q[5] = qb.y, q[6] = qb.z, q[7] = qb.w;
-#pragma unroll
-            for (int k = 0; k < DEC_U; k++) {
-                d[k] = 0.0f;
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    d[k] += kf[k][e] * q[e];
-            }
-            for (int o = L / 2; o > 0; o >>= 1)
-#pragma unroll
-                for (int k = 0; k < DEC_U; k++)
-                    d[k] += __shfl_xor_sync(0xffffffffu, d[k], o);
+            float d[DEC_U];
+            dec_dots(kf, qs + j * hd + li * 8, L, d);
             if (li != 0)
                 continue;
             int h = h0 + j;
