@@ -416,9 +416,7 @@ static void head_probs(const struct kv_cache *kv, int layer, int h, int qpos, co
         int npad = (n + 15) & ~15;
         kv_noise_gumbel_row(kv->p.seed, layer, h, qpos, P, npad <= kv->layer_cap[layer] ? npad : n,
                             y);
-        ops_add_scale(att, y, n, inv_tau); /* masked logits stay -inf */
-        ops_softmax(y, n);
-        ops_add(acc, y, n, acc);
+        ops_noisy_softmax_add(att, y, n, inv_tau, acc); /* masked logits stay -inf */
     }
     ops_softmax(att, n); /* masked entries become exactly 0 */
     if (acc && kv->p.policy == KV_POLICY_H2O)

@@ -147,6 +147,14 @@ void ops_ref_add_scale(const float *x, float *y, int64_t n, float s)
         y[j] = (x[j] + y[j]) * s;
 }
 
+void ops_ref_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *acc)
+{
+    ops_ref_add_scale(x, y, n, s);
+    ops_ref_softmax(y, n);
+    for (int64_t j = 0; j < n; j++)
+        acc[j] += y[j];
+}
+
 /* ---- AVX-512 kernels --------------------------------------------------------------------- */
 #if OPS_X86
 #define AVX512 __attribute__((target("avx512f")))
@@ -432,6 +440,40 @@ static AVX512 void mask_scale_avx512(float *att, const int32_t *pos, int64_t n, 
     }
 }
 
+/* softmax_avx512 with the (x + y)·s step folded into its max pass and the sum into acc folded
+ * into its scaling pass: the same operations, no FMA contraction (bit for bit). */
+static AVX512 void noisy_softmax_add_avx512(const float *x, float *y, int64_t n, float s,
+                                            float *acc)
+{
+    const __m512 sv = _mm512_set1_ps(s);
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 v = _mm512_mul_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(m, x + i),
+                                                     _mm512_maskz_loadu_ps(m, y + i)),
+                                       sv);
+        _mm512_mask_storeu_ps(y + i, m, v);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
+    }
+    const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + i), max));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(y + i, m, e);
+        s0 = _mm512_add_pd(s0, widen_lo(e));
+        s1 = _mm512_add_pd(s1, widen_hi(e));
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, y + i), inv);
+        __asm__("" : "+v"(p)); /* p rounded, as stored by softmax: no contraction into an FMA */
+        _mm512_mask_storeu_ps(acc + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, acc + i), p));
+    }
+}
+
 static AVX512 void add_scale_avx512(const float *x, float *y, int64_t n, float s)
 {
     const __m512 sv = _mm512_set1_ps(s);
@@ -685,6 +727,17 @@ void ops_add_scale(const float *x, float *y, int64_t n, float s)
     }
 #endif
     ops_ref_add_scale(x, y, n, s);
+}
+
+void ops_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *acc)
+{
+#if OPS_X86
+    if (have_avx512()) {
+        noisy_softmax_add_avx512(x, y, n, s, acc);
+        return;
+    }
+#endif
+    ops_ref_noisy_softmax_add(x, y, n, s, acc);
 }
 
 size_t ops_wsum_state_floats(int64_t n)

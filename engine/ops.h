@@ -72,6 +72,13 @@ void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t strid
 void ops_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int32_t win,
                     float scale);
 void ops_add_scale(const float *x, float *y, int64_t n, float s);
+/*
+ * Keyformer's score row in one call: acc[j] += softmax((x + y)·s)[j], y being overwritten (it
+ * holds the noise on entry).  The same operations in the same order as ops_add_scale,
+ * ops_softmax and ops_add one after the other (bit for bit), in three passes over the row
+ * instead of six.
+ */
+void ops_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *acc);
 size_t ops_wsum_state_floats(int64_t n);
 void ops_wsum_begin(float *st, int64_t n);
 void ops_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
@@ -139,6 +146,7 @@ void ops_ref_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t s
 void ops_ref_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int32_t win,
                         float scale);
 void ops_ref_add_scale(const float *x, float *y, int64_t n, float s);
+void ops_ref_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *acc);
 /* "avx512" or "scalar": the level the dispatching kernels above use on this CPU. */
 const char *ops_simd_name(void);
 

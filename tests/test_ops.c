@@ -423,6 +423,41 @@ static void test_mask_scale(void)
         }
 }
 
+/* Keyformer's fused score row: the three steps it replaces, bit for bit, and the reference. */
+static void test_noisy_softmax_add(void)
+{
+    static const int64_t ns[] = { 1, 15, 16, 17, 100, 2048 };
+    for (int ni = 0; ni < 6; ni++) {
+        int64_t n = ns[ni];
+        float *x = rand_vec(n, -8, 8), *g = rand_vec(n, -2, 6), *acc = rand_vec(n, 0, 3);
+        float *y1 = malloc((size_t)n * sizeof(float)), *y2 = malloc((size_t)n * sizeof(float));
+        float *y3 = malloc((size_t)n * sizeof(float)), *a1 = malloc((size_t)n * sizeof(float));
+        float *a2 = malloc((size_t)n * sizeof(float)), *a3 = malloc((size_t)n * sizeof(float));
+        if (n > 3)
+            x[3] = -INFINITY; /* a masked slot */
+        memcpy(y1, g, (size_t)n * sizeof(float)), memcpy(y2, g, (size_t)n * sizeof(float));
+        memcpy(y3, g, (size_t)n * sizeof(float));
+        memcpy(a1, acc, (size_t)n * sizeof(float)), memcpy(a2, acc, (size_t)n * sizeof(float));
+        memcpy(a3, acc, (size_t)n * sizeof(float));
+        ops_noisy_softmax_add(x, y1, n, 0.6f, a1);
+        ops_add_scale(x, y2, n, 0.6f);
+        ops_softmax(y2, n);
+        ops_add(a2, y2, n, a2);
+        ops_ref_noisy_softmax_add(x, y3, n, 0.6f, a3);
+        float worst = 0.0f;
+        for (int64_t j = 0; j < n; j++) {
+            float d = fabsf(a1[j] - a3[j]);
+            worst = d > worst ? d : worst;
+        }
+        ok(memcmp(a1, a2, (size_t)n * sizeof(float)) == 0 && worst <= 1e-6f &&
+               (n <= 3 || a1[3] == acc[3]),
+           "noisy_softmax_add == add_scale + softmax + add bit for bit, reference within %.1e, "
+           "n=%lld",
+           (double)worst, (long long)n);
+        free(x), free(g), free(acc), free(y1), free(y2), free(y3), free(a1), free(a2), free(a3);
+    }
+}
+
 /* ---- threadpool ------------------------------------------------------------------------- */
 
 #define TP_ITEMS 1000
@@ -655,6 +690,7 @@ int main(void)
     test_rope();
     test_rows();
     test_mask_scale();
+    test_noisy_softmax_add();
     test_attention();
     test_threadpool();
     test_matmul();
