@@ -32,7 +32,7 @@ static __device__ __forceinline__ void dec_prefetch(const void *p, size_t bytes)
  */
 __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
 {
-    __shared__ float qs[MAX_GROUP * 256]; /* [group][hd] */
+    __shared__ __align__(16) float qs[MAX_GROUP * 256]; /* [group][hd]; float4 reads */
     __shared__ float lt[MAX_GROUP][DEC_KB], yt[MAX_GROUP][DEC_KB];
     int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
     int s0 = blockIdx.y * DEC_KB;
