@@ -228,14 +228,10 @@ static inline AVX512 __m512d widen_hi(__m512 v)
     return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-static AVX512 void softmax_avx512(float *x, int64_t n)
+/* x[i] = e^(x[i] − max) for i < n; returns 1/Σ broadcast (summed in double, as ggml). */
+static inline AVX512 __m512 exp_pass_avx512(float *x, int64_t n, float max_s)
 {
-    __m512 vmax = _mm512_set1_ps(-INFINITY);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = tail_mask(n - i);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
-    }
-    const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    const __m512 max = _mm512_set1_ps(max_s);
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i);
@@ -245,7 +241,17 @@ static AVX512 void softmax_avx512(float *x, int64_t n)
         s0 = _mm512_add_pd(s0, widen_lo(e));
         s1 = _mm512_add_pd(s1, widen_hi(e));
     }
-    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    return _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+}
+
+static AVX512 void softmax_avx512(float *x, int64_t n)
+{
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const __m512 inv = exp_pass_avx512(x, n, _mm512_reduce_max_ps(vmax));
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i);
         _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
@@ -455,17 +461,7 @@ static AVX512 void noisy_softmax_add_avx512(const float *x, float *y, int64_t n,
         _mm512_mask_storeu_ps(y + i, m, v);
         vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
     }
-    const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = tail_mask(n - i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + i), max));
-        e = _mm512_maskz_mov_ps(m, e);
-        _mm512_mask_storeu_ps(y + i, m, e);
-        s0 = _mm512_add_pd(s0, widen_lo(e));
-        s1 = _mm512_add_pd(s1, widen_hi(e));
-    }
-    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    const __m512 inv = exp_pass_avx512(y, n, _mm512_reduce_max_ps(vmax));
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i);
         __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, y + i), inv);
