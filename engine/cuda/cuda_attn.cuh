@@ -2,7 +2,7 @@
  * cuda_attn.cuh — device code shared by the attention files: cuda_attn.cu (the cache write,
  * prefill, eviction), cuda_attn_dec.cu and cuda_attn_split.cu (decode): tile sizes, warp
  * reductions, the visibility rule, the per-head QK-norm + RoPE + cache write, and the decode
- * kernels' batched row loads, dot products and Σ p·v.
+ * kernels' L2 prefetch, batched row loads, dot products and Σ p·v.
  */
 #ifndef KF_CUDA_ATTN_CUH
 #define KF_CUDA_ATTN_CUH
@@ -129,6 +129,13 @@ static __device__ __forceinline__ void qk_head(const struct attn_args &a,
         a.kv.pos[slot] = pos;
         a.kv.score[slot] = 0.0f;
     }
+}
+
+/* Ask L2 for bytes at p, one 128-byte line per thread and round (prefetch.global.L2). */
+static __device__ __forceinline__ void dec_prefetch(const void *p, size_t bytes)
+{
+    for (size_t o = (size_t)threadIdx.x * 128; o < bytes; o += (size_t)blockDim.x * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)p + o));
 }
 
 /*

@@ -51,18 +51,9 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
      * copied in before the graph ran) — the slots' keys and values are asked into L2 and this
      * thread's score read, so that none of it waits on DRAM once the products have finished. */
     int qpos = a.st->pos0, used = a.kv.n_used[g], count = used + 1;
-    {
-        const char *kb = (const char *)(a.kv.k + (size_t)g * a.kv.cap * hd);
-        const char *vb = (const char *)(a.kv.v + (size_t)g * a.kv.cap * hd);
-        size_t bytes = (size_t)used * hd * 2;
-        for (size_t o = (size_t)threadIdx.x * 128; o < bytes; o += 256 * 128) {
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(kb + o));
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(vb + o));
-        }
-        if (threadIdx.x < (used * 4 + 127) / 128)
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(a.kv.pos + (size_t)g * a.kv.cap +
-                                                           threadIdx.x * 32));
-    }
+    dec_prefetch(a.kv.k + (size_t)g * a.kv.cap * hd, (size_t)used * hd * 2);
+    dec_prefetch(a.kv.v + (size_t)g * a.kv.cap * hd, (size_t)used * hd * 2);
+    dec_prefetch(a.kv.pos + (size_t)g * a.kv.cap, (size_t)used * 4);
     float score0 = (int)threadIdx.x < used ? a.kv.score[(size_t)g * a.kv.cap + threadIdx.x] : 0.0f;
     /* this thread's rotation (pair threadIdx.x % half of every head it turns) */
     int half = r.n_rot / 2, pi = half ? threadIdx.x % half : 0;

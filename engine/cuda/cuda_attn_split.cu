@@ -18,13 +18,6 @@
 #include "cuda_round.cuh"
 #include "cuda_launch.cuh"
 
-/* Ask L2 for bytes at p, one 128-byte line per thread and round (prefetch.global.L2). */
-static __device__ __forceinline__ void dec_prefetch(const void *p, size_t bytes)
-{
-    for (size_t o = (size_t)threadIdx.x * 128; o < bytes; o += (size_t)blockDim.x * 128)
-        asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)p + o));
-}
-
 /*
  * Logits of one tile of DEC_KB slots for every query head of KV head g.  hd/8 lanes share a key
  * (one 16-byte load each), so a warp reads 32/(hd/8) keys per pass.  The tile's softmax partials
@@ -38,11 +31,12 @@ __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
     int s0 = blockIdx.y * DEC_KB;
     /* the tile's keys into L2 before the wait: all but the newest were written by earlier steps
      * (a prefetch only asks: the loads below, after the wait, see the newest too) */
-    if (s0 <= a.kv.n_used[g])
+    int count = a.kv.n_used[g] + 1; /* written by the previous call's eviction */
+    if (s0 < count)
         dec_prefetch(a.kv.k + ((size_t)g * a.kv.cap + s0) * hd,
-                     (size_t)min(DEC_KB, a.kv.n_used[g] + 1 - s0) * hd * 2);
+                     (size_t)min(DEC_KB, count - s0) * hd * 2);
     kgrid_begin();
-    int count = a.kv.n_used[g] + 1, qpos = a.st->pos0;
+    int qpos = a.st->pos0;
     if (s0 >= count)
         return;
     int nt = min(DEC_KB, count - s0);
@@ -197,11 +191,11 @@ __global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
     int s0 = sl * DEC_VS;
     /* the slice's values into L2 before the wait (written before this kernel's predecessor
      * started; see k_dec_logits) */
-    if (s0 <= a.kv.n_used[g])
+    int count = a.kv.n_used[g] + 1; /* written by the previous call's eviction */
+    if (s0 < count)
         dec_prefetch(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd,
-                     (size_t)min(DEC_VS, a.kv.n_used[g] + 1 - s0) * hd * 2);
+                     (size_t)min(DEC_VS, count - s0) * hd * 2);
     kgrid_begin();
-    int count = a.kv.n_used[g] + 1;
     if (s0 >= count)
         return;
     int ns = min(DEC_VS, count - s0);
