@@ -420,11 +420,20 @@ int main(void)
     setenv("KF_CUDA_DEC", "split", 1);
     static const size_t again[] = { 0, 9, 13, 16 };
     recheck(tmpdir, models, again, sizeof again / sizeof again[0], "split decode kernels");
-    if (llama[0]) { /* keyformer takes the split kernels' one-row-at-a-time variant, h2o not */
+    if (llama[0]) {
+        /* a bounded keyformer cache takes the batched kernels under GQA (llama f32, gemma3),
+         * the one-row ones under MHA (llama f16); each model through the other variant too */
         check_policy(llama, "keyformer", "24");
         check_policy(llama, "h2o", "24");
         snprintf(path, sizeof path, "%s/m15.gguf", tmpdir);
         check_policy(path, "keyformer", "20");
+        snprintf(path, sizeof path, "%s/m1.gguf", tmpdir);
+        check_policy(path, "keyformer", "24");
+        setenv("KF_CUDA_KF_SPLIT", "batched", 1);
+        check_policy(path, "keyformer", "24");
+        setenv("KF_CUDA_KF_SPLIT", "row", 1);
+        check_policy(llama, "keyformer", "24");
+        unsetenv("KF_CUDA_KF_SPLIT");
     }
     /* Prompts through the CUDA-core prefill kernel (k_pf_attn) instead of the tensor-core one,
      * which serves head sizes 16..128 and so ran every prompt above. */

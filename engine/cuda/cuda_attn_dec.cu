@@ -51,6 +51,17 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
      * copied in before the graph ran) — the slots' keys and values are asked into L2 and this
      * thread's score read, so that none of it waits on DRAM once the products have finished. */
     int qpos = a.st->pos0, used = a.kv.n_used[g], count = used + 1;
+    float *qs = dsm, *lt = qs + (nh + 2) * hd, *yt = lt + nh * DEC_VS;
+    /* Keyformer's noise depends on positions only: into yt by all threads, here (the new
+     * token's slot holds qpos) rather than by the one lane per key that has its dot; first,
+     * so that its registers are free again before those below are live (no spill) */
+    if (a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER)
+        for (int idx = threadIdx.x; idx < nh * count; idx += blockDim.x) {
+            int j = idx / count, s = idx % count;
+            yt[j * DEC_VS + s] =
+                kn_gumbel(kn_row_key(a.kv.layer, h0 + j, qpos), a.seed_key,
+                          s < used ? a.kv.pos[(size_t)g * a.kv.cap + s] : qpos);
+        }
     dec_prefetch(a.kv.k + (size_t)g * a.kv.cap * hd, (size_t)used * hd * 2);
     dec_prefetch(a.kv.v + (size_t)g * a.kv.cap * hd, (size_t)used * hd * 2);
     dec_prefetch(a.kv.pos + (size_t)g * a.kv.cap, (size_t)used * 4);
@@ -62,7 +73,6 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
         rope_cs(r, pi, (float)qpos, &rc, &rs);
     kgrid_begin();
     /* the new token's heads into shared memory: the block's queries, its key, its value */
-    float *qs = dsm, *lt = qs + (nh + 2) * hd, *yt = lt + nh * DEC_VS;
     {
         const float *qr = a.qkv + (size_t)h0 * hd;
         const float *kr = a.qkv + (size_t)(a.n_head + g) * hd;
@@ -149,12 +159,8 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                 int vis = visible(kpos[k], qpos, a.kv.swa);
                 float lg = vis ? att_logit(a, d[k], h, kpos[k], qpos) : -INFINITY;
                 lt[j * DEC_VS + s] = lg;
-                if (keyformer)
-                    yt[j * DEC_VS + s] =
-                        vis ? (lg + kn_gumbel(kn_row_key(a.kv.layer, h, qpos), a.seed_key,
-                                              kpos[k])) *
-                                  inv_tau
-                            : -INFINITY;
+                if (keyformer) /* yt held the noise */
+                    yt[j * DEC_VS + s] = vis ? (lg + yt[j * DEC_VS + s]) * inv_tau : -INFINITY;
             }
         }
     }

@@ -6,9 +6,11 @@
  *
  * Two variants of the logits and value kernels: batched (DEC_U rows in flight per thread, the
  * values of 4 heads per pass) and one row at a time (fewer registers, more resident blocks),
- * which a bounded Keyformer cache takes: its noise makes the logits compute-heavy (H100,
- * Llama-2-7B Q4_K_M at depth 16384, keyformer 50%: 205 t/s one row at a time, 193 batched;
- * unbounded cache, Llama-3-8B shape at depth 4096: 261 one row at a time, 337 batched).
+ * which a bounded Keyformer cache takes under MHA.  Keyformer's Gumbel noise is computed before
+ * the grid wait by all threads (dec_tile_noise), not by the one lane per key that holds its dot
+ * (H100, Q4_K_M at depth 16384, keyformer 50%, tg64: Llama-2-7B shape 204.4 before, 207.1 one
+ * row at a time, 200.7 batched; Llama-3-8B shape (GQA 8) 208.8 before, 218.8 one row, 280.8
+ * batched; unbounded cache, Llama-3 shape at depth 4096: 261 one row at a time, 337 batched).
  */
 #include <cfloat>
 #include <cstdio>
@@ -17,6 +19,25 @@
 #include "cuda_attn.cuh"
 #include "cuda_round.cuh"
 #include "cuda_launch.cuh"
+
+/*
+ * Keyformer's Gumbel noise of the tile's slots for every query head of KV head g into
+ * nz[j][i], computed before the grid wait: it depends on positions only (the step's, from the
+ * step record, and the slots', written by earlier calls; the newest slot, which this call's
+ * k_qk_store fills, holds the new token: pos0).  Off the step's path, and spread over all
+ * threads rather than the one lane per key that has the key's dot.
+ */
+static __device__ __forceinline__ void dec_tile_noise(const struct attn_args &a, int g, int s0,
+                                                      int count, float (*nz)[DEC_KB])
+{
+    int group = a.n_head / a.G, nt = min(DEC_KB, count - s0), qpos = a.st->pos0;
+    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
+    for (int idx = threadIdx.x; idx < group * nt; idx += blockDim.x) {
+        int j = idx / nt, i = idx % nt, s = s0 + i;
+        int kpos = s == count - 1 ? qpos : P[s];
+        nz[j][i] = kn_gumbel(kn_row_key(a.kv.layer, g * group + j, qpos), a.seed_key, kpos);
+    }
+}
 
 /*
  * Logits of one tile of DEC_KB slots for every query head of KV head g.  hd/8 lanes share a key
@@ -32,15 +53,18 @@ __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
     /* the tile's keys into L2 before the wait: all but the newest were written by earlier steps
      * (a prefetch only asks: the loads below, after the wait, see the newest too) */
     int count = a.kv.n_used[g] + 1; /* written by the previous call's eviction */
-    if (s0 < count)
+    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
+    if (s0 < count) {
         dec_prefetch(a.kv.k + ((size_t)g * a.kv.cap + s0) * hd,
                      (size_t)min(DEC_KB, count - s0) * hd * 2);
+        if (keyformer)
+            dec_tile_noise(a, g, s0, count, yt);
+    }
     kgrid_begin();
     int qpos = a.st->pos0;
     if (s0 >= count)
         return;
     int nt = min(DEC_KB, count - s0);
-    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
     for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
         qs[i] = a.qkv[(size_t)g * group * hd + i];
     __syncthreads();
@@ -75,11 +99,8 @@ __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
                 float lg = vis ? att_logit(a, d[k], h, kpos[k], qpos) : -INFINITY;
                 a.logits[(size_t)h * a.kv.cap + s] = lg;
                 lt[j][i] = lg;
-                if (keyformer) {
-                    float y = vis ? (lg + kn_gumbel(kn_row_key(a.kv.layer, h, qpos),
-                                                    a.seed_key, kpos[k])) *
-                                        inv_tau
-                                  : -INFINITY;
+                if (keyformer) { /* yt held the noise (dec_tile_noise) */
+                    float y = vis ? (lg + yt[j][i]) * inv_tau : -INFINITY;
                     a.noisy[(size_t)h * a.kv.cap + s] = y;
                     yt[j][i] = y;
                 }
@@ -215,16 +236,18 @@ __global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
  */
 __global__ void __launch_bounds__(256) k_dec_logits_row(struct attn_args a)
 {
-    kgrid_begin();
     __shared__ float qs[MAX_GROUP * 256]; /* [group][hd] */
     __shared__ float lt[MAX_GROUP][DEC_KB], yt[MAX_GROUP][DEC_KB];
     int g = blockIdx.x, group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
-    int count = a.kv.n_used[g] + 1, qpos = a.st->pos0;
+    int count = a.kv.n_used[g] + 1, qpos = a.st->pos0; /* see k_dec_logits */
     int s0 = blockIdx.y * DEC_KB;
+    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
+    if (keyformer && s0 < count)
+        dec_tile_noise(a, g, s0, count, yt);
+    kgrid_begin();
     if (s0 >= count)
         return;
     int nt = min(DEC_KB, count - s0);
-    int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
     for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
         qs[i] = a.qkv[(size_t)g * group * hd + i];
     __syncthreads();
@@ -232,7 +255,6 @@ __global__ void __launch_bounds__(256) k_dec_logits_row(struct attn_args a)
     const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
     const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
     float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
-    uint64_t sk = a.seed_key;
     for (int base = warp * kp; base < nt; base += 8 * kp) {
         int i = base + sub, s = s0 + i, in = i < nt;
         float kf[8];
@@ -258,10 +280,8 @@ __global__ void __launch_bounds__(256) k_dec_logits_row(struct attn_args a)
                 float lg = vis ? att_logit(a, d, h, kpos, qpos) : -INFINITY;
                 a.logits[(size_t)h * a.kv.cap + s] = lg;
                 lt[j][i] = lg;
-                if (keyformer) {
-                    float y = vis ? (lg + kn_gumbel(kn_row_key(a.kv.layer, h, qpos), sk, kpos)) *
-                                        inv_tau
-                                  : -INFINITY;
+                if (keyformer) { /* yt held the noise (dec_tile_noise) */
+                    float y = vis ? (lg + yt[j][i]) * inv_tau : -INFINITY;
                     a.noisy[(size_t)h * a.kv.cap + s] = y;
                     yt[j][i] = y;
                 }
@@ -377,7 +397,13 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
 {
     int nb = attn_decode_tiles(a->span), tot = a->n_head * a->hd;
     dim3 gl(a->G, nb), gv(a->G, attn_decode_splits(a->span));
-    if (a->conf.policy == KV_P_KEYFORMER && !a->conf.unbounded) { /* with its noise */
+    /* a bounded Keyformer cache under MHA takes the one-row kernels (see the file's head);
+     * KF_CUDA_KF_SPLIT=row or =batched forces either (tests) */
+    const char *e = getenv("KF_CUDA_KF_SPLIT");
+    int row = a->conf.policy == KV_P_KEYFORMER && !a->conf.unbounded && a->n_head == a->G;
+    if (e && (!strcmp(e, "row") || !strcmp(e, "batched")))
+        row = a->conf.policy == KV_P_KEYFORMER && !strcmp(e, "row");
+    if (row) {
         klaunch(k_dec_logits_row, gl, 256, 0, s, *a);
         klaunch(k_dec_values_row, gv, 256, 0, s, *a, nb);
     } else {
