@@ -126,24 +126,42 @@ static inline AVX512DQ __m512 log_pos_x16(__m512 x)
     return _mm512_fmadd_ps(e, _mm512_set1_ps(LN2_HI), _mm512_add_ps(f, y));
 }
 
+/* u of 16 keys (gumbel_of's): the hash's top 23 bits, + ½, / 2^23. */
+static inline AVX512DQ __m512 uniform_x16(__m512i rk, __m512i sk, const int32_t *kpos)
+{
+    __m512i kp = _mm512_and_si512(_mm512_loadu_si512(kpos), _mm512_set1_epi32(0xffffff));
+    __m512i lo = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(kp));
+    __m512i hi = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(kp, 1));
+    lo = _mm512_srli_epi64(mix64_x8(_mm512_xor_si512(_mm512_or_si512(rk, lo), sk)), 41);
+    hi = _mm512_srli_epi64(mix64_x8(_mm512_xor_si512(_mm512_or_si512(rk, hi), sk)), 41);
+    /* the top 23 bits fit an int32: pack both halves and convert exactly */
+    __m512i packed = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)),
+                                        _mm512_cvtepi64_epi32(hi), 1);
+    return _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(packed), _mm512_set1_ps(0.5f)),
+                         _mm512_set1_ps(1.0f / 8388608.0f));
+}
+
 static AVX512DQ void row_avx512(uint64_t seed, int layer, int qhead, int qpos,
                                 const int32_t *kpos, int n, float *out)
 {
     __m512i rk = _mm512_set1_epi64((long long)row_key(layer, qhead, qpos));
     __m512i sk = _mm512_set1_epi64((long long)seed_key(seed));
-    const __m512 half = _mm512_set1_ps(0.5f), scale = _mm512_set1_ps(1.0f / 8388608.0f);
     int s = 0;
+    /* four vectors per round: each logarithm is a chain of dependent FMAs, and four independent
+     * chains keep the FMA units busy (1.6× faster per key here than one vector per round) */
+    for (; s + 64 <= n; s += 64) {
+        __m512 l[4];
+        for (int v = 0; v < 4; v++)
+            l[v] = uniform_x16(rk, sk, kpos + s + 16 * v);
+        for (int v = 0; v < 4; v++)
+            l[v] = log_pos_x16(l[v]);
+        for (int v = 0; v < 4; v++)
+            l[v] = log_pos_x16(_mm512_sub_ps(_mm512_setzero_ps(), l[v]));
+        for (int v = 0; v < 4; v++)
+            _mm512_storeu_ps(out + s + 16 * v, _mm512_sub_ps(_mm512_setzero_ps(), l[v]));
+    }
     for (; s + 16 <= n; s += 16) {
-        __m512i kp = _mm512_and_si512(_mm512_loadu_si512(kpos + s), _mm512_set1_epi32(0xffffff));
-        __m512i lo = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(kp));
-        __m512i hi = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(kp, 1));
-        lo = _mm512_srli_epi64(mix64_x8(_mm512_xor_si512(_mm512_or_si512(rk, lo), sk)), 41);
-        hi = _mm512_srli_epi64(mix64_x8(_mm512_xor_si512(_mm512_or_si512(rk, hi), sk)), 41);
-        /* the top 23 bits fit an int32: pack both halves and convert exactly */
-        __m512i packed = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)),
-                                            _mm512_cvtepi64_epi32(hi), 1);
-        __m512 u = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(packed), half), scale);
-        __m512 l1 = log_pos_x16(u);
+        __m512 l1 = log_pos_x16(uniform_x16(rk, sk, kpos + s));
         __m512 g = log_pos_x16(_mm512_sub_ps(_mm512_setzero_ps(), l1));
         _mm512_storeu_ps(out + s, _mm512_sub_ps(_mm512_setzero_ps(), g));
     }
