@@ -418,7 +418,7 @@ int main(void)
      * routes of its output are covered: q4_k_m's W_o takes 256-blocks wider than one block's
      * 64 outputs (the last block rounds), q4_k's not. */
     setenv("KF_CUDA_DEC", "split", 1);
-    static const size_t again[] = { 0, 9, 13, 16 };
+    static const size_t again[] = { 0, 1, 9, 13, 16, 17 };
     recheck(tmpdir, models, again, sizeof again / sizeof again[0], "split decode kernels");
     if (llama[0]) {
         /* a bounded keyformer cache takes the batched kernels under GQA (llama f32, gemma3),
@@ -434,7 +434,23 @@ int main(void)
         setenv("KF_CUDA_KF_SPLIT", "row", 1);
         check_policy(llama, "keyformer", "24");
         unsetenv("KF_CUDA_KF_SPLIT");
+        check_policy(llama, "window", "24");
+        check_policy(llama, "sink", "24");
     }
+    /* without scores to keep, MHA takes one kernel per slice (k_dec_flash: llama f16 above),
+     * GQA the logits and values kernels; each the other way too */
+    setenv("KF_CUDA_FLASH", "1", 1);
+    static const size_t flash[] = { 0, 9, 13, 15 };
+    recheck(tmpdir, models, flash, sizeof flash / sizeof flash[0],
+            "split decode kernels, k_dec_flash");
+    if (llama[0]) {
+        check_policy(llama, "window", "24");
+        check_policy(llama, "sink", "24");
+    }
+    setenv("KF_CUDA_FLASH", "0", 1);
+    static const size_t noflash[] = { 1 };
+    recheck(tmpdir, models, noflash, 1, "split decode kernels, no k_dec_flash");
+    unsetenv("KF_CUDA_FLASH");
     /* Prompts through the CUDA-core prefill kernel (k_pf_attn) instead of the tensor-core one,
      * which serves head sizes 16..128 and so ran every prompt above. */
     setenv("KF_CUDA_PF", "warp", 1);

@@ -4,6 +4,8 @@
  * slots with per-tile softmax partials, values per slice of DEC_VS slots with the policy's score
  * contributions, and a reduction of the slices, rounded for W_o.
  *
+ * Without scores to keep, MHA contexts of up to 32 slices take one kernel per slice instead
+ * (k_dec_flash: logits, softmax and values of the slice; k_dec_flash_reduce combines them).
  * Two variants of the logits and value kernels: batched (DEC_U rows in flight per thread, the
  * values of 4 heads per pass) and one row at a time (fewer registers, more resident blocks),
  * which a bounded Keyformer cache takes under MHA.  Keyformer's Gumbel noise is computed before
@@ -382,6 +384,120 @@ __global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode
         round_chunk(s, valid, 0, e, mode, xq, NULL);
 }
 
+/*
+ * Without scores to keep (full, window, sink, an unbounded cache, sliding-window layers) one
+ * kernel per slice of DEC_VS slots does what k_dec_logits and k_dec_values do: the slice's
+ * logits into shared memory, its own softmax (max m and Σexp l per head, into pstats), Σ p·v
+ * into partial; k_dec_flash_reduce rescales the slices by exp(m_s − M) and divides by the
+ * combined Σ.  No logits go through memory, and a slice waits for no other.
+ */
+__global__ void __launch_bounds__(256) k_dec_flash(struct attn_args a)
+{
+    __shared__ __align__(16) float qs[MAX_GROUP * 256]; /* [group][hd]; float4 reads */
+    __shared__ float ps[MAX_GROUP][DEC_VS];              /* logits, then probabilities */
+    __shared__ float red[256 * 8];
+    int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd, L = hd / 8;
+    int kp = WARP / L, s0 = sl * DEC_VS;
+    /* the slice's keys and values into L2 before the wait (see k_dec_logits) */
+    int count = a.kv.n_used[g] + 1;
+    if (s0 < count) {
+        size_t off = ((size_t)g * a.kv.cap + s0) * hd, bytes = (size_t)min(DEC_VS, count - s0) * hd * 2;
+        dec_prefetch(a.kv.k + off, bytes);
+        dec_prefetch(a.kv.v + off, bytes);
+    }
+    kgrid_begin();
+    if (s0 >= count)
+        return;
+    int ns = min(DEC_VS, count - s0), qpos = a.st->pos0;
+    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
+        qs[i] = a.qkv[(size_t)g * group * hd + i];
+    __syncthreads();
+    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
+    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
+    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
+    for (int base = warp * kp; base < ns; base += 8 * kp * DEC_U) {
+        uint4 u[DEC_U];
+        int kpos[DEC_U];
+#pragma unroll
+        for (int k = 0; k < DEC_U; k++) {
+            int i = base + sub + k * 8 * kp, in = i < ns;
+            u[k] = in ? K[(size_t)(s0 + i) * L + li] : make_uint4(0, 0, 0, 0);
+            kpos[k] = in ? P[s0 + i] : 0;
+        }
+        float kf[DEC_U][8];
+        dec_rows_f32(u, kf);
+        for (int j = 0; j < group; j++) {
+            float d[DEC_U];
+            dec_dots(kf, qs + j * hd + li * 8, L, d);
+            if (li != 0)
+                continue;
+#pragma unroll
+            for (int k = 0; k < DEC_U; k++) {
+                int i = base + sub + k * 8 * kp;
+                if (i >= ns)
+                    break;
+                ps[j][i] = visible(kpos[k], qpos, a.kv.swa)
+                               ? att_logit(a, d[k], g * group + j, kpos[k], qpos)
+                               : -INFINITY;
+            }
+        }
+    }
+    __syncthreads();
+    /* the slice's softmax: warp w for heads w, w + 8, ... */
+    for (int j = warp; j < group; j += 8) {
+        float m = -INFINITY;
+        for (int i = lane; i < ns; i += WARP)
+            m = fmaxf(m, ps[j][i]);
+        m = warp_max(m);
+        float l = 0.0f;
+        for (int i = lane; i < ns; i += WARP) {
+            float p = m == -INFINITY ? 0.0f : expf(ps[j][i] - m);
+            ps[j][i] = p;
+            l += p;
+        }
+        l = warp_sum(l);
+        if (lane == 0) {
+            float *st = a.pstats + ((size_t)(g * group + j) * gridDim.y + sl) * 4;
+            st[0] = m;
+            st[1] = l;
+        }
+    }
+    __syncthreads();
+    const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
+    for (int j0 = 0; j0 < group; j0 += 4) /* up to 4 heads per pass over the slice */
+        dec_pv(V, ns, -1, NULL, &ps[0][0], DEC_VS, j0, group, hd, red,
+               a.partial + ((size_t)sl * a.n_head + g * group + j0) * hd, NULL);
+}
+
+/* k_dec_flash's slices met: out = Σ_s o_s·exp(m_s − M) / Σ_s l_s·exp(m_s − M), rounded for the
+ * output projection as k_dec_reduce. */
+__global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, int nb, int mode,
+                                                          void *xq)
+{
+    kgrid_begin();
+    int e = blockIdx.x * 256 + threadIdx.x, total = a.n_head * a.hd, valid = e < total;
+    float o = 0.0f;
+    if (valid) {
+        int h = e / a.hd, d = e % a.hd, group = a.n_head / a.G, g = h / group;
+        int count = a.kv.n_used[g] + 1, nsl = (count + DEC_VS - 1) / DEC_VS;
+        const float *st = a.pstats + (size_t)h * nb * 4;
+        float M = -INFINITY, l = 0.0f;
+        for (int s = 0; s < nsl; s++)
+            M = fmaxf(M, st[s * 4]);
+        for (int s = 0; s < nsl; s++) {
+            if (st[s * 4] == -INFINITY)
+                continue;
+            float w = expf(st[s * 4] - M);
+            l += st[s * 4 + 1] * w;
+            o += a.partial[((size_t)s * a.n_head + h) * a.hd + d] * w;
+        }
+        o = l > 0.0f ? o / l : 0.0f;
+        a.out[e] = o;
+    }
+    if (mode != ACT_NONE)
+        round_chunk(o, valid, 0, e, mode, xq, NULL);
+}
+
 int attn_decode_splits(int cap)
 {
     return (cap + DEC_VS - 1) / DEC_VS;
@@ -399,6 +515,21 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
     dim3 gl(a->G, nb), gv(a->G, attn_decode_splits(a->span));
     /* a bounded Keyformer cache under MHA takes the one-row kernels (see the file's head);
      * KF_CUDA_KF_SPLIT=row or =batched forces either (tests) */
+    /* No scores to keep: one kernel per slice where that measured faster — MHA up to 32
+     * slices (H100, Llama-2-7B shape Q4_K_M tg64: @ d4096 289 -> 303, a window of 8192 at
+     * d16384 219 -> 222; but @ d16384 150.6 -> 148.1, and the Llama-3 shape (GQA 8) @ d4096
+     * 341 -> 328, @ d16384 235.8 -> 232.2).  KF_CUDA_FLASH=1 or =0 forces it on or off. */
+    const char *fl = getenv("KF_CUDA_FLASH");
+    int scores = !a->conf.unbounded && a->kv.swa <= 0 &&
+                 (a->conf.policy == KV_P_KEYFORMER || a->conf.policy == KV_P_H2O);
+    int flash = a->n_head == a->G && gv.y <= 32;
+    if (fl && (!strcmp(fl, "0") || !strcmp(fl, "1")))
+        flash = fl[0] == '1';
+    if (!scores && flash) {
+        klaunch(k_dec_flash, gv, 256, 0, s, *a);
+        klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, gv.y, mode, a->out_q);
+        return;
+    }
     const char *e = getenv("KF_CUDA_KF_SPLIT");
     int row = a->conf.policy == KV_P_KEYFORMER && !a->conf.unbounded && a->n_head == a->G;
     if (e && (!strcmp(e, "row") || !strcmp(e, "batched")))
