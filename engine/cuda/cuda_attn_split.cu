@@ -22,6 +22,20 @@
 #include "cuda_round.cuh"
 #include "cuda_launch.cuh"
 
+/* Rows r0 + k·step (k < DEC_U; those < n) of the tile at slot s0: this lane's 16 bytes li of
+ * each key, and the keys' positions (zeros past n). */
+static __device__ __forceinline__ void dec_tile_rows(const uint4 *K, const int32_t *P, int s0,
+                                                     int n, int r0, int step, int L, int li,
+                                                     uint4 (&u)[DEC_U], int (&kpos)[DEC_U])
+{
+#pragma unroll
+    for (int k = 0; k < DEC_U; k++) {
+        int i = r0 + k * step, in = i < n;
+        u[k] = in ? K[(size_t)(s0 + i) * L + li] : make_uint4(0, 0, 0, 0);
+        kpos[k] = in ? P[s0 + i] : 0;
+    }
+}
+
 /*
  * Keyformer's Gumbel noise of the tile's slots for every query head of KV head g into
  * nz[j][i], computed before the grid wait: it depends on positions only (the step's, from the
@@ -78,12 +92,7 @@ __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
     for (int base = warp * kp; base < nt; base += 8 * kp * DEC_U) {
         uint4 u[DEC_U];
         int kpos[DEC_U];
-#pragma unroll
-        for (int k = 0; k < DEC_U; k++) {
-            int i = base + sub + k * 8 * kp, in = i < nt;
-            u[k] = in ? K[(size_t)(s0 + i) * L + li] : make_uint4(0, 0, 0, 0);
-            kpos[k] = in ? P[s0 + i] : 0;
-        }
+        dec_tile_rows(K, P, s0, nt, base + sub, 8 * kp, L, li, u, kpos);
         float kf[DEC_U][8];
         dec_rows_f32(u, kf);
         for (int j = 0; j < group; j++) {
@@ -418,12 +427,7 @@ __global__ void __launch_bounds__(256) k_dec_flash(struct attn_args a)
     for (int base = warp * kp; base < ns; base += 8 * kp * DEC_U) {
         uint4 u[DEC_U];
         int kpos[DEC_U];
-#pragma unroll
-        for (int k = 0; k < DEC_U; k++) {
-            int i = base + sub + k * 8 * kp, in = i < ns;
-            u[k] = in ? K[(size_t)(s0 + i) * L + li] : make_uint4(0, 0, 0, 0);
-            kpos[k] = in ? P[s0 + i] : 0;
-        }
+        dec_tile_rows(K, P, s0, ns, base + sub, 8 * kp, L, li, u, kpos);
         float kf[DEC_U][8];
         dec_rows_f32(u, kf);
         for (int j = 0; j < group; j++) {
