@@ -226,5 +226,9 @@ void kv_noise_gumbel_row(uint64_t seed, int layer, int qhead, int qpos, const in
                          float *out);
 void kv_noise_gumbel_row_scalar(uint64_t seed, int layer, int qhead, int qpos,
                                 const int32_t *kpos, int n, float *out);
+/* The row through one instruction set (0 scalar, 1 AVX2 + FMA, 2 AVX-512; tests): -1 when this
+ * CPU lacks it. */
+int kv_noise_gumbel_row_isa(int isa, uint64_t seed, int layer, int qhead, int qpos,
+                            const int32_t *kpos, int n, float *out);
 
 #endif

@@ -4,9 +4,9 @@
  * can be generated in any order (two-pass prefill, GPU) and reproduces exactly.
  *
  * The logarithm is our own polynomial (a Cephes-style minimax on [√½, √2) after splitting off
- * the exponent) written with fused multiply-adds in one fixed order, so that the AVX-512 row
- * generator and the scalar one give the same bits: a run's kept tokens do not depend on the
- * CPU's vector width.  Its error (< 2 ulp) is irrelevant for noise.
+ * the exponent) written with fused multiply-adds in one fixed order, so that the AVX-512, AVX2
+ * and scalar row generators give the same bits: a run's kept tokens do not depend on the CPU's
+ * vector width.  Its error (< 2 ulp) is irrelevant for noise.
  */
 #include "config.h"
 
@@ -168,21 +168,136 @@ static AVX512DQ void row_avx512(uint64_t seed, int layer, int qhead, int qpos,
     if (s < n)
         row_scalar(seed, layer, qhead, qpos, kpos + s, n - s, out + s);
 }
+
+/*
+ * AVX2 + FMA, for CPUs without AVX-512 (where the scalar row's fmaf may be a libm call, ~80 ns
+ * per key).  AVX2 has no 64-bit multiply: x·c mod 2^64 = lo·lo + ((hi·lo' + lo·hi') << 32)
+ * from three 32 × 32 → 64-bit products, exact as the scalar one.
+ */
+#define AVX2FMA __attribute__((target("avx2,fma")))
+
+static inline AVX2FMA __m256i mul64_x4(__m256i x, uint64_t c)
+{
+    __m256i cl = _mm256_set1_epi64x((long long)(c & 0xffffffffu));
+    __m256i ch = _mm256_set1_epi64x((long long)(c >> 32));
+    __m256i lo = _mm256_mul_epu32(x, cl);
+    __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), cl),
+                                     _mm256_mul_epu32(x, ch));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(cross, 32));
+}
+
+static inline AVX2FMA __m256i mix64_x4(__m256i x)
+{
+    x = _mm256_xor_si256(x, _mm256_srli_epi64(x, 30));
+    x = mul64_x4(x, 0xbf58476d1ce4e5b9ULL);
+    x = _mm256_xor_si256(x, _mm256_srli_epi64(x, 27));
+    x = mul64_x4(x, 0x94d049bb133111ebULL);
+    return _mm256_xor_si256(x, _mm256_srli_epi64(x, 31));
+}
+
+/* log_pos for 8 lanes: the same operations in the same order as the scalar version. */
+static inline AVX2FMA __m256 log_pos_x8(__m256 x)
+{
+    __m256i b = _mm256_castps_si256(x);
+    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 23), _mm256_set1_epi32(127)));
+    b = _mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi32(0x007fffff)),
+                        _mm256_set1_epi32(0x3f800000));
+    __m256 m = _mm256_castsi256_ps(b);
+    __m256 big = _mm256_cmp_ps(m, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
+    m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);
+    e = _mm256_blendv_ps(e, _mm256_add_ps(e, _mm256_set1_ps(1.0f)), big);
+    __m256 f = _mm256_sub_ps(m, _mm256_set1_ps(1.0f)), z = _mm256_mul_ps(f, f);
+    __m256 p = _mm256_set1_ps(LOG_P[0]);
+    for (int i = 1; i < 9; i++)
+        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(LOG_P[i]));
+    __m256 y = _mm256_fmadd_ps(e, _mm256_set1_ps(LN2_LO), _mm256_mul_ps(_mm256_mul_ps(f, z), p));
+    y = _mm256_fmadd_ps(_mm256_set1_ps(-0.5f), z, y);
+    return _mm256_fmadd_ps(e, _mm256_set1_ps(LN2_HI), _mm256_add_ps(f, y));
+}
+
+/* u of 8 keys (gumbel_of's). */
+static inline AVX2FMA __m256 uniform_x8(__m256i rk, __m256i sk, const int32_t *kpos)
+{
+    __m256i kp = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)kpos),
+                                  _mm256_set1_epi32(0xffffff));
+    __m256i lo = _mm256_cvtepu32_epi64(_mm256_castsi256_si128(kp));
+    __m256i hi = _mm256_cvtepu32_epi64(_mm256_extracti128_si256(kp, 1));
+    lo = _mm256_srli_epi64(mix64_x4(_mm256_xor_si256(_mm256_or_si256(rk, lo), sk)), 41);
+    hi = _mm256_srli_epi64(mix64_x4(_mm256_xor_si256(_mm256_or_si256(rk, hi), sk)), 41);
+    /* the top 23 bits fit an int32: the low words of the eight lanes, in order */
+    __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    __m128i l4 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(lo, idx));
+    __m128i h4 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(hi, idx));
+    __m256i packed = _mm256_inserti128_si256(_mm256_castsi128_si256(l4), h4, 1);
+    return _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(packed), _mm256_set1_ps(0.5f)),
+                         _mm256_set1_ps(1.0f / 8388608.0f));
+}
+
+static AVX2FMA void row_avx2(uint64_t seed, int layer, int qhead, int qpos, const int32_t *kpos,
+                             int n, float *out)
+{
+    __m256i rk = _mm256_set1_epi64x((long long)row_key(layer, qhead, qpos));
+    __m256i sk = _mm256_set1_epi64x((long long)seed_key(seed));
+    int s = 0;
+    for (; s + 32 <= n; s += 32) { /* four independent vectors per round, as row_avx512 */
+        __m256 l[4];
+        for (int v = 0; v < 4; v++)
+            l[v] = uniform_x8(rk, sk, kpos + s + 8 * v);
+        for (int v = 0; v < 4; v++)
+            l[v] = log_pos_x8(l[v]);
+        for (int v = 0; v < 4; v++)
+            l[v] = log_pos_x8(_mm256_sub_ps(_mm256_setzero_ps(), l[v]));
+        for (int v = 0; v < 4; v++)
+            _mm256_storeu_ps(out + s + 8 * v, _mm256_sub_ps(_mm256_setzero_ps(), l[v]));
+    }
+    for (; s + 8 <= n; s += 8) {
+        __m256 l1 = log_pos_x8(uniform_x8(rk, sk, kpos + s));
+        __m256 g = log_pos_x8(_mm256_sub_ps(_mm256_setzero_ps(), l1));
+        _mm256_storeu_ps(out + s, _mm256_sub_ps(_mm256_setzero_ps(), g));
+    }
+    if (s < n)
+        row_scalar(seed, layer, qhead, qpos, kpos + s, n - s, out + s);
+}
 #endif
+
+/* What this CPU can run: 2 AVX-512, 1 AVX2 + FMA, 0 neither. */
+static int noise_isa(void)
+{
+#if KV_X86
+    static int isa = -1; /* benign race: every thread computes the same value */
+    if (isa < 0)
+        isa = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") ? 2
+              : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")       ? 1
+                                                                                      : 0;
+    return isa;
+#else
+    return 0;
+#endif
+}
+
+int kv_noise_gumbel_row_isa(int isa, uint64_t seed, int layer, int qhead, int qpos,
+                            const int32_t *kpos, int n, float *out)
+{
+    if (isa < 0 || isa > noise_isa())
+        return -1;
+#if KV_X86
+    if (isa == 2) {
+        row_avx512(seed, layer, qhead, qpos, kpos, n, out);
+        return 0;
+    }
+    if (isa == 1) {
+        row_avx2(seed, layer, qhead, qpos, kpos, n, out);
+        return 0;
+    }
+#endif
+    row_scalar(seed, layer, qhead, qpos, kpos, n, out);
+    return 0;
+}
 
 void kv_noise_gumbel_row(uint64_t seed, int layer, int qhead, int qpos, const int32_t *kpos, int n,
                          float *out)
 {
-#if KV_X86
-    static int have = -1; /* benign race: every thread computes the same value */
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-    if (have) {
-        row_avx512(seed, layer, qhead, qpos, kpos, n, out);
-        return;
-    }
-#endif
-    row_scalar(seed, layer, qhead, qpos, kpos, n, out);
+    kv_noise_gumbel_row_isa(noise_isa(), seed, layer, qhead, qpos, kpos, n, out);
 }
 
 void kv_noise_gumbel_row_scalar(uint64_t seed, int layer, int qhead, int qpos,

@@ -132,28 +132,33 @@ static void test_noise(void)
     long out = 0, differ = 0;
     float mn = INFINITY, mx = -INFINITY;
     static int32_t kpos[4096];
-    static float row[4096], row_s[4096];
+    static float row[4096], row_s[4096], row_2[4096];
+    /* the AVX2 + FMA row too, where this CPU has it (the dispatcher prefers AVX-512) */
+    int avx2 = kv_noise_gumbel_row_isa(1, 0, 0, 0, 0, kpos, 1, row_2) == 0;
     for (int j = 0; j < 4096; j++)
         kpos[j] = j;
     for (int i = 0; i < 4096; i++) {
         kv_noise_gumbel_row(0, 0, 0, i, kpos, 4096, row);
         kv_noise_gumbel_row_scalar(0, 0, 0, i, kpos, 4096, row_s);
+        if (avx2)
+            kv_noise_gumbel_row_isa(1, 0, 0, 0, i, kpos, 4096, row_2);
         for (int j = 0; j < 4096; j++) {
             float g = kv_noise_gumbel(0, 0, 0, i, j);
             out += !(g >= g_lo && g <= g_hi);
             mn = fminf(mn, g);
             mx = fmaxf(mx, g);
-            if (memcmp(&g, &row[j], 4) || memcmp(&g, &row_s[j], 4)) {
+            if (memcmp(&g, &row[j], 4) || memcmp(&g, &row_s[j], 4) ||
+                (avx2 && memcmp(&g, &row_2[j], 4))) {
                 if (differ++ < 3)
-                    diag("G(0, 0, 0, %d, %d) = %g, row %g, scalar row %g", i, j, g, row[j],
-                         row_s[j]);
+                    diag("G(0, 0, 0, %d, %d) = %g, row %g, scalar row %g, AVX2 row %g", i, j, g,
+                         row[j], row_s[j], avx2 ? row_2[j] : NAN);
             }
         }
     }
     ok(in && out == 0, "noise: every draw within [%g, %g] (2^24 draws: %ld outside, min %g, max "
        "%g; known u = 1 cases %s)", g_lo, g_hi, out, mn, mx, in ? "in range" : "out of range");
-    ok(differ == 0, "noise: row generator and scalar row bit-identical to kv_noise_gumbel over "
-       "2^24 draws (%ld differ)", differ);
+    ok(differ == 0, "noise: row generator, scalar row%s bit-identical to kv_noise_gumbel over "
+       "2^24 draws (%ld differ)", avx2 ? " and AVX2 row" : "", differ);
     /* odd lengths and scattered positions exercise the vector loops (64 and 16 keys per
      * round) and the scalar tail */
     int tails = 1;
@@ -162,13 +167,18 @@ static void test_noise(void)
         int l = (int)(rng_u64() % 40), h = (int)(rng_u64() % 40), q = (int)(rng_u64() % 30000);
         for (int j = 0; j < len; j++)
             kpos[j] = (int32_t)(rng_u64() % 30000);
-        kv_noise_gumbel_row(11, l, h, q, kpos, len, row);
-        for (int j = 0; j < len; j++) {
-            float g = kv_noise_gumbel(11, l, h, q, kpos[j]);
-            tails &= !memcmp(&g, &row[j], 4);
+        for (int isa = 0; isa <= 2; isa++) {
+            if (kv_noise_gumbel_row_isa(isa, 11, l, h, q, kpos, len, row) != 0)
+                continue; /* this CPU lacks it */
+            for (int j = 0; j < len; j++) {
+                float g = kv_noise_gumbel(11, l, h, q, kpos[j]);
+                tails &= !memcmp(&g, &row[j], 4);
+            }
         }
     }
-    ok(tails, "noise: rows of 1..199 scattered keys match one value at a time");
+    ok(tails, "noise: rows of 1..199 scattered keys match one value at a time (scalar%s%s)",
+       kv_noise_gumbel_row_isa(1, 0, 0, 0, 0, kpos, 1, row) == 0 ? ", AVX2" : "",
+       kv_noise_gumbel_row_isa(2, 0, 0, 0, 0, kpos, 1, row) == 0 ? ", AVX-512" : "");
 }
 
 /* ---- names, defaults, parsing, checks ------------------------------------------------------- */
