@@ -56,6 +56,57 @@ static __device__ __forceinline__ void dec_tile_noise(const struct attn_args &a,
 }
 
 /*
+ * The logit lg of slot s for query head h (vis: the query sees the key) into the cache's row and
+ * the tile's shared lt[j][i]; with Keyformer also the noisy logit, (lg + noise)/τ, from the
+ * noise yt[j][i] held (dec_tile_noise) into the noisy row and yt[j][i].
+ */
+static __device__ __forceinline__ void dec_keep_logit(const struct attn_args &a, int h, int s,
+                                                      float lg, int vis, int keyformer,
+                                                      float inv_tau, float (*lt)[DEC_KB],
+                                                      float (*yt)[DEC_KB], int j, int i)
+{
+    a.logits[(size_t)h * a.kv.cap + s] = lg;
+    lt[j][i] = lg;
+    if (keyformer) {
+        float y = vis ? (lg + yt[j][i]) * inv_tau : -INFINITY;
+        a.noisy[(size_t)h * a.kv.cap + s] = y;
+        yt[j][i] = y;
+    }
+}
+
+/*
+ * The tile's softmax partials (max and Σexp of its nt logits, and of the noisy ones with
+ * Keyformer) for each query head of KV head g into pstats[h][tile], for k_dec_values to combine:
+ * warp w reduces head w (and w + 8, ...).  After a barrier over lt/yt.
+ */
+static __device__ __forceinline__ void dec_tile_partials(const struct attn_args &a, int g,
+                                                         int group, int nt, int keyformer,
+                                                         const float (*lt)[DEC_KB],
+                                                         const float (*yt)[DEC_KB])
+{
+    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, nb = gridDim.y;
+    for (int j = warp; j < group; j += 8) {
+        for (int which = 0; which < 1 + keyformer; which++) {
+            const float *v = which ? yt[j] : lt[j];
+            float m = -INFINITY;
+            for (int i = lane; i < nt; i += WARP)
+                m = fmaxf(m, v[i]);
+            m = warp_max(m);
+            float l = 0.0f;
+            if (m != -INFINITY)
+                for (int i = lane; i < nt; i += WARP)
+                    l += expf(v[i] - m);
+            l = warp_sum(l);
+            if (lane == 0) {
+                float *ps = a.pstats + ((size_t)(g * group + j) * nb + blockIdx.y) * 4;
+                ps[2 * which] = m;
+                ps[2 * which + 1] = l;
+            }
+        }
+    }
+}
+
+/*
  * Logits of one tile of DEC_KB slots for every query head of KV head g.  hd/8 lanes share a key
  * (one 16-byte load each), so a warp reads 32/(hd/8) keys per pass.  The tile's softmax partials
  * (max and Σexp, plain and noisy) go to pstats[h][tile] for k_dec_values to combine.
@@ -108,38 +159,12 @@ __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
                     break;
                 int vis = visible(kpos[k], qpos, a.kv.swa);
                 float lg = vis ? att_logit(a, d[k], h, kpos[k], qpos) : -INFINITY;
-                a.logits[(size_t)h * a.kv.cap + s] = lg;
-                lt[j][i] = lg;
-                if (keyformer) { /* yt held the noise (dec_tile_noise) */
-                    float y = vis ? (lg + yt[j][i]) * inv_tau : -INFINITY;
-                    a.noisy[(size_t)h * a.kv.cap + s] = y;
-                    yt[j][i] = y;
-                }
+                dec_keep_logit(a, h, s, lg, vis, keyformer, inv_tau, lt, yt, j, i);
             }
         }
     }
     __syncthreads();
-    /* partials: warp w reduces head w (and w + 8, ...) over the tile */
-    int nb = gridDim.y;
-    for (int j = warp; j < group; j += 8) {
-        for (int which = 0; which < 1 + keyformer; which++) {
-            const float *v = which ? yt[j] : lt[j];
-            float m = -INFINITY;
-            for (int i = lane; i < nt; i += WARP)
-                m = fmaxf(m, v[i]);
-            m = warp_max(m);
-            float l = 0.0f;
-            if (m != -INFINITY)
-                for (int i = lane; i < nt; i += WARP)
-                    l += expf(v[i] - m);
-            l = warp_sum(l);
-            if (lane == 0) {
-                float *ps = a.pstats + ((size_t)(g * group + j) * nb + blockIdx.y) * 4;
-                ps[2 * which] = m;
-                ps[2 * which + 1] = l;
-            }
-        }
-    }
+    dec_tile_partials(a, g, group, nt, keyformer, lt, yt);
 }
 
 /*
@@ -289,38 +314,12 @@ __global__ void __launch_bounds__(256) k_dec_logits_row(struct attn_args a)
             if (in && li == 0) {
                 int h = g * group + j;
                 float lg = vis ? att_logit(a, d, h, kpos, qpos) : -INFINITY;
-                a.logits[(size_t)h * a.kv.cap + s] = lg;
-                lt[j][i] = lg;
-                if (keyformer) { /* yt held the noise (dec_tile_noise) */
-                    float y = vis ? (lg + yt[j][i]) * inv_tau : -INFINITY;
-                    a.noisy[(size_t)h * a.kv.cap + s] = y;
-                    yt[j][i] = y;
-                }
+                dec_keep_logit(a, h, s, lg, vis, keyformer, inv_tau, lt, yt, j, i);
             }
         }
     }
     __syncthreads();
-    /* partials: warp w reduces head w (and w + 8, ...) over the tile */
-    int nb = gridDim.y;
-    for (int j = warp; j < group; j += 8) {
-        for (int which = 0; which < 1 + keyformer; which++) {
-            const float *v = which ? yt[j] : lt[j];
-            float m = -INFINITY;
-            for (int i = lane; i < nt; i += WARP)
-                m = fmaxf(m, v[i]);
-            m = warp_max(m);
-            float l = 0.0f;
-            if (m != -INFINITY)
-                for (int i = lane; i < nt; i += WARP)
-                    l += expf(v[i] - m);
-            l = warp_sum(l);
-            if (lane == 0) {
-                float *ps = a.pstats + ((size_t)(g * group + j) * nb + blockIdx.y) * 4;
-                ps[2 * which] = m;
-                ps[2 * which + 1] = l;
-            }
-        }
-    }
+    dec_tile_partials(a, g, group, nt, keyformer, lt, yt);
 }
 
 /*
