@@ -139,10 +139,10 @@ static __device__ __forceinline__ void dec_prefetch(const void *p, size_t bytes)
 }
 
 /*
- * Shared by the decode kernels (cuda_attn_dec.cu, cuda_attn_split.cu).  A warp's lanes read DEC_U rows each (hd/8 lanes per row,
- * one 16-byte load per lane and row) before using any of them: these kernels have few rows per
- * block and are bound by the latency of those loads, so all of a round's loads are in flight
- * together.
+ * Shared by the decode kernels (cuda_attn_dec.cu, cuda_attn_split.cu).  A warp's lanes read
+ * DEC_U rows each (hd/8 lanes per row, one 16-byte load per lane and row) before using any of
+ * them: these kernels have few rows per block and are bound by the latency of those loads, so
+ * all of a round's loads are in flight together.
  */
 
 /* Rows u (8 halves per lane) as floats. */
@@ -186,16 +186,15 @@ static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8], con
 }
 
 /*
- * Σ p·v over rows 0 .. n−1 of V for heads j0 .. j0+3 (those < nh), p = ps[j·pstride + row];
- * row nv (if >= 0) comes from vnew (shared memory, the new token's value) instead of V.  This
- * thread covers rows kg, kg + nkg, ... (key group kg of nkg; lane li of the L per row).
- * Then the sums meet — the warp's key groups by shuffles, the 8 warps in red — and thread d <
- * hd gets out(jj, d) = the total for head j0 + jj: written to out[jj * hd + d] (and, if out2,
- * out2[jj * hd + d]).  Every thread of the block must call it.
+ * Σ p·v over rows 0 .. n−1 of V for heads j0 .. j0+3 (those < nh), p = ps[j·pstride + row]
+ * (the split kernels; k_dec_short has its own loop, which also reads the new token's value
+ * from shared memory).  This thread covers rows kg, kg + nkg, ... (key group kg of nkg; lane li
+ * of the L per row).  Then the sums meet — the warp's key groups by shuffles, the 8 warps in
+ * red — and thread d < hd writes the total for head j0 + jj to out[jj * hd + d].  Every
+ * thread of the block must call it.
  */
-static __device__ __forceinline__ void dec_pv(const uint4 *V, int n, int nv, const __half *vnew, const float *ps,
-                              int pstride, int j0, int nh, int hd, float *red, float *out,
-                              float *out2)
+static __device__ __forceinline__ void dec_pv(const uint4 *V, int n, const float *ps, int pstride,
+                                              int j0, int nh, int hd, float *red, float *out)
 {
     int L = hd / 8, li = threadIdx.x % L, kg = threadIdx.x / L, nkg = blockDim.x / L;
     int warp = threadIdx.x / WARP, sub = (threadIdx.x % WARP) / L;
@@ -210,9 +209,7 @@ static __device__ __forceinline__ void dec_pv(const uint4 *V, int n, int nv, con
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
             int i = i0 + k * nkg;
-            u[k] = i >= n     ? make_uint4(0, 0, 0, 0)
-                   : i == nv ? ((const uint4 *)vnew)[li]
-                             : V[(size_t)i * L + li];
+            u[k] = i >= n ? make_uint4(0, 0, 0, 0) : V[(size_t)i * L + li];
         }
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
@@ -257,8 +254,6 @@ static __device__ __forceinline__ void dec_pv(const uint4 *V, int n, int nv, con
             for (int w = 0; w < 8; w++)
                 sum += red[w * hd + d];
             out[jj * hd + d] = sum;
-            if (out2)
-                out2[jj * hd + d] = sum;
         }
         __syncthreads();
     }

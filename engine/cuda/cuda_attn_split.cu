@@ -259,8 +259,8 @@ __global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
     dec_slice_probs(a, g, s0, ns, count, nb, ps, sts);
     const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
     for (int j0 = 0; j0 < group; j0 += 4) /* up to 4 heads per pass over the slice */
-        dec_pv(V, ns, -1, NULL, &ps[0][0], DEC_VS, j0, group, hd, red,
-               a.partial + ((size_t)sl * a.n_head + g * group + j0) * hd, NULL);
+        dec_pv(V, ns, &ps[0][0], DEC_VS, j0, group, hd, red,
+               a.partial + ((size_t)sl * a.n_head + g * group + j0) * hd);
 }
 
 /*
@@ -468,8 +468,8 @@ __global__ void __launch_bounds__(256) k_dec_flash(struct attn_args a)
     __syncthreads();
     const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
     for (int j0 = 0; j0 < group; j0 += 4) /* up to 4 heads per pass over the slice */
-        dec_pv(V, ns, -1, NULL, &ps[0][0], DEC_VS, j0, group, hd, red,
-               a.partial + ((size_t)sl * a.n_head + g * group + j0) * hd, NULL);
+        dec_pv(V, ns, &ps[0][0], DEC_VS, j0, group, hd, red,
+               a.partial + ((size_t)sl * a.n_head + g * group + j0) * hd);
 }
 
 /* k_dec_flash's slices met: out = Σ_s o_s·exp(m_s − M) / Σ_s l_s·exp(m_s − M), rounded for the
