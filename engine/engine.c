@@ -262,6 +262,7 @@ void engine_get_info(const struct engine *e, struct engine_info *info)
     info->weight_bytes = model_weight_bytes(e->model);
     info->kv_bytes = model_kv_bytes(e->model);
     info->kv_policy = kv_policy_name(kv_cache_params(model_kv(e->model))->policy);
+    info->kv_type = kv_type_name(kv_cache_params(model_kv(e->model))->type);
     info->kv_budget = kv_cache_params(model_kv(e->model))->budget;
     info->kv_budget_bytes = (size_t)info->kv_budget * hp->n_layer * hp->n_head_kv *
                             (size_t)(hp->head_dim + hp->head_dim_v) * sizeof(float);

@@ -39,6 +39,7 @@ struct engine_info {
     const char *template_name; /* chat format in use */
     const char *simd;          /* kernel level in use */
     const char *kv_policy;     /* policy name */
+    const char *kv_type;       /* "f16" or "q8_0" (kv_cache.h's enum kv_type) */
     int kv_budget;             /* entries per layer and KV head (n_ctx when unbounded) */
     uint64_t n_params;
     size_t file_bytes, weight_bytes, kv_bytes;

@@ -13,6 +13,8 @@
 
 #include "half.h"
 #include "ops.h"
+#include "quant.h"
+#include "quant_ref.h"
 #include "status.h"
 
 static const char *const policy_names[KV_POLICY_COUNT] = {
@@ -60,6 +62,25 @@ const char *kv_policy_names(void)
     return "keyformer, keyformer-static, h2o, sink, window, full";
 }
 
+const char *kv_type_name(enum kv_type t)
+{
+    return t == KV_TYPE_Q8_0 ? "q8_0" : t == KV_TYPE_F16 ? "f16" : "?";
+}
+
+int kv_type_from_name(const char *name)
+{
+    return !strcmp(name, "f16") ? KV_TYPE_F16 : !strcmp(name, "q8_0") ? KV_TYPE_Q8_0 : -1;
+}
+
+void kv_round_q8_0(float *x, int n)
+{
+    struct blk_q8_0 b;
+    for (int i = 0; i + 32 <= n; i += 32) {
+        quantize_q8_0_ref(x + i, &b, 32);
+        dequant_q8_0_ref(&b, x + i, 32);
+    }
+}
+
 static int window_of(const struct kv_params *p)
 {
     if (p->policy == KV_POLICY_WINDOW)
@@ -75,6 +96,8 @@ int kv_params_check(const struct kv_params *p, int n_ctx, char *err, size_t errl
     if ((unsigned)p->policy >= KV_POLICY_COUNT)
         return status_set(err, errlen, STATUS_INVALID, "unknown KV policy (valid: %s)",
                           kv_policy_names());
+    if ((unsigned)p->type >= KV_TYPE_COUNT)
+        return status_set(err, errlen, STATUS_INVALID, "unknown KV type (valid: f16, q8_0)");
     if (!(p->recent >= 0.0f && p->recent <= 1.0f))
         return status_set(err, errlen, STATUS_INVALID,
                           "--kv-recent must be a share of the budget in 0..100%%");
@@ -197,6 +220,11 @@ int kv_cache_new(struct kv_cache **out, const struct kv_shape *sh, const struct 
     int st = kv_params_check(p, sh->n_ctx, err, errlen);
     if (st)
         return st;
+    if (p->type == KV_TYPE_Q8_0 && sh->head_dim % 32)
+        return status_set(err, errlen, STATUS_INVALID,
+                          "--kv-type q8_0 needs a head size that is a multiple of 32 (this "
+                          "model's: %d); use f16",
+                          sh->head_dim);
     struct kv_cache *kv = calloc(1, sizeof(*kv));
     if (!kv)
         return status_set(err, errlen, STATUS_NOMEM, "out of memory");
@@ -323,7 +351,10 @@ void kv_cache_store(struct kv_cache *kv, int layer, int g, int pos, const float 
     size_t hd = (size_t)kv->sh.head_dim;
     memcpy(kv->k + s * hd, k, hd * sizeof(float));
     memcpy(kv->v + s * hd, v, hd * sizeof(float));
-    if (kv->p.store_f16)
+    if (kv->p.type == KV_TYPE_Q8_0) {
+        kv_round_q8_0(kv->k + s * hd, (int)hd);
+        kv_round_q8_0(kv->v + s * hd, (int)hd);
+    } else if (kv->p.store_f16)
         for (size_t i = 0; i < hd; i++) {
             kv->k[s * hd + i] = fp16_to_fp32(fp32_to_fp16(kv->k[s * hd + i]));
             kv->v[s * hd + i] = fp16_to_fp32(fp32_to_fp16(kv->v[s * hd + i]));

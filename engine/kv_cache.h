@@ -92,6 +92,15 @@ enum kv_policy {
     KV_POLICY_COUNT
 };
 
+/*
+ * How keys and values are stored (--kv-type).  f16: f16 on the GPU, f32 on the CPU.  q8_0:
+ * blocks of 32 elements as 8-bit integers with an f16 scale (ggml's Q8_0, rounded by its
+ * reference quantizer), about half the bytes of f16 on the GPU; the CPU keeps the rounded values
+ * in f32, so that a layer computes the same function wherever it runs.  Needs a head size that
+ * is a multiple of 32.
+ */
+enum kv_type { KV_TYPE_F16, KV_TYPE_Q8_0, KV_TYPE_COUNT };
+
 struct kv_params {
     enum kv_policy policy;
     int budget;        /* B: entries kept per layer and KV head (ignored by full) */
@@ -102,6 +111,7 @@ struct kv_params {
     int tau_steps;     /* default 128: tokens past the budget over which τ rises */
     uint64_t seed;     /* Gumbel noise seed */
     int store_f16;     /* keep keys and values rounded to f16, as the GPU stores them (tests) */
+    enum kv_type type; /* default f16 */
 };
 
 /* Shape of the cache, from the model. */
@@ -121,6 +131,10 @@ struct kv_params kv_params_default(void);
 const char *kv_policy_name(enum kv_policy p);
 int kv_policy_from_name(const char *name); /* -1 if unknown */
 const char *kv_policy_names(void);         /* "full, window, ..." for messages */
+const char *kv_type_name(enum kv_type t);
+int kv_type_from_name(const char *name);   /* -1 if unknown ("f16", "q8_0") */
+/* Round n floats (n a multiple of 32) in place to the values a q8_0 cache stores. */
+void kv_round_q8_0(float *x, int n);
 /*
  * Parse a --kv-budget value: "2048" (tokens), "50%" (of n_ctx) or "256MiB"/"1GiB"/"512KiB"
  * (bytes of K+V over all layers, bytes_per_token given) into tokens.  STATUS_INVALID with a

@@ -16,7 +16,7 @@ struct kv_state_hdr {
     uint32_t magic, policy;
     int32_t n_layer, n_head_kv, head_dim, budget, n_past;
     int32_t step;      /* unused since τ is a function of the position (kv_cache_tau): 0 */
-    int32_t frozen, pad;
+    int32_t frozen, type; /* type: enum kv_type (0 in older snapshots: f16) */
     float tau, recent; /* tau: unused, τ_init */
     uint64_t seed;
 };
@@ -44,8 +44,8 @@ void kv_cache_state_save(const struct kv_cache *kv, void *buf)
     struct kv_state_hdr h = {
         .magic = KV_STATE_MAGIC, .policy = (uint32_t)kv->p.policy, .n_layer = kv->sh.n_layer,
         .n_head_kv = kv->sh.n_head_kv, .head_dim = kv->sh.head_dim, .budget = kv->p.budget,
-        .n_past = kv->n_past, .step = 0, .frozen = kv->frozen, .tau = kv->p.tau_init,
-        .recent = kv->p.recent, .seed = kv->p.seed,
+        .n_past = kv->n_past, .step = 0, .frozen = kv->frozen, .type = (int32_t)kv->p.type,
+        .tau = kv->p.tau_init, .recent = kv->p.recent, .seed = kv->p.seed,
     };
     put(&p, &h, sizeof h);
     put(&p, kv->n_used, (size_t)kv->sh.n_layer * kv->sh.n_head_kv * sizeof(int32_t));
@@ -73,7 +73,7 @@ int kv_cache_state_load(struct kv_cache *kv, const void *buf, size_t len)
         h.n_head_kv != kv->sh.n_head_kv || h.head_dim != kv->sh.head_dim)
         return STATUS_FORMAT;
     if (h.policy != (uint32_t)kv->p.policy || h.budget != kv->p.budget || h.seed != kv->p.seed ||
-        h.recent != kv->p.recent || h.n_past < 0 || h.n_past > kv->sh.n_ctx)
+        h.recent != kv->p.recent || h.type != (int32_t)kv->p.type || h.n_past < 0 || h.n_past > kv->sh.n_ctx)
         return STATUS_INVALID; /* another policy or budget: the caller re-processes instead */
     if ((size_t)(end - p) < nh * sizeof(int32_t))
         return STATUS_FORMAT;

@@ -70,6 +70,7 @@ static void fill_desc(struct model *m, int layer0, struct cuda_model_desc *d,
     d->tau_init = kp->tau_init;
     d->tau_end = kp->tau_end;
     d->tau_steps = kp->tau_steps;
+    d->kv_q8 = kp->type == KV_TYPE_Q8_0;
     for (int l = layer0; l < hp->n_layer; l++) {
         const struct layer_weights *w = &m->layers[l];
         struct cuda_layer_desc *c = &ls[l - layer0];

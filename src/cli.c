@@ -85,6 +85,7 @@ static unsigned set_flag(const char *a)
         { "--kv-budget", CLI_SET_KV_BUDGET }, { "--kv-recent", CLI_SET_KV_RECENT },
         { "--tau-init", CLI_SET_TAU },     { "--tau-end", CLI_SET_TAU },
         { "--tau-steps", CLI_SET_TAU },    { "--kv-seed", CLI_SET_KV_SEED },
+        { "--kv-type", CLI_SET_KV_TYPE },
     };
     for (size_t k = 0; k < sizeof t / sizeof t[0]; k++)
         if (!strcmp(a, t[k].opt))
@@ -120,6 +121,13 @@ int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i)
             return -1;
         }
         c->kv.policy = (enum kv_policy)kv_policy_from_name(v);
+        c->kv_set = 1;
+    } else if (is(a, "--kv-type", NULL)) {
+        if (!v || kv_type_from_name(v) < 0) {
+            fprintf(stderr, "kfchat: --kv-type needs f16 or q8_0 (got '%s')\n", v ? v : "");
+            return -1;
+        }
+        c->kv.type = (enum kv_type)kv_type_from_name(v);
         c->kv_set = 1;
     } else if (is(a, "--kv-budget", NULL)) {
         if (!v) {
@@ -224,6 +232,8 @@ void cli_common_help(FILE *f)
           "      --kv-recent PCT   recent window, % of the budget (default 30)\n"
           "      --tau-init T, --tau-end T, --tau-steps N   Keyformer temperature schedule\n"
           "                        (default 1 -> 2 over 128 steps)   --kv-seed S  noise seed\n"
+          "      --kv-type T       KV cache storage: f16 (default) or q8_0 (8-bit blocks: about\n"
+          "                        half the GPU memory and reads of f16)\n"
           "      --gpu on|off|auto run on the GPU (auto, the default: when there is one)\n"
           "  -ngl, --n-gpu-layers N  layers on the GPU, counted from the last (default: all)\n"
           "  -v, --verbose         timings and model details on stderr\n", f);
@@ -461,6 +471,7 @@ char *cli_settings_json(const struct cli_common *c, const struct cli_session *o,
         json_str(f, c->kv_budget);
     else
         fputs("null", f);
+    fprintf(f, ",\"kv_type\":\"%s\"", kv_type_name(c->kv.type));
     fprintf(f, ",\"kv_recent\":%.9g,\"tau_init\":%.9g,\"tau_end\":%.9g,\"tau_steps\":%d,"
                "\"kv_seed\":%llu,\"kv_set\":%d,\"temp\":%.9g,\"top_k\":%d,\"top_p\":%.9g,"
                "\"min_p\":%.9g,\"repeat_penalty\":%.9g,\"repeat_last_n\":%d,\"seed\":%llu}",
@@ -494,6 +505,8 @@ void cli_settings_apply(struct cli_common *c, struct cli_session *o, const char 
     if (kv_saved && GET(CLI_SET_KV_BUDGET, "kv_budget") && strcmp(v, "null") &&
         (keep[1] = strdup(v)))
         c->kv_budget = keep[1];
+    if (kv_saved && GET(CLI_SET_KV_TYPE, "kv_type") && kv_type_from_name(v) >= 0)
+        c->kv.type = (enum kv_type)kv_type_from_name(v);
     if (kv_saved && GET(CLI_SET_KV_RECENT, "kv_recent"))
         c->kv.recent = strtof(v, NULL);
     if (kv_saved && GET(CLI_SET_TAU, "tau_init"))

@@ -34,7 +34,7 @@ enum cli_set_flag {
     CLI_SET_TOP_P = 1 << 6, CLI_SET_MIN_P = 1 << 7, CLI_SET_REPEAT = 1 << 8,
     CLI_SET_LAST_N = 1 << 9, CLI_SET_SEED = 1 << 10, CLI_SET_KV_POLICY = 1 << 11,
     CLI_SET_KV_BUDGET = 1 << 12, CLI_SET_KV_RECENT = 1 << 13, CLI_SET_TAU = 1 << 14,
-    CLI_SET_KV_SEED = 1 << 15, CLI_SET_THREADS = 1 << 16,
+    CLI_SET_KV_SEED = 1 << 15, CLI_SET_THREADS = 1 << 16, CLI_SET_KV_TYPE = 1 << 17,
 };
 
 /* What a conversation is opened with (chat, generate --session). */

@@ -95,8 +95,8 @@ static void print_table(const struct engine_info *in, const struct bench_result 
     }
     char gpu[256];
     cuda_probe(gpu, sizeof gpu);
-    printf("\npeak RSS %.1f MiB, KV cache %.1f MiB allocated, kernels %s\n", rss_kb / 1024.0,
-           in->kv_bytes / 1048576.0, in->simd);
+    printf("\npeak RSS %.1f MiB, KV cache %.1f MiB allocated (type %s), kernels %s\n",
+           rss_kb / 1024.0, in->kv_bytes / 1048576.0, in->kv_type, in->simd);
     if (in->gpu_layers > 0) {
         size_t fr, tot;
         cuda_mem_info(&fr, &tot);
@@ -112,9 +112,11 @@ static void print_json(const struct engine_info *in, const struct bench_result *
 {
     printf("{\"model\": \"%s\", \"path\": \"%s\", \"arch\": \"%s\", \"file_bytes\": %zu, "
            "\"n_params\": %llu, \"threads\": %d, \"kernels\": \"%s\", \"kv_bytes\": %zu, "
-           "\"peak_rss_bytes\": %ld, \"gpu_layers\": %d, \"gpu_bytes\": %zu, \"results\": [",
+           "\"kv_type\": \"%s\", \"peak_rss_bytes\": %ld, \"gpu_layers\": %d, "
+           "\"gpu_bytes\": %zu, \"results\": [",
            in->name, in->path, in->arch, in->file_bytes, (unsigned long long)in->n_params,
-           in->n_threads, in->simd, in->kv_bytes, rss_kb * 1024, in->gpu_layers, in->gpu_bytes);
+           in->n_threads, in->simd, in->kv_bytes, in->kv_type, rss_kb * 1024, in->gpu_layers,
+           in->gpu_bytes);
     for (int i = 0; i < nr; i++) {
         printf("%s{\"test\": \"%s%d\", \"n\": %d, \"depth\": %d, \"tokens_per_s\": %.3f, "
                "\"samples\": [", i ? ", " : "", r[i].kind, r[i].n, r[i].n, r[i].depth, r[i].tps);

@@ -90,6 +90,17 @@ expect_error "generate: sink budget = its sinks names 5..256" "5\.\.256" $G --kv
     --kv-budget 4
 expect_error "generate: a 100% window names the window range" "(0, 100%)" $G --kv-budget 10 \
     --kv-recent 100
+expect_error "generate: unknown KV type names the types" "f16 or q8_0" $G --kv-type q4_0
+expect_error "generate: a q8_0 cache with head size 16 names the rule" "multiple of 32" $G \
+    --kv-type q8_0
+"$MK" --arch llama --vocab "$VOCAB" --embd 64 --layers 2 --heads 2 --ff 128 --type f32 \
+    --ctx 256 -o "$T/hd32.gguf" >/dev/null 2>&1 &&
+    "$KF" generate -m "$T/hd32.gguf" -t 1 -c 256 -n 8 --temp 0 -p hi --kv-type q8_0 \
+        --kv-policy keyformer --kv-budget 40 --gpu off >"$T/q8.out" 2>"$T/q8.err" && [ -s "$T/q8.out" ]
+ok $? "generate with a q8_0 cache (head size 32)"
+"$KF" bench -m "$T/hd32.gguf" -t 1 -p 16 -n 4 -r 1 --kv-type q8_0 --gpu off 2>/dev/null |
+    grep -q "(type q8_0)"
+ok $? "bench names the cache type"
 expect_error "generate: unknown policy lists the policies" \
     "keyformer, keyformer-static, h2o, sink, window, full" $G --kv-policy nosuch
 $E --text "$T/short.txt" >"$T/out" 2>"$T/err"

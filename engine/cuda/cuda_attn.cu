@@ -221,14 +221,50 @@ __global__ void __launch_bounds__(256) k_pf_score(struct attn_args a)
     }
 }
 
-void attn_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s)
+/*
+ * A q8_0 cache's rows 0 .. n_used + n of every KV head as f16 into kh/vh ([G][cap][hd]), for the
+ * prefill kernels, which read f16 tiles: one thread per 8 elements of a key and a value.
+ */
+__global__ void __launch_bounds__(256) k_kv_dequant(struct attn_args a)
 {
-    int span = a->span; /* slots any query may see in this call (<= cap) */
-    if (a->n == 1) {
-        attn_decode_launch(a, r, s);
+    kgrid_begin();
+    int g = blockIdx.y, L = a.hd / 8, count = a.kv.n_used[g] + a.n;
+    size_t i = (size_t)blockIdx.x * 256 + threadIdx.x, r = i / L;
+    if (r >= (size_t)count)
+        return;
+    int li = (int)(i % L), hd = a.hd;
+    size_t slot = (size_t)g * a.kv.cap + r;
+    for (int w = 0; w < 2; w++) {
+        const uint8_t *row = (const uint8_t *)(w ? a.kv.v : a.kv.k) + slot * a.kv.rowb;
+        uint2 q = *(const uint2 *)(row + li * 8);
+        float d = __half2float(((const __half *)(row + hd))[li / 4]);
+        const int8_t *qb = (const int8_t *)&q;
+        __align__(16) __half o[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            o[e] = __float2half_rn(d * (float)qb[e]);
+        *(uint4 *)((w ? a.vh : a.kh) + slot * hd + li * 8) = *(const uint4 *)o;
+    }
+}
+
+void attn_launch(const struct attn_args *a0, const struct rope_args *r, cudaStream_t s)
+{
+    int span = a0->span; /* slots any query may see in this call (<= cap) */
+    if (a0->n == 1) {
+        attn_decode_launch(a0, r, s);
         return;
     }
-    qk_store_launch(a, r, s);
+    qk_store_launch(a0, r, s);
+    struct attn_args b = *a0;
+    const struct attn_args *a = a0;
+    if (a0->kv.q8) { /* the prefill kernels read the layer's rows in f16 */
+        klaunch(k_kv_dequant, dim3((span * (a0->hd / 8) + 255) / 256, a0->G), 256, 0, s, *a0);
+        b.kv.k = a0->kh;
+        b.kv.v = a0->vh;
+        b.kv.rowb = 2 * a0->hd;
+        b.kv.q8 = 0;
+        a = &b;
+    }
     int half = a->hd / 2;
     size_t sm = PF_T * (half + 1) * 4 + PF_T * half * 4 + PF_Q * a->hd * 4 + PF_T * 4;
     if (pf_attn_mma_launch(a, a->conf.policy == KV_P_KEYFORMER, s)) /* tensor cores first */
@@ -283,11 +319,13 @@ __device__ void compact_block(const struct kv_layer &L, int g, int hd, int count
         nmov = bh;
     __syncthreads();
     size_t base = (size_t)g * L.cap;
-    for (int e = threadIdx.x; e < nmov * hd; e += CB) {
-        int i = e / hd, d = e % hd;
-        size_t dst = (base + holes[i]) * hd + d, src = (base + movers[i]) * hd + d;
-        L.k[dst] = L.k[src];
-        L.v[dst] = L.v[src];
+    int nw = L.rowb / 4; /* rows move as 4-byte words (f16 or q8_0) */
+    uint32_t *K = (uint32_t *)L.k, *V = (uint32_t *)L.v;
+    for (int e = threadIdx.x; e < nmov * nw; e += CB) {
+        int i = e / nw, w = e % nw;
+        size_t dst = (base + holes[i]) * nw + w, src = (base + movers[i]) * nw + w;
+        K[dst] = K[src];
+        V[dst] = V[src];
     }
     for (int i = threadIdx.x; i < nmov; i += CB) {
         L.pos[base + holes[i]] = L.pos[base + movers[i]];
@@ -301,9 +339,11 @@ __device__ void move_one(const struct kv_layer &L, int g, int hd, int dst, int s
     if (dst == src)
         return;
     size_t base = (size_t)g * L.cap;
-    for (int d = threadIdx.x; d < hd; d += CB) {
-        L.k[(base + dst) * hd + d] = L.k[(base + src) * hd + d];
-        L.v[(base + dst) * hd + d] = L.v[(base + src) * hd + d];
+    int nw = L.rowb / 4;
+    uint32_t *K = (uint32_t *)L.k, *V = (uint32_t *)L.v;
+    for (int w = threadIdx.x; w < nw; w += CB) {
+        K[(base + dst) * nw + w] = K[(base + src) * nw + w];
+        V[(base + dst) * nw + w] = V[(base + src) * nw + w];
     }
     if (threadIdx.x == 0) {
         L.pos[base + dst] = L.pos[base + src];

@@ -122,9 +122,20 @@ static __device__ __forceinline__ void qk_head(const struct attn_args &a,
     }
     int is_k = hh < nq + G, g = is_k ? hh - nq : hh - nq - G;
     size_t slot = (size_t)g * a.kv.cap + a.kv.n_used[g] + t;
-    __half *dst = (is_k ? a.kv.k : a.kv.v) + slot * hd;
-    for (int d = lane; d < hd; d += WARP)
-        dst[d] = __float2half(v[d]);
+    if (a.kv.q8) { /* quantize_q8_0_ref's rounding, one 32-block per pass of the warp */
+        uint8_t *row = (uint8_t *)(is_k ? a.kv.k : a.kv.v) + slot * a.kv.rowb;
+        for (int b = 0; b < hd / 32; b++) {
+            float x = v[b * 32 + lane], d = __fdiv_rn(warp_max(fabsf(x)), 127.0f);
+            float id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
+            row[b * 32 + lane] = (uint8_t)(int8_t)roundf(__fmul_rn(x, id));
+            if (lane == 0)
+                ((__half *)(row + hd))[b] = __float2half_rn(d);
+        }
+    } else {
+        __half *dst = (is_k ? a.kv.k : a.kv.v) + slot * hd;
+        for (int d = lane; d < hd; d += WARP)
+            dst[d] = __float2half(v[d]);
+    }
     if (is_k && lane == 0) {
         a.kv.pos[slot] = pos;
         a.kv.score[slot] = 0.0f;
@@ -162,6 +173,94 @@ static __device__ __forceinline__ void dec_rows_f32(const uint4 (&u)[DEC_U],
 }
 
 /*
+ * One cache row's 8 elements for lane li of the hd/8 lanes that share the row (struct
+ * kv_layer's layouts; base: the KV head's first row): f16, one 16-byte load; q8_0 (kvr<1>), one
+ * 8-byte load and the 32-block's scale (4 lanes share it).  The split decode kernels take
+ * either: load all of a round's rows, then f32() them.
+ */
+template <int Q8> struct kvr;
+template <> struct kvr<0> {
+    uint4 u;
+    static __device__ __forceinline__ kvr load(const uint8_t *base, size_t row, int rowb, int li,
+                                               int hd)
+    {
+        kvr r;
+        r.u = ((const uint4 *)base)[row * (hd / 8) + li];
+        return r;
+    }
+    static __device__ __forceinline__ kvr zero()
+    {
+        kvr r;
+        r.u = make_uint4(0, 0, 0, 0);
+        return r;
+    }
+    __device__ __forceinline__ void f32(float (&f)[8]) const
+    {
+        const __half2 *h2 = (const __half2 *)&u;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float2 x = __half22float2(h2[e]);
+            f[2 * e] = x.x;
+            f[2 * e + 1] = x.y;
+        }
+    }
+    /* the elements are f32() = raw() · scale() (scale 1 here) */
+    __device__ __forceinline__ void raw(float (&f)[8]) const { f32(f); }
+    __device__ __forceinline__ float scale() const { return 1.0f; }
+};
+template <> struct kvr<1> {
+    uint2 u;
+    __half d;
+    static __device__ __forceinline__ kvr load(const uint8_t *base, size_t row, int rowb, int li,
+                                               int hd)
+    {
+        kvr r;
+        const uint8_t *p = base + row * (size_t)rowb;
+        r.u = *(const uint2 *)(p + li * 8);
+        r.d = ((const __half *)(p + hd))[li >> 2];
+        return r;
+    }
+    static __device__ __forceinline__ kvr zero()
+    {
+        kvr r;
+        r.u = make_uint2(0, 0);
+        r.d = __float2half(0.0f);
+        return r;
+    }
+    /*
+     * The 8 integers as floats without I2F (a slow pipe): each biased byte (q + 128) goes into
+     * the mantissa of 2^23 by one byte permute, and 2^23 + 128 comes off exactly.
+     */
+    __device__ __forceinline__ void raw(float (&f)[8]) const
+    {
+        uint32_t x = u.x ^ 0x80808080u, y = u.y ^ 0x80808080u;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            f[e] = __uint_as_float(__byte_perm(x, 0x4b000000u, 0x7440 + e)) - 8388736.0f;
+            f[4 + e] = __uint_as_float(__byte_perm(y, 0x4b000000u, 0x7440 + e)) - 8388736.0f;
+        }
+    }
+    __device__ __forceinline__ float scale() const { return __half2float(d); }
+    __device__ __forceinline__ void f32(float (&f)[8]) const
+    {
+        float s = scale();
+        raw(f);
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            f[e] *= s;
+    }
+};
+
+template <int Q8>
+static __device__ __forceinline__ void dec_rows_f32(const kvr<Q8> (&u)[DEC_U],
+                                                    float (&kf)[DEC_U][8])
+{
+#pragma unroll
+    for (int k = 0; k < DEC_U; k++)
+        u[k].f32(kf[k]);
+}
+
+/*
  * d[k] = q · key k for the DEC_U keys of kf, q being this lane's 8 elements at q8 (shared
  * memory); the L lanes of a key are summed by shuffles, all keys' dots first and then one round
  * of shuffles over them, so that the shuffles' latencies overlap (every lane must call it).
@@ -193,8 +292,10 @@ static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8], con
  * red — and thread d < hd writes the total for head j0 + jj to out[jj * hd + d].  Every
  * thread of the block must call it.
  */
-static __device__ __forceinline__ void dec_pv(const uint4 *V, int n, const float *ps, int pstride,
-                                              int j0, int nh, int hd, float *red, float *out)
+template <int Q8>
+static __device__ __forceinline__ void dec_pv(const uint8_t *V, int rowb, int n, const float *ps,
+                                              int pstride, int j0, int nh, int hd, float *red,
+                                              float *out)
 {
     int L = hd / 8, li = threadIdx.x % L, kg = threadIdx.x / L, nkg = blockDim.x / L;
     int warp = threadIdx.x / WARP, sub = (threadIdx.x % WARP) / L;
@@ -205,25 +306,19 @@ static __device__ __forceinline__ void dec_pv(const uint4 *V, int n, const float
         for (int e = 0; e < 8; e++)
             acc[jj][e] = 0.0f;
     for (int i0 = kg; i0 < n; i0 += nkg * DEC_U) {
-        uint4 u[DEC_U];
+        kvr<Q8> u[DEC_U];
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
             int i = i0 + k * nkg;
-            u[k] = i >= n ? make_uint4(0, 0, 0, 0) : V[(size_t)i * L + li];
+            u[k] = i >= n ? kvr<Q8>::zero() : kvr<Q8>::load(V, (size_t)i, rowb, li, hd);
         }
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
             int i = i0 + k * nkg;
             if (i >= n)
                 break;
-            const __half2 *h2 = (const __half2 *)&u[k];
             float vf[8];
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float2 f = __half22float2(h2[e]);
-                vf[2 * e] = f.x;
-                vf[2 * e + 1] = f.y;
-            }
+            u[k].f32(vf);
 #pragma unroll
             for (int jj = 0; jj < 4; jj++) {
                 if (j0 + jj >= nh)

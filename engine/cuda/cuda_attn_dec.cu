@@ -338,11 +338,12 @@ static int dec_short_split(const struct attn_args *a)
     return n;
 }
 
-/* Shared memory of k_dec_short, or 0 where it does not apply (then the split kernels run). */
+/* Shared memory of k_dec_short, or 0 where it does not apply (then the split kernels run; they
+ * alone read a q8_0 cache). */
 static size_t dec_short_smem(const struct attn_args *a, int nsplit, int mode)
 {
     int nh = a->n_head / a->G / nsplit, hd = a->hd, seg = nh * hd;
-    if (a->span > DEC_VS || nh > MAX_GROUP || (hd != 64 && hd != 128 && hd != 256))
+    if (a->kv.q8 || a->span > DEC_VS || nh > MAX_GROUP || (hd != 64 && hd != 128 && hd != 256))
         return 0;
     if (mode == ACT_Q8_256 && seg % 256 && (seg > 256 || 256 % seg || !a->cnt))
         return 0;

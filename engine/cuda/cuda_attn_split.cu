@@ -4,8 +4,9 @@
  * slots with per-tile softmax partials, values per slice of DEC_VS slots with the policy's score
  * contributions, and a reduction of the slices, rounded for W_o.
  *
- * Without scores to keep, MHA contexts of up to 32 slices take one kernel per slice instead
- * (k_dec_flash: logits, softmax and values of the slice; k_dec_flash_reduce combines them).
+ * Without scores to keep, MHA takes one warp per chunk of slots instead (k_dec_wflash: logits,
+ * online softmax and values of the chunk in registers; k_dec_flash_reduce combines them).
+ * Every kernel reads f16 or q8_0 rows (kvr<Q8>), but for the one-row variants (f16 only).
  * Two variants of the logits and value kernels: batched (DEC_U rows in flight per thread, the
  * values of 4 heads per pass) and one row at a time (fewer registers, more resident blocks),
  * which a bounded Keyformer cache takes under MHA.  Keyformer's Gumbel noise is computed before
@@ -22,16 +23,18 @@
 #include "cuda_round.cuh"
 #include "cuda_launch.cuh"
 
-/* Rows r0 + k·step (k < DEC_U; those < n) of the tile at slot s0: this lane's 16 bytes li of
- * each key, and the keys' positions (zeros past n). */
-static __device__ __forceinline__ void dec_tile_rows(const uint4 *K, const int32_t *P, int s0,
-                                                     int n, int r0, int step, int L, int li,
-                                                     uint4 (&u)[DEC_U], int (&kpos)[DEC_U])
+/* Rows r0 + k·step (k < DEC_U; those < n) of the tile at slot s0: this lane's share li of
+ * each key (kvr), and the keys' positions (zeros past n). */
+template <int Q8>
+static __device__ __forceinline__ void dec_tile_rows(const uint8_t *K, int rowb, int hd,
+                                                     const int32_t *P, int s0, int n, int r0,
+                                                     int step, int li, kvr<Q8> (&u)[DEC_U],
+                                                     int (&kpos)[DEC_U])
 {
 #pragma unroll
     for (int k = 0; k < DEC_U; k++) {
         int i = r0 + k * step, in = i < n;
-        u[k] = in ? K[(size_t)(s0 + i) * L + li] : make_uint4(0, 0, 0, 0);
+        u[k] = in ? kvr<Q8>::load(K, (size_t)(s0 + i), rowb, li, hd) : kvr<Q8>::zero();
         kpos[k] = in ? P[s0 + i] : 0;
     }
 }
@@ -111,7 +114,7 @@ static __device__ __forceinline__ void dec_tile_partials(const struct attn_args 
  * (one 16-byte load each), so a warp reads 32/(hd/8) keys per pass.  The tile's softmax partials
  * (max and Σexp, plain and noisy) go to pstats[h][tile] for k_dec_values to combine.
  */
-__global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
+template <int Q8> __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
 {
     __shared__ __align__(16) float qs[MAX_GROUP * 256]; /* [group][hd]; float4 reads */
     __shared__ float lt[MAX_GROUP][DEC_KB], yt[MAX_GROUP][DEC_KB];
@@ -122,8 +125,8 @@ __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
     int count = a.kv.n_used[g] + 1; /* written by the previous call's eviction */
     int keyformer = a.st->scoring && a.kv.swa <= 0 && a.conf.policy == KV_P_KEYFORMER;
     if (s0 < count) {
-        dec_prefetch(a.kv.k + ((size_t)g * a.kv.cap + s0) * hd,
-                     (size_t)min(DEC_KB, count - s0) * hd * 2);
+        dec_prefetch((const uint8_t *)a.kv.k + ((size_t)g * a.kv.cap + s0) * a.kv.rowb,
+                     (size_t)min(DEC_KB, count - s0) * a.kv.rowb);
         if (keyformer)
             dec_tile_noise(a, g, s0, count, yt);
     }
@@ -137,13 +140,13 @@ __global__ void __launch_bounds__(256, 2) k_dec_logits(struct attn_args a)
     __syncthreads();
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
     const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
-    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
+    const uint8_t *K = (const uint8_t *)a.kv.k + (size_t)g * a.kv.cap * a.kv.rowb;
     float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
     /* base is the same for the whole warp: its lanes shuffle together */
     for (int base = warp * kp; base < nt; base += 8 * kp * DEC_U) {
-        uint4 u[DEC_U];
+        kvr<Q8> u[DEC_U];
         int kpos[DEC_U];
-        dec_tile_rows(K, P, s0, nt, base + sub, 8 * kp, L, li, u, kpos);
+        dec_tile_rows<Q8>(K, a.kv.rowb, hd, P, s0, nt, base + sub, 8 * kp, li, u, kpos);
         float kf[DEC_U][8];
         dec_rows_f32(u, kf);
         for (int j = 0; j < group; j++) {
@@ -239,7 +242,7 @@ static __device__ __forceinline__ void dec_slice_probs(const struct attn_args &a
  * contributions.  hd/8 threads cover a value row (16-byte loads); the block's 256/(hd/8) key
  * groups sum their rows and meet in shared memory.
  */
-__global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
+template <int Q8> __global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
 {
     __shared__ float ps[MAX_GROUP][DEC_VS];
     __shared__ float red[256 * 8];
@@ -250,16 +253,16 @@ __global__ void __launch_bounds__(256) k_dec_values(struct attn_args a, int nb)
      * started; see k_dec_logits) */
     int count = a.kv.n_used[g] + 1; /* written by the previous call's eviction */
     if (s0 < count)
-        dec_prefetch(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd,
-                     (size_t)min(DEC_VS, count - s0) * hd * 2);
+        dec_prefetch((const uint8_t *)a.kv.v + ((size_t)g * a.kv.cap + s0) * a.kv.rowb,
+                     (size_t)min(DEC_VS, count - s0) * a.kv.rowb);
     kgrid_begin();
     if (s0 >= count)
         return;
     int ns = min(DEC_VS, count - s0);
     dec_slice_probs(a, g, s0, ns, count, nb, ps, sts);
-    const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
+    const uint8_t *V = (const uint8_t *)a.kv.v + ((size_t)g * a.kv.cap + s0) * a.kv.rowb;
     for (int j0 = 0; j0 < group; j0 += 4) /* up to 4 heads per pass over the slice */
-        dec_pv(V, ns, &ps[0][0], DEC_VS, j0, group, hd, red,
+        dec_pv<Q8>(V, a.kv.rowb, ns, &ps[0][0], DEC_VS, j0, group, hd, red,
                a.partial + ((size_t)sl * a.n_head + g * group + j0) * hd);
 }
 
@@ -393,109 +396,200 @@ __global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode
 }
 
 /*
- * Without scores to keep (full, window, sink, an unbounded cache, sliding-window layers) one
- * kernel per slice of DEC_VS slots does what k_dec_logits and k_dec_values do: the slice's
- * logits into shared memory, its own softmax (max m and Σexp l per head, into pstats), Σ p·v
- * into partial; k_dec_flash_reduce rescales the slices by exp(m_s − M) and divides by the
- * combined Σ.  No logits go through memory, and a slice waits for no other.
+ * Without scores to keep, under MHA: one warp per chunk of ch slots (k_dec_wflash).  The warp
+ * streams its chunk's keys and values, WF_U rows per lane in flight, with an online softmax in
+ * registers and no barrier until the block's 8 warps combine their chunks (one partial per
+ * block), so the SM's warps hide each other's load latency (the split kernels' blocks spend
+ * their time in one round of loads between barriers: 20-25% occupancy and issue-bound, the same
+ * time whether the rows are f16 or q8_0).  hd/8 lanes share a row (8 elements each), 32/(hd/8)
+ * rows per step; a q8_0 row's scale multiplies its dot product and its probability, not each
+ * element.  The block's (m, l) go to pstats[h][block], its unnormalised Σ p·v to
+ * partial[block][h]; k_dec_flash_reduce combines the blocks.
  */
-__global__ void __launch_bounds__(256) k_dec_flash(struct attn_args a)
+#define WF_U 8
+template <int Q8>
+__global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int ch)
 {
-    __shared__ __align__(16) float qs[MAX_GROUP * 256]; /* [group][hd]; float4 reads */
-    __shared__ float ps[MAX_GROUP][DEC_VS];              /* logits, then probabilities */
-    __shared__ float red[256 * 8];
-    int g = blockIdx.x, sl = blockIdx.y, group = a.n_head / a.G, hd = a.hd, L = hd / 8;
-    int kp = WARP / L, s0 = sl * DEC_VS;
-    /* the slice's keys and values into L2 before the wait (see k_dec_logits) */
-    int count = a.kv.n_used[g] + 1;
-    if (s0 < count) {
-        size_t off = ((size_t)g * a.kv.cap + s0) * hd, bytes = (size_t)min(DEC_VS, count - s0) * hd * 2;
-        dec_prefetch(a.kv.k + off, bytes);
-        dec_prefetch(a.kv.v + off, bytes);
-    }
+    __shared__ float sm_o[8][256], sm_m[8], sm_l[8];
     kgrid_begin();
-    if (s0 >= count)
+    int hq = blockIdx.x, g = hq / (a.n_head / a.G);
+    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    int chunk = blockIdx.y * 8 + warp, hd = a.hd, L = hd / 8, kp = WARP / L;
+    int li = lane % L, sub = lane / L, count = a.kv.n_used[g] + 1, s0 = chunk * ch;
+    if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
         return;
-    int ns = min(DEC_VS, count - s0), qpos = a.st->pos0;
-    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
-        qs[i] = a.qkv[(size_t)g * group * hd + i];
-    __syncthreads();
-    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, li = lane % L, sub = lane / L;
-    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
-    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
-    for (int base = warp * kp; base < ns; base += 8 * kp * DEC_U) {
-        uint4 u[DEC_U];
-        int kpos[DEC_U];
-        dec_tile_rows(K, P, s0, ns, base + sub, 8 * kp, L, li, u, kpos);
-        float kf[DEC_U][8];
-        dec_rows_f32(u, kf);
-        for (int j = 0; j < group; j++) {
-            float d[DEC_U];
-            dec_dots(kf, qs + j * hd + li * 8, L, d);
-            if (li != 0)
-                continue;
+    int n = max(0, min(ch, count - s0)), qpos = a.st->pos0;
+    float q[8], m = -INFINITY, l = 0.0f, acc[8];
+    {
+        const float4 *q4 = (const float4 *)(a.qkv + (size_t)hq * hd + li * 8);
+        float4 x = q4[0], y = q4[1];
+        q[0] = x.x, q[1] = x.y, q[2] = x.z, q[3] = x.w;
+        q[4] = y.x, q[5] = y.y, q[6] = y.z, q[7] = y.w;
+    }
 #pragma unroll
-            for (int k = 0; k < DEC_U; k++) {
-                int i = base + sub + k * 8 * kp;
-                if (i >= ns)
-                    break;
-                ps[j][i] = visible(kpos[k], qpos, a.kv.swa)
-                               ? att_logit(a, d[k], g * group + j, kpos[k], qpos)
-                               : -INFINITY;
-            }
+    for (int e = 0; e < 8; e++)
+        acc[e] = 0.0f;
+    size_t row0 = (size_t)g * a.kv.cap + s0;
+    const uint8_t *K = (const uint8_t *)a.kv.k + row0 * a.kv.rowb;
+    const uint8_t *V = (const uint8_t *)a.kv.v + row0 * a.kv.rowb;
+    const int32_t *P = a.kv.pos + row0;
+    for (int b0 = 0; b0 < n; b0 += kp * WF_U) { /* warp-uniform: the lanes shuffle together */
+        int base = b0 + sub;
+        kvr<Q8> ku[WF_U], vu[WF_U];
+        int kpos[WF_U];
+#pragma unroll
+        for (int k = 0; k < WF_U; k++) {
+            int i = base + k * kp, in = i < n;
+            ku[k] = in ? kvr<Q8>::load(K, (size_t)i, a.kv.rowb, li, hd) : kvr<Q8>::zero();
+            vu[k] = in ? kvr<Q8>::load(V, (size_t)i, a.kv.rowb, li, hd) : kvr<Q8>::zero();
+            kpos[k] = in ? P[i] : 0;
         }
-    }
-    __syncthreads();
-    /* the slice's softmax: warp w for heads w, w + 8, ... */
-    for (int j = warp; j < group; j += 8) {
-        float m = -INFINITY;
-        for (int i = lane; i < ns; i += WARP)
-            m = fmaxf(m, ps[j][i]);
-        m = warp_max(m);
-        float l = 0.0f;
-        for (int i = lane; i < ns; i += WARP) {
-            float p = m == -INFINITY ? 0.0f : expf(ps[j][i] - m);
-            ps[j][i] = p;
+        float lg[WF_U], mr = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < WF_U; k++) {
+            float kf[8], d = 0.0f;
+            ku[k].raw(kf);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                d += kf[e] * q[e];
+            lg[k] = d * ku[k].scale();
+        }
+        for (int o = L / 2; o > 0; o >>= 1)
+#pragma unroll
+            for (int k = 0; k < WF_U; k++)
+                lg[k] += __shfl_xor_sync(0xffffffffu, lg[k], o);
+#pragma unroll
+        for (int k = 0; k < WF_U; k++) {
+            lg[k] = base + k * kp < n && visible(kpos[k], qpos, a.kv.swa)
+                        ? att_logit(a, lg[k], hq, kpos[k], qpos)
+                        : -INFINITY;
+            mr = fmaxf(mr, lg[k]);
+        }
+        for (int o = L; o < WARP; o <<= 1)
+            mr = fmaxf(mr, __shfl_xor_sync(0xffffffffu, mr, o));
+        float mn = fmaxf(m, mr);
+        if (mn == -INFINITY) /* nothing visible yet (the whole warp agrees) */
+            continue;
+        float sc = expf(m - mn);
+        l *= sc;
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            acc[e] *= sc;
+#pragma unroll
+        for (int k = 0; k < WF_U; k++) {
+            float p = expf(lg[k] - mn), vf[8];
             l += p;
+            p *= vu[k].scale();
+            vu[k].raw(vf);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                acc[e] += p * vf[e];
         }
-        l = warp_sum(l);
-        if (lane == 0) {
-            float *st = a.pstats + ((size_t)(g * group + j) * gridDim.y + sl) * 4;
-            st[0] = m;
-            st[1] = l;
-        }
+        m = mn;
+    }
+    for (int o = L; o < WARP; o <<= 1) { /* the rows' subsets met (m is the warp's) */
+        l += __shfl_xor_sync(0xffffffffu, l, o);
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], o);
+    }
+    if (sub == 0)
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            sm_o[warp][li * 8 + e] = acc[e];
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
     }
     __syncthreads();
-    const uint4 *V = (const uint4 *)(a.kv.v + ((size_t)g * a.kv.cap + s0) * hd);
-    for (int j0 = 0; j0 < group; j0 += 4) /* up to 4 heads per pass over the slice */
-        dec_pv(V, ns, &ps[0][0], DEC_VS, j0, group, hd, red,
-               a.partial + ((size_t)sl * a.n_head + g * group + j0) * hd);
+    /* the block's 8 chunks met: one partial per block (fewer for the reduction) */
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float M = -INFINITY, Ls = 0.0f, O = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 8; w++)
+            M = fmaxf(M, sm_m[w]);
+        if (M != -INFINITY)
+#pragma unroll
+            for (int w = 0; w < 8; w++) {
+                float sw = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+                Ls += sm_l[w] * sw;
+                O += sm_o[w][d] * sw;
+            }
+        a.partial[((size_t)blockIdx.y * a.n_head + hq) * hd + d] = O;
+        if (d == 0) {
+            float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
+            st[0] = M;
+            st[1] = Ls;
+        }
+    }
 }
 
-/* k_dec_flash's slices met: out = Σ_s o_s·exp(m_s − M) / Σ_s l_s·exp(m_s − M), rounded for the
- * output projection as k_dec_reduce. */
+/*
+ * The blocks (chunks of cs slots) of k_dec_wflash met:
+ * out = Σ_s o_s·exp(m_s − M) / Σ_s l_s·exp(m_s − M), rounded for the output projection as
+ * k_dec_reduce.  A block's 256 outputs belong to 256/hd heads (hd <= 256): their weights
+ * exp(m_s − M) go through shared memory once, so that each thread's loop over the slices is
+ * one independent load and FMA per slice (up to WR_MAX slices; a longer context loops).
+ */
+#define WR_MAX 512
 __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, int nb, int mode,
-                                                          void *xq)
+                                                          void *xq, int cs)
 {
+    __shared__ float w[2][WR_MAX], mx[2][4], ls[2][4];
     kgrid_begin();
     int e = blockIdx.x * 256 + threadIdx.x, total = a.n_head * a.hd, valid = e < total;
+    int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, group = a.n_head / a.G;
+    int hpb = 256 / a.hd, h0 = blockIdx.x * hpb; /* heads of this block (hd divides 256) */
     float o = 0.0f;
-    if (valid) {
-        int h = e / a.hd, d = e % a.hd, group = a.n_head / a.G, g = h / group;
-        int count = a.kv.n_used[g] + 1, nsl = (count + DEC_VS - 1) / DEC_VS;
-        const float *st = a.pstats + (size_t)h * nb * 4;
-        float M = -INFINITY, l = 0.0f;
-        for (int s = 0; s < nsl; s++)
-            M = fmaxf(M, st[s * 4]);
-        for (int s = 0; s < nsl; s++) {
-            if (st[s * 4] == -INFINITY)
-                continue;
-            float w = expf(st[s * 4] - M);
-            l += st[s * 4 + 1] * w;
-            o += a.partial[((size_t)s * a.n_head + h) * a.hd + d] * w;
+    for (int hh0 = 0; hh0 < hpb; hh0 += 2) {
+        /* warps 0..3 prepare head h0 + hh0, warps 4..7 head h0 + hh0 + 1 */
+        int side = warp / 4, h = h0 + hh0 + side, wl = threadIdx.x % 128;
+        if (hh0 + side < hpb && h < a.n_head) {
+            int g = h / group, count = a.kv.n_used[g] + 1, nsl = (count + cs - 1) / cs;
+            const float *st = a.pstats + (size_t)h * nb * 4;
+            float M = -INFINITY;
+            for (int s = wl; s < nsl; s += 128)
+                M = fmaxf(M, st[s * 4]);
+            M = warp_max(M);
+            if (lane == 0)
+                mx[side][warp % 4] = M;
         }
-        o = l > 0.0f ? o / l : 0.0f;
-        a.out[e] = o;
+        __syncthreads();
+        if (hh0 + side < hpb && h < a.n_head) {
+            int g = h / group, count = a.kv.n_used[g] + 1, nsl = (count + cs - 1) / cs;
+            const float *st = a.pstats + (size_t)h * nb * 4;
+            float M = fmaxf(fmaxf(mx[side][0], mx[side][1]), fmaxf(mx[side][2], mx[side][3]));
+            float l = 0.0f;
+            for (int s = wl; s < nsl; s += 128) {
+                float ws = st[s * 4] == -INFINITY ? 0.0f : expf(st[s * 4] - M);
+                l += st[s * 4 + 1] * ws;
+                if (s < WR_MAX)
+                    w[side][s] = ws;
+            }
+            l = warp_sum(l);
+            if (lane == 0)
+                ls[side][warp % 4] = l;
+        }
+        __syncthreads();
+        int hme = e / a.hd - h0 - hh0; /* this thread's head, if it is one of the two */
+        if (valid && (hme == 0 || hme == 1)) {
+            int h = e / a.hd, d = e % a.hd, g = h / group, count = a.kv.n_used[g] + 1;
+            int nsl = (count + cs - 1) / cs;
+            const float *st = a.pstats + (size_t)h * nb * 4;
+            const float *pp = a.partial + (size_t)h * a.hd + d;
+            size_t stride = (size_t)a.n_head * a.hd;
+            float M = fmaxf(fmaxf(mx[hme][0], mx[hme][1]), fmaxf(mx[hme][2], mx[hme][3]));
+            float L = ls[hme][0] + ls[hme][1] + ls[hme][2] + ls[hme][3], acc = 0.0f;
+#pragma unroll 8
+            for (int s = 0; s < nsl; s++) {
+                float ws = s < WR_MAX ? w[hme][s]
+                                      : (st[s * 4] == -INFINITY ? 0.0f : expf(st[s * 4] - M));
+                acc += pp[s * stride] * ws;
+            }
+            o = L > 0.0f ? acc / L : 0.0f;
+            a.out[e] = o;
+        }
+        __syncthreads();
     }
     if (mode != ACT_NONE)
         round_chunk(o, valid, 0, e, mode, xq, NULL);
@@ -516,33 +610,39 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
 {
     int nb = attn_decode_tiles(a->span), tot = a->n_head * a->hd;
     dim3 gl(a->G, nb), gv(a->G, attn_decode_splits(a->span));
-    /* a bounded Keyformer cache under MHA takes the one-row kernels (see the file's head);
-     * KF_CUDA_KF_SPLIT=row or =batched forces either (tests) */
-    /* No scores to keep: one kernel per slice where that measured faster — MHA up to 32
-     * slices (H100, Llama-2-7B shape Q4_K_M tg64: @ d4096 289 -> 303, a window of 8192 at
-     * d16384 219 -> 222; but @ d16384 150.6 -> 148.1, and the Llama-3 shape (GQA 8) @ d4096
-     * 341 -> 328, @ d16384 235.8 -> 232.2).  KF_CUDA_FLASH=1 or =0 forces it on or off. */
-    const char *fl = getenv("KF_CUDA_FLASH");
     int scores = !a->conf.unbounded && a->kv.swa <= 0 &&
                  (a->conf.policy == KV_P_KEYFORMER || a->conf.policy == KV_P_H2O);
-    int flash = a->n_head == a->G && gv.y <= 32;
-    if (fl && (!strcmp(fl, "0") || !strcmp(fl, "1")))
-        flash = fl[0] == '1';
-    if (!scores && flash) {
-        klaunch(k_dec_flash, gv, 256, 0, s, *a);
-        klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, gv.y, mode, a->out_q);
+    /* MHA without scores to keep: a warp per chunk (k_dec_wflash), chunks of 64 slots up to
+     * 8192 (enough warps to fill the GPU), else 128 (KF_CUDA_WF_CH=64|128 forces one);
+     * KF_CUDA_WFLASH=0 turns it off.  H100, Llama-2-7B shape Q4_K_M, tg64, against the two
+     * kernels: f16 cache @ d4096 303 -> 310, @ d16384 153 -> 181; q8_0 312 -> 320, 161 -> 203.
+     * Under GQA the batched kernels, which read a key once for its group, stay faster (Llama-3
+     * shape, q8_0 @ d16384: 243 against 204 with a block per query head, 168 with a warp per
+     * group). */
+    const char *wf = getenv("KF_CUDA_WFLASH");
+    if (!scores && a->n_head == a->G && !(wf && !strcmp(wf, "0"))) {
+        const char *ce = getenv("KF_CUDA_WF_CH"); /* 64 or 128 (tests) */
+        int ch = ce && (!strcmp(ce, "64") || !strcmp(ce, "128")) ? atoi(ce)
+                 : a->span <= 8192                              ? 64
+                                                                : 128;
+        dim3 gw(a->n_head, ((a->span + ch - 1) / ch + 7) / 8);
+        klaunch(a->kv.q8 ? k_dec_wflash<1> : k_dec_wflash<0>, gw, 256, 0, s, *a, ch);
+        klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, (int)gw.y, mode, a->out_q,
+                8 * ch);
         return;
     }
+    /* a bounded Keyformer cache under MHA takes the one-row kernels (see the file's head);
+     * KF_CUDA_KF_SPLIT=row or =batched forces either (tests) */
     const char *e = getenv("KF_CUDA_KF_SPLIT");
     int row = a->conf.policy == KV_P_KEYFORMER && !a->conf.unbounded && a->n_head == a->G;
     if (e && (!strcmp(e, "row") || !strcmp(e, "batched")))
         row = a->conf.policy == KV_P_KEYFORMER && !strcmp(e, "row");
-    if (row) {
+    if (row && !a->kv.q8) { /* (the one-row kernels read f16 rows only) */
         klaunch(k_dec_logits_row, gl, 256, 0, s, *a);
         klaunch(k_dec_values_row, gv, 256, 0, s, *a, nb);
     } else {
-        klaunch(k_dec_logits, gl, 256, 0, s, *a);
-        klaunch(k_dec_values, gv, 256, 0, s, *a, nb);
+        klaunch(a->kv.q8 ? k_dec_logits<1> : k_dec_logits<0>, gl, 256, 0, s, *a);
+        klaunch(a->kv.q8 ? k_dec_values<1> : k_dec_values<0>, gv, 256, 0, s, *a, nb);
     }
     klaunch(k_dec_reduce, (tot + 255) / 256, 256, 0, s, *a, mode, a->out_q);
 }

@@ -74,6 +74,7 @@ struct cuda_model_desc {
     uint64_t seed;
     float tau_init, tau_end;   /* Keyformer's temperature schedule (kv_cache_tau) */
     int tau_steps;
+    int kv_q8;                 /* keys and values stored as q8_0 (--kv-type), else f16 */
 };
 
 struct cuda_model;

@@ -212,6 +212,8 @@ static int run_layers(struct cuda_model *cm, int n, int span)
         a.out_q = cm->xq;
         a.cnt = cm->a_cnt;
         a.alibi = cm->alibi;
+        a.kh = cm->kh;
+        a.vh = cm->vh;
         attn_launch(&a, &l->rope, cm->s);
         cm->prep_x = NULL;
         if (a.out_mode != ACT_NONE && (a.out_mode != ACT_Q8_256 || (d->n_head * hd) % 256 == 0)) {

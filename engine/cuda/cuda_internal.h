@@ -19,9 +19,15 @@ struct kstep {
     int scoring;
 };
 
-/* One GPU layer's share of the KV cache: G heads of cap slots each. */
+/*
+ * One GPU layer's share of the KV cache: G heads of cap slots each.  A slot's key (and value) is
+ * a row of rowb bytes: f16, hd halves (rowb = 2·hd); or q8_0 (--kv-type q8_0): hd int8 then the
+ * hd/32 blocks' f16 scales, padded to 8 bytes (kv_rowb), so that a lane's 8 elements are one
+ * aligned 8-byte load.
+ */
 struct kv_layer {
-    __half *k, *v;   /* [G][cap][hd] */
+    __half *k, *v;   /* [G][cap] rows of rowb bytes (__half only for f16) */
+    int rowb, q8;
     int32_t *pos;    /* [G][cap] */
     float *score;    /* [G][cap] */
     int *n_used;     /* [G] (device) */
@@ -120,7 +126,7 @@ struct attn_args {
     /* scratch */
     float *logits, *noisy;  /* decode: [n_head][cap] */
     float *stats;           /* decode: [n_head][4]; prefill: [n_max][n_head][4] */
-    float *partial;         /* decode: [splits][n_head][hd] */
+    float *partial;         /* decode: [tiles][n_head][hd] (k_dec_values: [splits]...) */
     float *pstats;          /* decode: [n_head][tiles][4] softmax partials */
     int n;                  /* tokens in this call (host copy, picks the path) */
     int span;               /* grids cover this many slots: >= every count of the call */
@@ -128,7 +134,14 @@ struct attn_args {
     void *out_q;            /* ... into these q8_1 blocks */
     int *cnt;               /* decode: [n_head*hd/256] zeroed arrival counters (k_dec_short) */
     const float *alibi;     /* [n_head] ALiBi slopes (mpt) or NULL */
+    __half *kh, *vh;        /* q8_0 cache, prefill: the layer's rows dequantized ([G][cap][hd]) */
 };
+
+/* Bytes of one cache row (key or value) of hd elements: see struct kv_layer. */
+static inline int kv_rowb(int hd, int q8)
+{
+    return q8 ? (hd + hd / 16 + 7) / 8 * 8 : 2 * hd;
+}
 
 /* QK-norm and RoPE of the call's queries and keys, and the keys/values into free slots. */
 struct rope_args;

@@ -22,6 +22,9 @@
 #include "cuda_mmv.h"
 #include "cuda_ops.h"
 #include "quant.h"
+extern "C" {
+#include "quant_ref.h"
+}
 
 static int act_mode(uint32_t type)
 {
@@ -158,7 +161,8 @@ extern "C" size_t cuda_model_bytes_needed(const struct cuda_model_desc *d)
         const struct cuda_layer_desc *l = &d->layers[i];
         b += wbytes(&l->wq) + wbytes(&l->wk) + wbytes(&l->wv) + wbytes(&l->wo) +
              wbytes(&l->w_gate) + wbytes(&l->w_up) + wbytes(&l->w_down);
-        b += (size_t)G * l->cap * ((size_t)4 * hd + 8 + 9); /* k, v f16; pos, score; lists */
+        /* k and v rows; pos, score; lists */
+        b += (size_t)G * l->cap * (2 * (size_t)kv_rowb(hd, d->kv_q8) + 8 + 9);
         b += 8 * E * 4;
     }
     if (d->with_output)
@@ -166,8 +170,10 @@ extern "C" size_t cuda_model_bytes_needed(const struct cuda_model_desc *d)
     size_t nb = (size_t)d->n_batch, row = (size_t)(d->n_head + 2 * G) * hd;
     b += nb * (4 * E + 2 * row + 3 * (size_t)d->n_ff) * 4; /* attn: up to a qkv row */
     b += dequant_scratch_elems(d) * 2 + nb * ((size_t)d->n_ff > E ? d->n_ff : E) * 4;
+    if (d->kv_q8) /* prefill's dequantized copy of one layer */
+        b += (size_t)G * max_cap(d) * hd * 4;
     b += (size_t)d->n_head * max_cap(d) * 8 + nb * d->n_head * 16 +
-         (size_t)attn_decode_splits(max_cap(d)) * d->n_head * hd * 4;
+         (size_t)attn_decode_tiles(max_cap(d)) * d->n_head * hd * 4;
     return b + ((size_t)64 << 20); /* cuBLAS workspace and the context's own */
 }
 
@@ -218,7 +224,8 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
         cudaFree(cm->kvl[i].score);
     }
     void *ps[] = { cm->kvl_dev, cm->st, cm->x, cm->xn, cm->qkv, cm->attn, cm->gu, cm->ffa,
-                   cm->tmp, cm->logits, cm->xq, cm->xh, cm->wh, cm->a_logits, cm->a_noisy,
+                   cm->tmp, cm->logits, cm->xq, cm->xh, cm->wh, cm->kh, cm->vh, cm->a_logits,
+                   cm->a_noisy,
                    cm->a_stats, cm->a_partial, cm->a_pstats, cm->a_cnt, cm->victim, cm->lists,
                    cm->out_norm, cm->out_norm_b, cm->out_bias, cm->out.d,
                    cm->n_used_all, cm->alibi };
@@ -294,8 +301,10 @@ static int build_layer(struct cuda_model *cm, int i, char *err, size_t errlen)
     kv->cap = s->cap;
     kv->swa = s->swa;
     kv->layer = d->layer0 + i;
-    if (dev_alloc(cm, (void **)&kv->k, slots * hd * 2, err, errlen) ||
-        dev_alloc(cm, (void **)&kv->v, slots * hd * 2, err, errlen) ||
+    kv->q8 = d->kv_q8;
+    kv->rowb = kv_rowb(hd, d->kv_q8);
+    if (dev_alloc(cm, (void **)&kv->k, slots * kv->rowb, err, errlen) ||
+        dev_alloc(cm, (void **)&kv->v, slots * kv->rowb, err, errlen) ||
         dev_alloc(cm, (void **)&kv->pos, slots * 4, err, errlen) ||
         dev_alloc(cm, (void **)&kv->score, slots * 4, err, errlen))
         return -1;
@@ -309,6 +318,7 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
     *out = NULL;
     int hd8 = d->head_dim / 8; /* decode attention: hd/8 lanes per key must divide a warp */
     if (d->n_head % d->n_head_kv || d->n_head / d->n_head_kv > 16 || d->head_dim % 8 ||
+        (d->kv_q8 && d->head_dim % 32) ||
         32 % hd8 || d->n_embd % 32 || d->n_ff % 32) {
         snprintf(err, errlen, "GPU: unsupported shape (head_dim %d, %d/%d heads)", d->head_dim,
                  d->n_head, d->n_head_kv);
@@ -381,11 +391,15 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
         dev_alloc(cm, &cm->xq, nbz * (cm->max_k / 32) * 36, err, errlen) ||
         dev_alloc(cm, (void **)&cm->xh, nbz * cm->max_k * 2, err, errlen) ||
         dev_alloc(cm, (void **)&cm->wh, cm->wh_elems * 2, err, errlen) ||
+        (d->kv_q8 && (dev_alloc(cm, (void **)&cm->kh, (size_t)G * cm->maxcap * hd * 2, err,
+                                errlen) ||
+                      dev_alloc(cm, (void **)&cm->vh, (size_t)G * cm->maxcap * hd * 2, err,
+                                errlen))) ||
         dev_alloc(cm, (void **)&cm->a_logits, (size_t)d->n_head * cm->maxcap * 4, err, errlen) ||
         dev_alloc(cm, (void **)&cm->a_noisy, (size_t)d->n_head * cm->maxcap * 4, err, errlen) ||
         dev_alloc(cm, (void **)&cm->a_stats, nbz * d->n_head * 16, err, errlen) ||
         dev_alloc(cm, (void **)&cm->a_partial,
-                  (size_t)attn_decode_splits(cm->maxcap) * d->n_head * hd * 4, err, errlen) ||
+                  (size_t)attn_decode_tiles(cm->maxcap) * d->n_head * hd * 4, err, errlen) ||
         dev_alloc(cm, (void **)&cm->a_pstats,
                   (size_t)attn_decode_tiles(cm->maxcap) * d->n_head * 16, err, errlen) ||
         dev_alloc(cm, (void **)&cm->victim, (size_t)cm->nl * G * cm->vstride, err, errlen) ||
@@ -421,6 +435,45 @@ fail:
 
 /* ---- cache access ----------------------------------------------------------------------------- */
 
+/*
+ * n cache rows (struct kv_layer's layout) to floats and back.  q8_0 goes through the engine's
+ * reference quantizer, which k_qk_store's rounding matches bit for bit; rounding values that
+ * came out of a q8_0 row gives the same row again (amax = 127·d exactly), so a snapshot
+ * survives any number of round trips.
+ */
+static void rows_to_f32(const uint8_t *src, size_t n, int hd, int q8, float *dst)
+{
+    int rowb = kv_rowb(hd, q8);
+    struct blk_q8_0 b;
+    for (size_t r = 0; r < n; r++) {
+        const uint8_t *row = src + r * rowb;
+        for (int j = 0; !q8 && j < hd; j++)
+            dst[r * hd + j] = __half2float(((const __half *)row)[j]);
+        for (int j = 0; q8 && j < hd / 32; j++) {
+            memcpy(&b.d, row + hd + 2 * j, 2);
+            memcpy(b.qs, row + 32 * j, 32);
+            dequant_q8_0_ref(&b, dst + r * hd + 32 * j, 32);
+        }
+    }
+}
+
+static void rows_from_f32(const float *src, size_t n, int hd, int q8, uint8_t *dst)
+{
+    int rowb = kv_rowb(hd, q8);
+    struct blk_q8_0 b;
+    memset(dst, 0, n * rowb);
+    for (size_t r = 0; r < n; r++) {
+        uint8_t *row = dst + r * rowb;
+        for (int j = 0; !q8 && j < hd; j++)
+            ((__half *)row)[j] = __float2half(src[r * hd + j]);
+        for (int j = 0; q8 && j < hd / 32; j++) {
+            quantize_q8_0_ref(src + r * hd + 32 * j, &b, 32);
+            memcpy(row + hd + 2 * j, &b.d, 2);
+            memcpy(row + 32 * j, b.qs, 32);
+        }
+    }
+}
+
 extern "C" int cuda_model_kv_get(struct cuda_model *cm, int layer, int g, int *n_used,
                                  int32_t *pos, float *score, float *k, float *v)
 {
@@ -439,20 +492,19 @@ extern "C" int cuda_model_kv_get(struct cuda_model *cm, int layer, int g, int *n
         cudaMemcpy(score, L->score + base, (size_t)n * 4, cudaMemcpyDeviceToHost) != cudaSuccess)
         return -1;
     if (k || v) {
-        __half *h = (__half *)malloc((size_t)n * hd * 2 + 2);
+        uint8_t *h = (uint8_t *)malloc((size_t)n * L->rowb + 8);
         if (!h)
             return -1;
         for (int w = 0; w < 2; w++) {
             float *dst = w ? v : k;
             if (!dst)
                 continue;
-            if (cudaMemcpy(h, (w ? L->v : L->k) + base * hd, (size_t)n * hd * 2,
+            if (cudaMemcpy(h, (uint8_t *)(w ? L->v : L->k) + base * L->rowb, (size_t)n * L->rowb,
                            cudaMemcpyDeviceToHost) != cudaSuccess) {
                 free(h);
                 return -1;
             }
-            for (size_t j = 0; j < (size_t)n * hd; j++)
-                dst[j] = __half2float(h[j]);
+            rows_to_f32(h, (size_t)n, hd, L->q8, dst);
         }
         free(h);
     }
@@ -469,16 +521,14 @@ extern "C" int cuda_model_kv_set(struct cuda_model *cm, int layer, int g, int n_
         return -1;
     const struct kv_layer *L = &cm->kvl[i];
     size_t base = (size_t)g * L->cap;
-    __half *h = (__half *)malloc((size_t)n_used * hd * 2 + 2);
+    uint8_t *h = (uint8_t *)malloc((size_t)n_used * L->rowb + 8);
     if (!h)
         return -1;
     int st = 0;
     for (int w = 0; w < 2 && !st; w++) {
-        const float *src = w ? v : k;
-        for (size_t j = 0; j < (size_t)n_used * hd; j++)
-            h[j] = __float2half(src[j]);
-        st = cudaMemcpy((w ? L->v : L->k) + base * hd, h, (size_t)n_used * hd * 2,
-                        cudaMemcpyHostToDevice) != cudaSuccess;
+        rows_from_f32(w ? v : k, (size_t)n_used, hd, L->q8, h);
+        st = cudaMemcpy((uint8_t *)(w ? L->v : L->k) + base * L->rowb, h,
+                        (size_t)n_used * L->rowb, cudaMemcpyHostToDevice) != cudaSuccess;
     }
     free(h);
     if (st || cudaMemcpy(L->pos + base, pos, (size_t)n_used * 4, cudaMemcpyHostToDevice) ||

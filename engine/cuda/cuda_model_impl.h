@@ -46,6 +46,7 @@ struct cuda_model {
     float *x, *xn, *qkv, *attn, *gu, *ffa, *tmp, *logits;
     void *xq;
     __half *xh, *wh;
+    __half *kh, *vh; /* q8_0 cache: one layer's rows dequantized for prefill ([G][maxcap][hd]) */
     size_t wh_elems;
     float *a_logits, *a_noisy, *a_stats, *a_partial, *a_pstats;
     int *a_cnt; /* k_dec_short's arrival counters, zeroed */
