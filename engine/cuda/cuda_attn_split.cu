@@ -407,10 +407,10 @@ __global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode
  * partial[block][h]; k_dec_flash_reduce combines the blocks.
  */
 #define WF_U 8
-template <int Q8>
+template <int Q8, int SC>
 __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int ch)
 {
-    __shared__ float sm_o[8][256], sm_m[8], sm_l[8];
+    __shared__ float sm_o[8][256], sm_m[8][2], sm_l[8][2];
     kgrid_begin();
     int hq = blockIdx.x, g = hq / (a.n_head / a.G);
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
@@ -420,6 +420,11 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int c
         return;
     int n = max(0, min(ch, count - s0)), qpos = a.st->pos0;
     float q[8], m = -INFINITY, l = 0.0f, acc[8];
+    /* SC (1 h2o, 2 Keyformer): the logits (and noisy logits) of the slots for k_dec_wscore,
+     * and for Keyformer the online max and sum of the noisy ones too */
+    int scoring = SC && a.st->scoring;
+    float m2 = -INFINITY, l2 = 0.0f, inv_tau = SC == 2 ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
+    uint64_t rk = kn_row_key(a.kv.layer, hq, qpos);
     {
         const float4 *q4 = (const float4 *)(a.qkv + (size_t)hq * hd + li * 8);
         float4 x = q4[0], y = q4[1];
@@ -467,6 +472,42 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int c
         }
         for (int o = L; o < WARP; o <<= 1)
             mr = fmaxf(mr, __shfl_xor_sync(0xffffffffu, mr, o));
+        if (SC && scoring) {
+            /* the round's noise: lane j draws it for slot b0 + j (j < kp·WF_U <= 64), then
+             * each key's lanes fetch theirs */
+            float nz0 = 0.0f, nz1 = 0.0f, y[WF_U], yr = -INFINITY;
+            if (SC == 2) {
+                if (b0 + lane < n)
+                    nz0 = kn_gumbel(rk, a.seed_key, P[b0 + lane]);
+                if (kp * WF_U > 32 && b0 + 32 + lane < n)
+                    nz1 = kn_gumbel(rk, a.seed_key, P[b0 + 32 + lane]);
+            }
+#pragma unroll
+            for (int k = 0; k < WF_U; k++) {
+                int j = sub + k * kp, i = base + k * kp;
+                float z0 = __shfl_sync(0xffffffffu, nz0, j & 31);
+                float z1 = __shfl_sync(0xffffffffu, nz1, j & 31);
+                y[k] = lg[k] == -INFINITY ? -INFINITY : (lg[k] + (j < 32 ? z0 : z1)) * inv_tau;
+                yr = fmaxf(yr, y[k]);
+                if (li == 0 && i < n) {
+                    a.logits[(size_t)hq * a.kv.cap + s0 + i] = lg[k];
+                    if (SC == 2)
+                        a.noisy[(size_t)hq * a.kv.cap + s0 + i] = y[k];
+                }
+            }
+            if (SC == 2) {
+                for (int o = L; o < WARP; o <<= 1)
+                    yr = fmaxf(yr, __shfl_xor_sync(0xffffffffu, yr, o));
+                float mn2 = fmaxf(m2, yr);
+                if (mn2 != -INFINITY) {
+                    l2 *= expf(m2 - mn2);
+#pragma unroll
+                    for (int k = 0; k < WF_U; k++)
+                        l2 += expf(y[k] - mn2);
+                    m2 = mn2;
+                }
+            }
+        }
         float mn = fmaxf(m, mr);
         if (mn == -INFINITY) /* nothing visible yet (the whole warp agrees) */
             continue;
@@ -489,6 +530,8 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int c
     }
     for (int o = L; o < WARP; o <<= 1) { /* the rows' subsets met (m is the warp's) */
         l += __shfl_xor_sync(0xffffffffu, l, o);
+        if (SC == 2)
+            l2 += __shfl_xor_sync(0xffffffffu, l2, o);
 #pragma unroll
         for (int e = 0; e < 8; e++)
             acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], o);
@@ -498,8 +541,10 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int c
         for (int e = 0; e < 8; e++)
             sm_o[warp][li * 8 + e] = acc[e];
     if (lane == 0) {
-        sm_m[warp] = m;
-        sm_l[warp] = l;
+        sm_m[warp][0] = m;
+        sm_l[warp][0] = l;
+        sm_m[warp][1] = m2;
+        sm_l[warp][1] = l2;
     }
     __syncthreads();
     /* the block's 8 chunks met: one partial per block (fewer for the reduction) */
@@ -507,12 +552,12 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int c
         float M = -INFINITY, Ls = 0.0f, O = 0.0f;
 #pragma unroll
         for (int w = 0; w < 8; w++)
-            M = fmaxf(M, sm_m[w]);
+            M = fmaxf(M, sm_m[w][0]);
         if (M != -INFINITY)
 #pragma unroll
             for (int w = 0; w < 8; w++) {
-                float sw = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
-                Ls += sm_l[w] * sw;
+                float sw = sm_m[w][0] == -INFINITY ? 0.0f : expf(sm_m[w][0] - M);
+                Ls += sm_l[w][0] * sw;
                 O += sm_o[w][d] * sw;
             }
         a.partial[((size_t)blockIdx.y * a.n_head + hq) * hd + d] = O;
@@ -520,8 +565,46 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int c
             float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
             st[0] = M;
             st[1] = Ls;
+            if (SC == 2) { /* the noisy logits' (m2, l2) the same way */
+                float M2 = -INFINITY, L2 = 0.0f;
+                for (int w = 0; w < 8; w++)
+                    M2 = fmaxf(M2, sm_m[w][1]);
+                for (int w = 0; M2 != -INFINITY && w < 8; w++)
+                    if (sm_m[w][1] != -INFINITY)
+                        L2 += sm_l[w][1] * expf(sm_m[w][1] - M2);
+                st[2] = M2;
+                st[3] = L2;
+            }
         }
     }
+}
+
+/*
+ * The scores of k_dec_wflash's call (SC: 1 h2o, 2 Keyformer): per slot, the probability under
+ * the final normalisers (combined from the blocks' partials: dec_stats) summed over the KV
+ * head's query heads, added to the cache's score — as k_dec_values does for the split kernels.
+ */
+__global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw, int cs)
+{
+    __shared__ float sts[MAX_GROUP][4];
+    kgrid_begin();
+    int g = blockIdx.x, group = a.n_head / a.G, count = a.kv.n_used[g] + 1;
+    int s = blockIdx.y * 256 + threadIdx.x, keyformer = a.conf.policy == KV_P_KEYFORMER;
+    if (!a.st->scoring || blockIdx.y * 256 >= count)
+        return;
+    int nt = (count + cs - 1) / cs;
+    for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
+        dec_stats(a, g * group + j, nbw, nt, keyformer, sts[j]);
+    __syncthreads();
+    if (s >= count)
+        return;
+    float sc = 0.0f;
+    for (int j = 0; j < group; j++) {
+        size_t h = (size_t)g * group + j;
+        sc += keyformer ? expf(a.noisy[h * a.kv.cap + s] - sts[j][2]) * sts[j][3]
+                        : expf(a.logits[h * a.kv.cap + s] - sts[j][0]) * sts[j][1];
+    }
+    a.kv.score[(size_t)g * a.kv.cap + s] += sc;
 }
 
 /*
@@ -619,21 +702,28 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
      * Under GQA the batched kernels, which read a key once for its group, stay faster (Llama-3
      * shape, q8_0 @ d16384: 243 against 204 with a block per query head, 168 with a warp per
      * group). */
-    const char *wf = getenv("KF_CUDA_WFLASH");
-    if (!scores && a->n_head == a->G && !(wf && !strcmp(wf, "0"))) {
+    const char *wf = getenv("KF_CUDA_WFLASH"), *e = getenv("KF_CUDA_KF_SPLIT");
+    int sc = !scores ? 0 : a->conf.policy == KV_P_KEYFORMER ? 2 : 1;
+    if (a->n_head == a->G && !(wf && !strcmp(wf, "0")) && !(sc && e)) {
         const char *ce = getenv("KF_CUDA_WF_CH"); /* 64 or 128 (tests) */
         int ch = ce && (!strcmp(ce, "64") || !strcmp(ce, "128")) ? atoi(ce)
                  : a->span <= 8192                              ? 64
                                                                 : 128;
         dim3 gw(a->n_head, ((a->span + ch - 1) / ch + 7) / 8);
-        klaunch(a->kv.q8 ? k_dec_wflash<1> : k_dec_wflash<0>, gw, 256, 0, s, *a, ch);
+        void (*k)(struct attn_args, int) =
+            sc == 0   ? (a->kv.q8 ? k_dec_wflash<1, 0> : k_dec_wflash<0, 0>)
+            : sc == 1 ? (a->kv.q8 ? k_dec_wflash<1, 1> : k_dec_wflash<0, 1>)
+                      : (a->kv.q8 ? k_dec_wflash<1, 2> : k_dec_wflash<0, 2>);
+        klaunch(k, gw, 256, 0, s, *a, ch);
         klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, (int)gw.y, mode, a->out_q,
                 8 * ch);
+        if (sc)
+            klaunch(k_dec_wscore, dim3(a->G, (a->span + 255) / 256), 256, 0, s, *a, (int)gw.y,
+                    8 * ch);
         return;
     }
     /* a bounded Keyformer cache under MHA takes the one-row kernels (see the file's head);
      * KF_CUDA_KF_SPLIT=row or =batched forces either (tests) */
-    const char *e = getenv("KF_CUDA_KF_SPLIT");
     int row = a->conf.policy == KV_P_KEYFORMER && !a->conf.unbounded && a->n_head == a->G;
     if (e && (!strcmp(e, "row") || !strcmp(e, "batched")))
         row = a->conf.policy == KV_P_KEYFORMER && !strcmp(e, "row");
