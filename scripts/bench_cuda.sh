@@ -9,6 +9,9 @@
 #   l2-f16   Llama-2-7B shape, F16: pp512, tg128
 #   l3-q4km  Llama-3-8B shape (GQA 8), Q4_K_M: pp512, tg128, depth 4096 and 16384
 #   kf       Llama-2-7B Q4_K_M at depth 16384: keyformer 50% against full, generation only
+#   q8       both Q4_K_M shapes with a q8_0 KV cache (--kv-type q8_0): tg128 at depth 0, 4096
+#            and 16384
+#   kf8      kf with a q8_0 KV cache
 # The Llama-3 shape uses the 32000-token llama-spm vocabulary (no 128256-token vocabulary is in
 # the test data): its output head is 4096 × 32000 instead of 4096 × 128256.
 set -eu
@@ -16,7 +19,7 @@ B=${KF_BUILDDIR:-.}
 V=${KF_TESTDATA:-../shared/testdata}/vocab/ggml-vocab-llama-spm.gguf
 D=${1:-/tmp/kfchat-bench}
 [ $# -gt 0 ] && shift
-CASES=${*:-l2-q4km l2-q40 l2-f16 l3-q4km kf}
+CASES=${*:-l2-q4km l2-q40 l2-f16 l3-q4km kf q8 kf8}
 mkdir -p "$D"
 L2="--embd 4096 --layers 32 --heads 32 --ff 11008"
 L3="--embd 4096 --layers 32 --heads 32 --kv-heads 8 --ff 14336 --rope-base 500000"
@@ -41,6 +44,16 @@ for c in $CASES; do
     kf)      mk l2-q4km "$L2 --type q4_k_m"
              for p in full keyformer; do
                  bench l2-q4km -p 0 -n 128 -d 16384 -c 16896 --kv-policy $p --kv-budget 50%
+             done ;;
+    q8)      mk l2-q4km "$L2 --type q4_k_m"
+             mk l3-q4km "$L3 --type q4_k_m"
+             for m in l2-q4km l3-q4km; do
+                 bench $m -p 0 -n 128 -d 0,4096,16384 -c 16896 --kv-type q8_0
+             done ;;
+    kf8)     mk l2-q4km "$L2 --type q4_k_m"
+             for p in full keyformer; do
+                 bench l2-q4km -p 0 -n 128 -d 16384 -c 16896 --kv-policy $p --kv-budget 50% \
+                     --kv-type q8_0
              done ;;
     *) echo "bench_cuda.sh: unknown case $c" >&2; exit 2 ;;
     esac

@@ -345,8 +345,9 @@ out:
 }
 
 /*
- * A context long enough for several blocks of k_dec_wflash (MHA, no scores: chunks of 64 or 128
- * slots, 8 per block) and so for its reduction over blocks: 1100 prompt tokens on the CPU,
+ * A context long enough for several blocks of k_dec_wflash per head (MHA, no scores; the
+ * context spread over the blocks' warps) and so for its reduction over blocks (one block per
+ * head forced too): 1100 prompt tokens on the CPU,
  * then 8 decode steps, each from the CPU's state copied in (as check_logits; f32 weights, so
  * only the new token's key and value, computed by each engine, may round apart in a q8_0
  * cache: 2e-3).
@@ -561,17 +562,24 @@ int main(void)
         check_policy(llama, "window", "24");
         check_policy(llama, "sink", "24");
     }
-    /* without scores to keep, MHA takes a warp per chunk (k_dec_wflash: the MHA models above,
-     * window and sink below, the long-context checks at the end), GQA the logits and values
-     * kernels; MHA through those two as well (KF_CUDA_WFLASH=0) */
-    snprintf(path, sizeof path, "%s/m1.gguf", tmpdir);
-    check_policy(path, "window", "24");
-    check_policy(path, "sink", "24");
-    setenv("KF_CUDA_WFLASH", "0", 1);
-    static const size_t nowf[] = { 1, 7 };
-    recheck(tmpdir, models, nowf, sizeof nowf / sizeof nowf[0],
-            "split decode kernels, no k_dec_wflash");
-    check_policy(path, "window", "24");
+    /* MHA contexts over 1024 slots take a warp per chunk (k_dec_wflash; the long-context
+     * checks at the end); forced here for these short ones: full, window and sink, and the
+     * scores of H2O and Keyformer (llama f16 with head sizes 32 and 128, whose noise is drawn in
+     * two rounds of lanes and in one; gpt2, gptj, mpt with ALiBi) */
+    setenv("KF_CUDA_WFLASH", "1", 1);
+    static const size_t wfl[] = { 1, 7, 17, 18, 22 };
+    recheck(tmpdir, models, wfl, sizeof wfl / sizeof wfl[0], "split decode kernels, k_dec_wflash");
+    if (llama[0]) {
+        static const char *const wpol[][3] = { { "m1", "window", "24" },   { "m1", "sink", "24" },
+                                               { "m1", "keyformer", "24" }, { "m1", "h2o", "24" },
+                                               { "m17", "keyformer", "24" }, /* head size 128 */
+                                               { "m18", "keyformer", "24" }, { "m20", "h2o", "24" },
+                                               { "m23", "keyformer", "24" } };
+        for (size_t i = 0; i < sizeof wpol / sizeof wpol[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, wpol[i][0]);
+            check_policy(path, wpol[i][1], wpol[i][2]);
+        }
+    }
     unsetenv("KF_CUDA_WFLASH");
     /* Prompts through the CUDA-core prefill kernel (k_pf_attn) instead of the tensor-core one,
      * which serves head sizes 16..128 and so ran every prompt above. */
@@ -614,27 +622,30 @@ int main(void)
     snprintf(path, sizeof path, "%s/long.gguf", tmpdir);
     if (ok(mkmodel(path, "--arch llama --embd 128 --layers 2 --heads 4 --ff 256 --type f32 "
                          "--ctx 2048") == 0, "long-context model written")) {
-        check_long(path, "f16 cache, chunks of 64");
-        setenv("KF_CUDA_WF_CH", "128", 1);
-        check_long(path, "f16 cache, chunks of 128");
+        check_long(path, "f16 cache");
+        setenv("KF_CUDA_WF_BLOCKS", "1", 1);
+        check_long(path, "f16 cache, one block per head");
         kvtype = KV_TYPE_Q8_0;
-        check_long(path, "q8_0 cache, chunks of 128");
-        unsetenv("KF_CUDA_WF_CH");
-        check_long(path, "q8_0 cache, chunks of 64");
+        check_long(path, "q8_0 cache, one block per head");
+        setenv("KF_CUDA_WF_BLOCKS", "3", 1);
+        check_long(path, "q8_0 cache, three blocks per head");
+        unsetenv("KF_CUDA_WF_BLOCKS");
+        check_long(path, "q8_0 cache");
         setenv("KF_CUDA_WFLASH", "0", 1);
         check_long(path, "q8_0 cache, split kernels");
         unsetenv("KF_CUDA_WFLASH");
         kvtype = KV_TYPE_F16;
     }
     /* A q8_0 cache (--kv-type q8_0; the CPU engines keep the same rounded values): decode steps
-     * (always the split kernels: k_dec_short reads f16 only; MHA through k_dec_wflash and,
-     * forced off, the two kernels), prompts (the rows dequantized to f16 for the prefill
+     * (always the split kernels: k_dec_short reads f16 only; MHA also through k_dec_wflash), prompts (the rows dequantized to f16 for the prefill
      * kernels, both kinds), the policies' kept positions, the stored rows, snapshots. */
     kvtype = KV_TYPE_Q8_0;
     static const size_t q8[] = { 0, 1, 9, 13, 15, 17 };
     recheck(tmpdir, models, q8, sizeof q8 / sizeof q8[0], "q8_0 cache");
-    setenv("KF_CUDA_WFLASH", "0", 1);
-    recheck(tmpdir, models, nowf, 1, "q8_0 cache, no k_dec_wflash");
+    setenv("KF_CUDA_WFLASH", "1", 1);
+    recheck(tmpdir, models, wfl, 1, "q8_0 cache, k_dec_wflash");
+    snprintf(path, sizeof path, "%s/m1.gguf", tmpdir);
+    check_policy(path, "keyformer", "24");
     unsetenv("KF_CUDA_WFLASH");
     setenv("KF_CUDA_PF", "warp", 1);
     static const size_t q8warp[] = { 0 };

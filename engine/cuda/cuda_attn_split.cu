@@ -407,15 +407,23 @@ __global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode
  * partial[block][h]; k_dec_flash_reduce combines the blocks.
  */
 #define WF_U 8
+/* Slots per warp: the context spread evenly over the grid's warps of a head (nby blocks of 8),
+ * in whole rounds of 16 rows, from the count on the device (the graph's grid is fixed). */
+__device__ __forceinline__ int wf_chunk(int count, int nby)
+{
+    return ((count + 8 * nby - 1) / (8 * nby) + 15) & ~15;
+}
+
 template <int Q8, int SC>
-__global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int ch)
+__global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
 {
     __shared__ float sm_o[8][256], sm_m[8][2], sm_l[8][2];
     kgrid_begin();
     int hq = blockIdx.x, g = hq / (a.n_head / a.G);
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     int chunk = blockIdx.y * 8 + warp, hd = a.hd, L = hd / 8, kp = WARP / L;
-    int li = lane % L, sub = lane / L, count = a.kv.n_used[g] + 1, s0 = chunk * ch;
+    int li = lane % L, sub = lane / L, count = a.kv.n_used[g] + 1;
+    int ch = wf_chunk(count, gridDim.y), s0 = chunk * ch;
     if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
         return;
     int n = max(0, min(ch, count - s0)), qpos = a.st->pos0;
@@ -584,7 +592,7 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a, int c
  * the final normalisers (combined from the blocks' partials: dec_stats) summed over the KV
  * head's query heads, added to the cache's score — as k_dec_values does for the split kernels.
  */
-__global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw, int cs)
+__global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw)
 {
     __shared__ float sts[MAX_GROUP][4];
     kgrid_begin();
@@ -592,7 +600,7 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw,
     int s = blockIdx.y * 256 + threadIdx.x, keyformer = a.conf.policy == KV_P_KEYFORMER;
     if (!a.st->scoring || blockIdx.y * 256 >= count)
         return;
-    int nt = (count + cs - 1) / cs;
+    int cs = 8 * wf_chunk(count, nbw), nt = (count + cs - 1) / cs;
     for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
         dec_stats(a, g * group + j, nbw, nt, keyformer, sts[j]);
     __syncthreads();
@@ -608,7 +616,7 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw,
 }
 
 /*
- * The blocks (chunks of cs slots) of k_dec_wflash met:
+ * The blocks (nb per head, 8·wf_chunk slots each) of k_dec_wflash met:
  * out = Σ_s o_s·exp(m_s − M) / Σ_s l_s·exp(m_s − M), rounded for the output projection as
  * k_dec_reduce.  A block's 256 outputs belong to 256/hd heads (hd <= 256): their weights
  * exp(m_s − M) go through shared memory once, so that each thread's loop over the slices is
@@ -616,7 +624,7 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw,
  */
 #define WR_MAX 512
 __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, int nb, int mode,
-                                                          void *xq, int cs)
+                                                          void *xq)
 {
     __shared__ float w[2][WR_MAX], mx[2][4], ls[2][4];
     kgrid_begin();
@@ -628,7 +636,8 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         /* warps 0..3 prepare head h0 + hh0, warps 4..7 head h0 + hh0 + 1 */
         int side = warp / 4, h = h0 + hh0 + side, wl = threadIdx.x % 128;
         if (hh0 + side < hpb && h < a.n_head) {
-            int g = h / group, count = a.kv.n_used[g] + 1, nsl = (count + cs - 1) / cs;
+            int g = h / group, count = a.kv.n_used[g] + 1, cs = 8 * wf_chunk(count, nb);
+            int nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             float M = -INFINITY;
             for (int s = wl; s < nsl; s += 128)
@@ -639,7 +648,8 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         }
         __syncthreads();
         if (hh0 + side < hpb && h < a.n_head) {
-            int g = h / group, count = a.kv.n_used[g] + 1, nsl = (count + cs - 1) / cs;
+            int g = h / group, count = a.kv.n_used[g] + 1, cs = 8 * wf_chunk(count, nb);
+            int nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             float M = fmaxf(fmaxf(mx[side][0], mx[side][1]), fmaxf(mx[side][2], mx[side][3]));
             float l = 0.0f;
@@ -657,7 +667,7 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         int hme = e / a.hd - h0 - hh0; /* this thread's head, if it is one of the two */
         if (valid && (hme == 0 || hme == 1)) {
             int h = e / a.hd, d = e % a.hd, g = h / group, count = a.kv.n_used[g] + 1;
-            int nsl = (count + cs - 1) / cs;
+            int cs = 8 * wf_chunk(count, nb), nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             const float *pp = a.partial + (size_t)h * a.hd + d;
             size_t stride = (size_t)a.n_head * a.hd;
@@ -695,31 +705,40 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
     dim3 gl(a->G, nb), gv(a->G, attn_decode_splits(a->span));
     int scores = !a->conf.unbounded && a->kv.swa <= 0 &&
                  (a->conf.policy == KV_P_KEYFORMER || a->conf.policy == KV_P_H2O);
-    /* MHA without scores to keep: a warp per chunk (k_dec_wflash), chunks of 64 slots up to
-     * 8192 (enough warps to fill the GPU), else 128 (KF_CUDA_WF_CH=64|128 forces one);
-     * KF_CUDA_WFLASH=0 turns it off.  H100, Llama-2-7B shape Q4_K_M, tg64, against the two
+    /* MHA contexts over 1024 slots: a warp per chunk (k_dec_wflash; below, its few blocks
+     * were slower: a q8_0 cache at depth 0, tg128 400 against 430); KF_CUDA_WFLASH=0 or =1
+     * turns it off or on (any MHA context: tests).  H100, Llama-2-7B shape Q4_K_M, tg64, against the two
      * kernels: f16 cache @ d4096 303 -> 310, @ d16384 153 -> 181; q8_0 312 -> 320, 161 -> 203.
      * Under GQA the batched kernels, which read a key once for its group, stay faster (Llama-3
      * shape, q8_0 @ d16384: 243 against 204 with a block per query head, 168 with a warp per
      * group). */
     const char *wf = getenv("KF_CUDA_WFLASH"), *e = getenv("KF_CUDA_KF_SPLIT");
     int sc = !scores ? 0 : a->conf.policy == KV_P_KEYFORMER ? 2 : 1;
-    if (a->n_head == a->G && !(wf && !strcmp(wf, "0")) && !(sc && e)) {
-        const char *ce = getenv("KF_CUDA_WF_CH"); /* 64 or 128 (tests) */
-        int ch = ce && (!strcmp(ce, "64") || !strcmp(ce, "128")) ? atoi(ce)
-                 : a->span <= 8192                              ? 64
-                                                                : 128;
-        dim3 gw(a->n_head, ((a->span + ch - 1) / ch + 7) / 8);
-        void (*k)(struct attn_args, int) =
+    int wfl = a->n_head == a->G && a->span > 1024;
+    if (wf && (!strcmp(wf, "0") || !strcmp(wf, "1")))
+        wfl = a->n_head == a->G && wf[0] == '1';
+    if (wfl && !(sc && e)) {
+        /* one wave: two blocks per SM (128 registers) over the heads, at least 16 rows per
+         * warp; KF_CUDA_WF_BLOCKS=n asks for n blocks per head (tests) */
+        static int nsm = 0;
+        if (!nsm) {
+            int dev = 0;
+            if (cudaGetDevice(&dev) != cudaSuccess ||
+                cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+                nsm = 132;
+        }
+        const char *be = getenv("KF_CUDA_WF_BLOCKS");
+        int bph = be && atoi(be) > 0 ? atoi(be) : max(1, 2 * nsm / a->n_head);
+        bph = min(bph, (a->span + 8 * 16 - 1) / (8 * 16));
+        dim3 gw(a->n_head, bph);
+        void (*k)(struct attn_args) =
             sc == 0   ? (a->kv.q8 ? k_dec_wflash<1, 0> : k_dec_wflash<0, 0>)
             : sc == 1 ? (a->kv.q8 ? k_dec_wflash<1, 1> : k_dec_wflash<0, 1>)
                       : (a->kv.q8 ? k_dec_wflash<1, 2> : k_dec_wflash<0, 2>);
-        klaunch(k, gw, 256, 0, s, *a, ch);
-        klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, (int)gw.y, mode, a->out_q,
-                8 * ch);
+        klaunch(k, gw, 256, 0, s, *a);
+        klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bph, mode, a->out_q);
         if (sc)
-            klaunch(k_dec_wscore, dim3(a->G, (a->span + 255) / 256), 256, 0, s, *a, (int)gw.y,
-                    8 * ch);
+            klaunch(k_dec_wscore, dim3(a->G, (a->span + 255) / 256), 256, 0, s, *a, bph);
         return;
     }
     /* a bounded Keyformer cache under MHA takes the one-row kernels (see the file's head);
