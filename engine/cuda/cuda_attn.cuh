@@ -156,22 +156,6 @@ static __device__ __forceinline__ void dec_prefetch(const void *p, size_t bytes)
  * all of a round's loads are in flight together.
  */
 
-/* Rows u (8 halves per lane) as floats. */
-static __device__ __forceinline__ void dec_rows_f32(const uint4 (&u)[DEC_U],
-                                                    float (&kf)[DEC_U][8])
-{
-#pragma unroll
-    for (int k = 0; k < DEC_U; k++) {
-        const __half2 *h2 = (const __half2 *)&u[k];
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            float2 f = __half22float2(h2[e]);
-            kf[k][2 * e] = f.x;
-            kf[k][2 * e + 1] = f.y;
-        }
-    }
-}
-
 /*
  * One cache row's 8 elements for lane li of the hd/8 lanes that share the row (struct
  * kv_layer's layouts; base: the KV head's first row): f16, one 16-byte load; q8_0 (kvr<1>), one

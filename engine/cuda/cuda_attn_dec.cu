@@ -133,12 +133,12 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
     /* base is the same for the whole warp: its lanes shuffle together below */
     for (int base = warp * kp; base < count; base += 8 * kp * DEC_U) {
-        uint4 u[DEC_U];
+        kvr<0> u[DEC_U];
         int kpos[DEC_U];
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
             int s = base + sub + k * 8 * kp;
-            u[k] = s < used    ? K[(size_t)s * L + li]
+            u[k].u = s < used    ? K[(size_t)s * L + li]
                    : s == used ? ((const uint4 *)knew)[li]
                                : make_uint4(0, 0, 0, 0);
             kpos[k] = s < used ? P[s] : qpos;

@@ -298,14 +298,9 @@ __global__ void __launch_bounds__(256) k_dec_logits_row(struct attn_args a)
         int i = base + sub, s = s0 + i, in = i < nt;
         float kf[8];
         if (in) {
-            uint4 u = K[(size_t)s * L + li];
-            const __half2 *h2 = (const __half2 *)&u;
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float2 f = __half22float2(h2[e]);
-                kf[2 * e] = f.x;
-                kf[2 * e + 1] = f.y;
-            }
+            kvr<0> r;
+            r.u = K[(size_t)s * L + li];
+            r.f32(kf);
         } else {
 #pragma unroll
             for (int e = 0; e < 8; e++)
