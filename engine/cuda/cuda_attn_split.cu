@@ -401,7 +401,6 @@ __global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode
  * element.  The block's (m, l) go to pstats[h][block], its unnormalised Σ p·v to
  * partial[block][h]; k_dec_flash_reduce combines the blocks.
  */
-#define WF_U 8
 /* Slots per warp: the context spread evenly over the grid's warps of a head (nby blocks of 8),
  * in whole rounds of 16 rows, from the count on the device (the graph's grid is fixed). */
 __device__ __forceinline__ int wf_chunk(int count, int nby)
@@ -409,12 +408,114 @@ __device__ __forceinline__ int wf_chunk(int count, int nby)
     return ((count + 8 * nby - 1) / (8 * nby) + 15) & ~15;
 }
 
-template <int Q8, int SC>
+/* One query head's running state in k_dec_wflash: its query share, the online softmax of the
+ * plain logits (m, l, acc) and, for Keyformer, of the noisy ones (m2, l2). */
+struct wf_head {
+    float q[8], m, l, acc[8], m2, l2;
+};
+
+/*
+ * One round of WF_U rows per lane (ku, vu, kpos: rows base + k·kp, those < n) for query head hq:
+ * logits, the scores' logits (SC), the online softmax and Σ p·v.  Every lane of the warp calls.
+ */
+template <int Q8, int SC, int U>
+static __device__ __forceinline__ void wf_round(const struct attn_args &a, struct wf_head &w,
+                                                const kvr<Q8> (&ku)[U], const kvr<Q8> (&vu)[U],
+                                                const int (&kpos)[U], const int32_t *P, int hq,
+                                                int b0, int base, int n, int s0, int qpos,
+                                                int L, int kp, int lane, int li, int sub,
+                                                int scoring, float inv_tau)
+{
+    float lg[U], mr = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < U; k++) {
+        float kf[8], d = 0.0f;
+        ku[k].raw(kf);
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            d += kf[e] * w.q[e];
+        lg[k] = d * ku[k].scale();
+    }
+    for (int o = L / 2; o > 0; o >>= 1)
+#pragma unroll
+        for (int k = 0; k < U; k++)
+            lg[k] += __shfl_xor_sync(0xffffffffu, lg[k], o);
+#pragma unroll
+    for (int k = 0; k < U; k++) {
+        lg[k] = base + k * kp < n && visible(kpos[k], qpos, a.kv.swa)
+                    ? att_logit(a, lg[k], hq, kpos[k], qpos)
+                    : -INFINITY;
+        mr = fmaxf(mr, lg[k]);
+    }
+    for (int o = L; o < WARP; o <<= 1)
+        mr = fmaxf(mr, __shfl_xor_sync(0xffffffffu, mr, o));
+    if (SC && scoring) {
+        /* the round's noise: lane j draws it for slot b0 + j (j < kp·U <= 64), then each
+         * key's lanes fetch theirs */
+        float nz0 = 0.0f, nz1 = 0.0f, y[U], yr = -INFINITY;
+        if (SC == 2) {
+            uint64_t rk = kn_row_key(a.kv.layer, hq, qpos);
+            if (b0 + lane < n)
+                nz0 = kn_gumbel(rk, a.seed_key, P[b0 + lane]);
+            if (kp * U > 32 && b0 + 32 + lane < n)
+                nz1 = kn_gumbel(rk, a.seed_key, P[b0 + 32 + lane]);
+        }
+#pragma unroll
+        for (int k = 0; k < U; k++) {
+            int j = sub + k * kp, i = base + k * kp;
+            float z0 = __shfl_sync(0xffffffffu, nz0, j & 31);
+            float z1 = __shfl_sync(0xffffffffu, nz1, j & 31);
+            y[k] = lg[k] == -INFINITY ? -INFINITY : (lg[k] + (j < 32 ? z0 : z1)) * inv_tau;
+            yr = fmaxf(yr, y[k]);
+            if (li == 0 && i < n) {
+                a.logits[(size_t)hq * a.kv.cap + s0 + i] = lg[k];
+                if (SC == 2)
+                    a.noisy[(size_t)hq * a.kv.cap + s0 + i] = y[k];
+            }
+        }
+        if (SC == 2) {
+            for (int o = L; o < WARP; o <<= 1)
+                yr = fmaxf(yr, __shfl_xor_sync(0xffffffffu, yr, o));
+            float mn2 = fmaxf(w.m2, yr);
+            if (mn2 != -INFINITY) {
+                w.l2 *= expf(w.m2 - mn2);
+#pragma unroll
+                for (int k = 0; k < U; k++)
+                    w.l2 += expf(y[k] - mn2);
+                w.m2 = mn2;
+            }
+        }
+    }
+    float mn = fmaxf(w.m, mr);
+    if (mn == -INFINITY) /* nothing visible yet (the whole warp agrees) */
+        return;
+    float sc = expf(w.m - mn);
+    w.l *= sc;
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        w.acc[e] *= sc;
+#pragma unroll
+    for (int k = 0; k < U; k++) {
+        float p = expf(lg[k] - mn), vf[8];
+        w.l += p;
+        p *= vu[k].scale();
+        vu[k].raw(vf);
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            w.acc[e] += p * vf[e];
+    }
+    w.m = mn;
+}
+
+/* NG query heads per warp: 1 (a block per query head; MHA), or a KV head's group (GQA: each key
+ * and value row read once for the group; measured slower than the batched kernels, see
+ * attn_split_launch, so not instantiated); U rows per lane in flight. */
+template <int Q8, int SC, int NG, int U>
 __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
 {
-    __shared__ float sm_o[8][256], sm_m[8][2], sm_l[8][2];
+    __shared__ float sm_o[8][NG][256], sm_m[8][NG][2], sm_l[8][NG][2];
     kgrid_begin();
-    int hq = blockIdx.x, g = hq / (a.n_head / a.G);
+    int hq0 = blockIdx.x * NG, g = hq0 / (a.n_head / a.G);
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     int chunk = blockIdx.y * 8 + warp, hd = a.hd, L = hd / 8, kp = WARP / L;
     int li = lane % L, sub = lane / L, count = a.kv.n_used[g] + 1;
@@ -422,146 +523,78 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
     if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
         return;
     int n = max(0, min(ch, count - s0)), qpos = a.st->pos0;
-    float q[8], m = -INFINITY, l = 0.0f, acc[8];
     /* SC (1 h2o, 2 Keyformer): the logits (and noisy logits) of the slots for k_dec_wscore,
      * and for Keyformer the online max and sum of the noisy ones too */
     int scoring = SC && a.st->scoring;
-    float m2 = -INFINITY, l2 = 0.0f, inv_tau = SC == 2 ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
-    uint64_t rk = kn_row_key(a.kv.layer, hq, qpos);
-    {
-        const float4 *q4 = (const float4 *)(a.qkv + (size_t)hq * hd + li * 8);
-        float4 x = q4[0], y = q4[1];
-        q[0] = x.x, q[1] = x.y, q[2] = x.z, q[3] = x.w;
-        q[4] = y.x, q[5] = y.y, q[6] = y.z, q[7] = y.w;
-    }
+    float inv_tau = SC == 2 ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
+    struct wf_head w[NG];
 #pragma unroll
-    for (int e = 0; e < 8; e++)
-        acc[e] = 0.0f;
+    for (int h = 0; h < NG; h++) {
+        const float4 *q4 = (const float4 *)(a.qkv + (size_t)(hq0 + h) * hd + li * 8);
+        float4 x = q4[0], y = q4[1];
+        w[h].q[0] = x.x, w[h].q[1] = x.y, w[h].q[2] = x.z, w[h].q[3] = x.w;
+        w[h].q[4] = y.x, w[h].q[5] = y.y, w[h].q[6] = y.z, w[h].q[7] = y.w;
+        w[h].m = w[h].m2 = -INFINITY;
+        w[h].l = w[h].l2 = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            w[h].acc[e] = 0.0f;
+    }
     size_t row0 = (size_t)g * a.kv.cap + s0;
     const uint8_t *K = (const uint8_t *)a.kv.k + row0 * a.kv.rowb;
     const uint8_t *V = (const uint8_t *)a.kv.v + row0 * a.kv.rowb;
     const int32_t *P = a.kv.pos + row0;
-    for (int b0 = 0; b0 < n; b0 += kp * WF_U) { /* warp-uniform: the lanes shuffle together */
+    for (int b0 = 0; b0 < n; b0 += kp * U) { /* warp-uniform: the lanes shuffle together */
         int base = b0 + sub;
-        kvr<Q8> ku[WF_U], vu[WF_U];
-        int kpos[WF_U];
+        kvr<Q8> ku[U], vu[U];
+        int kpos[U];
 #pragma unroll
-        for (int k = 0; k < WF_U; k++) {
+        for (int k = 0; k < U; k++) {
             int i = base + k * kp, in = i < n;
             ku[k] = in ? kvr<Q8>::load(K, (size_t)i, a.kv.rowb, li, hd) : kvr<Q8>::zero();
             vu[k] = in ? kvr<Q8>::load(V, (size_t)i, a.kv.rowb, li, hd) : kvr<Q8>::zero();
             kpos[k] = in ? P[i] : 0;
         }
-        float lg[WF_U], mr = -INFINITY;
 #pragma unroll
-        for (int k = 0; k < WF_U; k++) {
-            float kf[8], d = 0.0f;
-            ku[k].raw(kf);
+        for (int h = 0; h < NG; h++)
+            wf_round<Q8, SC, U>(a, w[h], ku, vu, kpos, P, hq0 + h, b0, base, n, s0, qpos, L, kp,
+                                lane, li, sub, scoring, inv_tau);
+    }
+#pragma unroll
+    for (int h = 0; h < NG; h++) {
+        for (int o = L; o < WARP; o <<= 1) { /* the rows' subsets met (m is the warp's) */
+            w[h].l += __shfl_xor_sync(0xffffffffu, w[h].l, o);
+            if (SC == 2)
+                w[h].l2 += __shfl_xor_sync(0xffffffffu, w[h].l2, o);
 #pragma unroll
             for (int e = 0; e < 8; e++)
-                d += kf[e] * q[e];
-            lg[k] = d * ku[k].scale();
+                w[h].acc[e] += __shfl_xor_sync(0xffffffffu, w[h].acc[e], o);
         }
-        for (int o = L / 2; o > 0; o >>= 1)
-#pragma unroll
-            for (int k = 0; k < WF_U; k++)
-                lg[k] += __shfl_xor_sync(0xffffffffu, lg[k], o);
-#pragma unroll
-        for (int k = 0; k < WF_U; k++) {
-            lg[k] = base + k * kp < n && visible(kpos[k], qpos, a.kv.swa)
-                        ? att_logit(a, lg[k], hq, kpos[k], qpos)
-                        : -INFINITY;
-            mr = fmaxf(mr, lg[k]);
-        }
-        for (int o = L; o < WARP; o <<= 1)
-            mr = fmaxf(mr, __shfl_xor_sync(0xffffffffu, mr, o));
-        if (SC && scoring) {
-            /* the round's noise: lane j draws it for slot b0 + j (j < kp·WF_U <= 64), then
-             * each key's lanes fetch theirs */
-            float nz0 = 0.0f, nz1 = 0.0f, y[WF_U], yr = -INFINITY;
-            if (SC == 2) {
-                if (b0 + lane < n)
-                    nz0 = kn_gumbel(rk, a.seed_key, P[b0 + lane]);
-                if (kp * WF_U > 32 && b0 + 32 + lane < n)
-                    nz1 = kn_gumbel(rk, a.seed_key, P[b0 + 32 + lane]);
-            }
-#pragma unroll
-            for (int k = 0; k < WF_U; k++) {
-                int j = sub + k * kp, i = base + k * kp;
-                float z0 = __shfl_sync(0xffffffffu, nz0, j & 31);
-                float z1 = __shfl_sync(0xffffffffu, nz1, j & 31);
-                y[k] = lg[k] == -INFINITY ? -INFINITY : (lg[k] + (j < 32 ? z0 : z1)) * inv_tau;
-                yr = fmaxf(yr, y[k]);
-                if (li == 0 && i < n) {
-                    a.logits[(size_t)hq * a.kv.cap + s0 + i] = lg[k];
-                    if (SC == 2)
-                        a.noisy[(size_t)hq * a.kv.cap + s0 + i] = y[k];
-                }
-            }
-            if (SC == 2) {
-                for (int o = L; o < WARP; o <<= 1)
-                    yr = fmaxf(yr, __shfl_xor_sync(0xffffffffu, yr, o));
-                float mn2 = fmaxf(m2, yr);
-                if (mn2 != -INFINITY) {
-                    l2 *= expf(m2 - mn2);
-#pragma unroll
-                    for (int k = 0; k < WF_U; k++)
-                        l2 += expf(y[k] - mn2);
-                    m2 = mn2;
-                }
-            }
-        }
-        float mn = fmaxf(m, mr);
-        if (mn == -INFINITY) /* nothing visible yet (the whole warp agrees) */
-            continue;
-        float sc = expf(m - mn);
-        l *= sc;
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            acc[e] *= sc;
-#pragma unroll
-        for (int k = 0; k < WF_U; k++) {
-            float p = expf(lg[k] - mn), vf[8];
-            l += p;
-            p *= vu[k].scale();
-            vu[k].raw(vf);
+        if (sub == 0)
 #pragma unroll
             for (int e = 0; e < 8; e++)
-                acc[e] += p * vf[e];
+                sm_o[warp][h][li * 8 + e] = w[h].acc[e];
+        if (lane == 0) {
+            sm_m[warp][h][0] = w[h].m;
+            sm_l[warp][h][0] = w[h].l;
+            sm_m[warp][h][1] = w[h].m2;
+            sm_l[warp][h][1] = w[h].l2;
         }
-        m = mn;
-    }
-    for (int o = L; o < WARP; o <<= 1) { /* the rows' subsets met (m is the warp's) */
-        l += __shfl_xor_sync(0xffffffffu, l, o);
-        if (SC == 2)
-            l2 += __shfl_xor_sync(0xffffffffu, l2, o);
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], o);
-    }
-    if (sub == 0)
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            sm_o[warp][li * 8 + e] = acc[e];
-    if (lane == 0) {
-        sm_m[warp][0] = m;
-        sm_l[warp][0] = l;
-        sm_m[warp][1] = m2;
-        sm_l[warp][1] = l2;
     }
     __syncthreads();
-    /* the block's 8 chunks met: one partial per block (fewer for the reduction) */
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    /* the block's 8 chunks met: one partial per block and head (fewer for the reduction) */
+    for (int idx = threadIdx.x; idx < NG * hd; idx += blockDim.x) {
+        int h = idx / hd, d = idx % hd, hq = hq0 + h;
         float M = -INFINITY, Ls = 0.0f, O = 0.0f;
 #pragma unroll
-        for (int w = 0; w < 8; w++)
-            M = fmaxf(M, sm_m[w][0]);
+        for (int v = 0; v < 8; v++)
+            M = fmaxf(M, sm_m[v][h][0]);
         if (M != -INFINITY)
 #pragma unroll
-            for (int w = 0; w < 8; w++) {
-                float sw = sm_m[w][0] == -INFINITY ? 0.0f : expf(sm_m[w][0] - M);
-                Ls += sm_l[w][0] * sw;
-                O += sm_o[w][d] * sw;
+            for (int v = 0; v < 8; v++) {
+                float sw = sm_m[v][h][0] == -INFINITY ? 0.0f : expf(sm_m[v][h][0] - M);
+                Ls += sm_l[v][h][0] * sw;
+                O += sm_o[v][h][d] * sw;
             }
         a.partial[((size_t)blockIdx.y * a.n_head + hq) * hd + d] = O;
         if (d == 0) {
@@ -570,11 +603,11 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
             st[1] = Ls;
             if (SC == 2) { /* the noisy logits' (m2, l2) the same way */
                 float M2 = -INFINITY, L2 = 0.0f;
-                for (int w = 0; w < 8; w++)
-                    M2 = fmaxf(M2, sm_m[w][1]);
-                for (int w = 0; M2 != -INFINITY && w < 8; w++)
-                    if (sm_m[w][1] != -INFINITY)
-                        L2 += sm_l[w][1] * expf(sm_m[w][1] - M2);
+                for (int v = 0; v < 8; v++)
+                    M2 = fmaxf(M2, sm_m[v][h][1]);
+                for (int v = 0; M2 != -INFINITY && v < 8; v++)
+                    if (sm_m[v][h][1] != -INFINITY)
+                        L2 += sm_l[v][h][1] * expf(sm_m[v][h][1] - M2);
                 st[2] = M2;
                 st[3] = L2;
             }
@@ -705,8 +738,10 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
      * turns it off or on (any MHA context: tests).  H100, Llama-2-7B shape Q4_K_M, tg64, against the two
      * kernels: f16 cache @ d4096 303 -> 310, @ d16384 153 -> 181; q8_0 312 -> 320, 161 -> 203.
      * Under GQA the batched kernels, which read a key once for its group, stay faster (Llama-3
-     * shape, q8_0 @ d16384: 243 against 204 with a block per query head, 168 with a warp per
-     * group). */
+     * shape, tg64 @ d4096 / d16384, against k_dec_wflash with NG = 4 query heads per warp and 2
+     * rows per lane (128 registers): f16 339 / 241 against 312 / 237, q8_0 340 / 245 against
+     * 311 / 232, Keyformer 50% @ d16384 283 against 211; with a block per query head, q8_0 @
+     * d16384: 204). */
     const char *wf = getenv("KF_CUDA_WFLASH"), *e = getenv("KF_CUDA_KF_SPLIT");
     int sc = !scores ? 0 : a->conf.policy == KV_P_KEYFORMER ? 2 : 1;
     int wfl = a->n_head == a->G && a->span > 1024;
@@ -727,9 +762,9 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
         bph = min(bph, (a->span + 8 * 16 - 1) / (8 * 16));
         dim3 gw(a->n_head, bph);
         void (*k)(struct attn_args) =
-            sc == 0   ? (a->kv.q8 ? k_dec_wflash<1, 0> : k_dec_wflash<0, 0>)
-            : sc == 1 ? (a->kv.q8 ? k_dec_wflash<1, 1> : k_dec_wflash<0, 1>)
-                      : (a->kv.q8 ? k_dec_wflash<1, 2> : k_dec_wflash<0, 2>);
+            sc == 0   ? (a->kv.q8 ? k_dec_wflash<1, 0, 1, 8> : k_dec_wflash<0, 0, 1, 8>)
+            : sc == 1 ? (a->kv.q8 ? k_dec_wflash<1, 1, 1, 8> : k_dec_wflash<0, 1, 1, 8>)
+                      : (a->kv.q8 ? k_dec_wflash<1, 2, 1, 8> : k_dec_wflash<0, 2, 1, 8>);
         klaunch(k, gw, 256, 0, s, *a);
         klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bph, mode, a->out_q);
         if (sc)
