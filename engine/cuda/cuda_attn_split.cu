@@ -740,8 +740,9 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
      * Under GQA the batched kernels, which read a key once for its group, stay faster (Llama-3
      * shape, tg64 @ d4096 / d16384, against k_dec_wflash with NG = 4 query heads per warp and 2
      * rows per lane (128 registers): f16 339 / 241 against 312 / 237, q8_0 340 / 245 against
-     * 311 / 232, Keyformer 50% @ d16384 283 against 211; with a block per query head, q8_0 @
-     * d16384: 204). */
+     * 311 / 232, Keyformer 50% @ d16384 283 against 211; one query head per warp, the group's
+     * rows read from L2: f16 344 / 254, q8_0 326 / 227, Keyformer 259; two: 339 / 262,
+     * 326 / 240, 246). */
     const char *wf = getenv("KF_CUDA_WFLASH"), *e = getenv("KF_CUDA_KF_SPLIT");
     int sc = !scores ? 0 : a->conf.policy == KV_P_KEYFORMER ? 2 : 1;
     int wfl = a->n_head == a->G && a->span > 1024;
