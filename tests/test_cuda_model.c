@@ -637,7 +637,8 @@ int main(void)
         kvtype = KV_TYPE_F16;
     }
     /* A q8_0 cache (--kv-type q8_0; the CPU engines keep the same rounded values): decode steps
-     * (always the split kernels: k_dec_short reads f16 only; MHA also through k_dec_wflash), prompts (the rows dequantized to f16 for the prefill
+     * (k_dec_short for head sizes 64 and up, the split kernels for the others; MHA also through
+     * k_dec_wflash), prompts (the rows dequantized to f16 for the prefill
      * kernels, both kinds), the policies' kept positions, the stored rows, snapshots. */
     kvtype = KV_TYPE_Q8_0;
     static const size_t q8[] = { 0, 1, 9, 13, 15, 17 };
@@ -659,6 +660,8 @@ int main(void)
         check_policy(path, "keyformer", "24");
         snprintf(path, sizeof path, "%s/m15.gguf", tmpdir);
         check_policy(path, "keyformer", "20");
+        snprintf(path, sizeof path, "%s/m17.gguf", tmpdir); /* head size 128: k_dec_short */
+        check_policy(path, "keyformer", "24");
         check_q8_rows(llama);
         check_state(llama);
     }

@@ -33,14 +33,17 @@
  * The output rounding needs whole blocks of 256 elements (ACT_Q8_256): when the block's
  * nh·hd elements are fewer, the last of the blocks sharing a 256-element block rounds it
  * (a.cnt counts arrivals, and is reset by that block).
+ * Q8: a q8_0 cache (kvr<1> rows); the new key and value are rounded here as k_qk_store rounds.
  */
+template <int Q8>
 __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const struct rope_args r,
                                                    int nsplit, int mode, void *xq)
 {
     extern __shared__ float dsm[];
     __shared__ float red[256 * 8];
     __shared__ float sts[MAX_GROUP][4];
-    __shared__ __align__(16) __half knew[256], vnew[256];
+    /* the new key and value as the cache holds them: one row each (f16, or q8_0's rowb bytes) */
+    __shared__ __align__(16) uint8_t knew[512], vnew[512];
     __shared__ int last;
     int group = a.n_head / a.G, hd = a.hd, L = hd / 8, kp = WARP / L;
     /* KV head g, query heads h0 .. h0 + nh - 1 of its group */
@@ -62,8 +65,11 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                 kn_gumbel(kn_row_key(a.kv.layer, h0 + j, qpos), a.seed_key,
                           s < used ? a.kv.pos[(size_t)g * a.kv.cap + s] : qpos);
         }
-    dec_prefetch(a.kv.k + (size_t)g * a.kv.cap * hd, (size_t)used * hd * 2);
-    dec_prefetch(a.kv.v + (size_t)g * a.kv.cap * hd, (size_t)used * hd * 2);
+    const int rowb = Q8 ? a.kv.rowb : 2 * hd;
+    const uint8_t *Kb = (const uint8_t *)a.kv.k + (size_t)g * a.kv.cap * rowb;
+    const uint8_t *Vb = (const uint8_t *)a.kv.v + (size_t)g * a.kv.cap * rowb;
+    dec_prefetch(Kb, (size_t)used * rowb);
+    dec_prefetch(Vb, (size_t)used * rowb);
     dec_prefetch(a.kv.pos + (size_t)g * a.kv.cap, (size_t)used * 4);
     float score0 = (int)threadIdx.x < used ? a.kv.score[(size_t)g * a.kv.cap + threadIdx.x] : 0.0f;
     /* this thread's rotation (pair threadIdx.x % half of every head it turns) */
@@ -106,19 +112,42 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     }
     __syncthreads();
     {
-        /* the new key and value as the cache holds them (f16), read from here below; the KV
-         * head's first block writes them to the cache */
+        /* the new key and value as the cache holds them, read from here below; the KV head's
+         * first block writes them to the cache */
         size_t slot = (size_t)g * a.kv.cap + used;
-        for (int d = threadIdx.x; d < 2 * hd; d += blockDim.x) {
-            __half h = __float2half(qs[nh * hd + d]);
-            if (d < hd) {
-                if (js == 0)
-                    a.kv.k[slot * hd + d] = h;
-                knew[d] = h;
-            } else {
-                if (js == 0)
-                    a.kv.v[slot * hd + d - hd] = h;
-                vnew[d - hd] = h;
+        if (!Q8) {
+            for (int d = threadIdx.x; d < 2 * hd; d += blockDim.x) {
+                __half h = __float2half(qs[nh * hd + d]);
+                if (d < hd) {
+                    if (js == 0)
+                        a.kv.k[slot * hd + d] = h;
+                    ((__half *)knew)[d] = h;
+                } else {
+                    if (js == 0)
+                        a.kv.v[slot * hd + d - hd] = h;
+                    ((__half *)vnew)[d - hd] = h;
+                }
+            }
+        } else { /* a warp per 32-block (hd is a multiple of 32), as qk_head rounds */
+            for (int d0 = 0; d0 < 2 * hd; d0 += blockDim.x) {
+                int d = d0 + threadIdx.x, isv = d >= hd, e = isv ? d - hd : d;
+                float x = d < 2 * hd ? qs[nh * hd + d] : 0.0f;
+                float dd = __fdiv_rn(warp_max(fabsf(x)), 127.0f);
+                float id = dd != 0.0f ? __fdiv_rn(1.0f, dd) : 0.0f;
+                uint8_t qv = (uint8_t)(int8_t)roundf(__fmul_rn(x, id));
+                if (d < 2 * hd) {
+                    uint8_t *rs = isv ? vnew : knew;
+                    uint8_t *rg = (uint8_t *)(isv ? a.kv.v : a.kv.k) + slot * rowb;
+                    rs[e] = qv;
+                    if (js == 0)
+                        rg[e] = qv;
+                    if (e % 32 == 0) {
+                        __half hs = __float2half_rn(dd);
+                        ((__half *)(rs + hd))[e / 32] = hs;
+                        if (js == 0)
+                            ((__half *)(rg + hd))[e / 32] = hs;
+                    }
+                }
             }
         }
         if (threadIdx.x == 0 && js == 0)
@@ -129,18 +158,17 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     int scoring = a.st->scoring && a.kv.swa <= 0;
     int keyformer = scoring && a.conf.policy == KV_P_KEYFORMER;
     const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap;
-    const uint4 *K = (const uint4 *)(a.kv.k + (size_t)g * a.kv.cap * hd);
     float inv_tau = keyformer ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
     /* base is the same for the whole warp: its lanes shuffle together below */
     for (int base = warp * kp; base < count; base += 8 * kp * DEC_U) {
-        kvr<0> u[DEC_U];
+        kvr<Q8> u[DEC_U];
         int kpos[DEC_U];
 #pragma unroll
         for (int k = 0; k < DEC_U; k++) {
             int s = base + sub + k * 8 * kp;
-            u[k].u = s < used    ? K[(size_t)s * L + li]
-                   : s == used ? ((const uint4 *)knew)[li]
-                               : make_uint4(0, 0, 0, 0);
+            u[k] = s < used    ? kvr<Q8>::load(Kb, (size_t)s, rowb, li, hd)
+                   : s == used ? kvr<Q8>::load(knew, 0, rowb, li, hd)
+                               : kvr<Q8>::zero();
             kpos[k] = s < used ? P[s] : qpos;
         }
         float kf[DEC_U][8];
@@ -228,7 +256,6 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
         __syncthreads(); /* last is reused by the rounding */
     }
     int kg = threadIdx.x / L, nkg = blockDim.x / L;
-    const uint4 *V = (const uint4 *)(a.kv.v + (size_t)g * a.kv.cap * hd);
     float *out = a.out + (size_t)h0 * hd;
     for (int j0 = 0; j0 < nh; j0 += 4) { /* up to 4 heads per pass over the values */
         float acc[4][8];
@@ -238,27 +265,21 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
             for (int e = 0; e < 8; e++)
                 acc[jj][e] = 0.0f;
         for (int i0 = kg; i0 < count; i0 += nkg * DEC_U) {
-            uint4 u[DEC_U];
+            kvr<Q8> u[DEC_U];
 #pragma unroll
             for (int k = 0; k < DEC_U; k++) {
                 int i = i0 + k * nkg;
-                u[k] = i < used    ? V[(size_t)i * L + li]
-                       : i == used ? ((const uint4 *)vnew)[li]
-                                   : make_uint4(0, 0, 0, 0);
+                u[k] = i < used    ? kvr<Q8>::load(Vb, (size_t)i, rowb, li, hd)
+                       : i == used ? kvr<Q8>::load(vnew, 0, rowb, li, hd)
+                                   : kvr<Q8>::zero();
             }
 #pragma unroll
             for (int k = 0; k < DEC_U; k++) {
                 int i = i0 + k * nkg;
                 if (i >= count)
                     break;
-                const __half2 *h2 = (const __half2 *)&u[k];
                 float vf[8];
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float2 f = __half22float2(h2[e]);
-                    vf[2 * e] = f.x;
-                    vf[2 * e + 1] = f.y;
-                }
+                u[k].f32(vf);
 #pragma unroll
                 for (int jj = 0; jj < 4; jj++) {
                     if (j0 + jj >= nh)
@@ -338,12 +359,11 @@ static int dec_short_split(const struct attn_args *a)
     return n;
 }
 
-/* Shared memory of k_dec_short, or 0 where it does not apply (then the split kernels run; they
- * alone read a q8_0 cache). */
+/* Shared memory of k_dec_short, or 0 where it does not apply (then the split kernels run). */
 static size_t dec_short_smem(const struct attn_args *a, int nsplit, int mode)
 {
     int nh = a->n_head / a->G / nsplit, hd = a->hd, seg = nh * hd;
-    if (a->kv.q8 || a->span > DEC_VS || nh > MAX_GROUP || (hd != 64 && hd != 128 && hd != 256))
+    if (a->span > DEC_VS || nh > MAX_GROUP || (hd != 64 && hd != 128 && hd != 256))
         return 0;
     if (mode == ACT_Q8_256 && seg % 256 && (seg > 256 || 256 % seg || !a->cnt))
         return 0;
@@ -361,7 +381,8 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
     int nsplit = dec_short_split(a);
     size_t sm = force && !strcmp(force, "split") ? 0 : dec_short_smem(a, nsplit, mode);
     if (sm) {
-        klaunch(k_dec_short, a->G * nsplit, 256, sm, s, *a, *r, nsplit, mode, a->out_q);
+        klaunch(a->kv.q8 ? k_dec_short<1> : k_dec_short<0>, a->G * nsplit, 256, sm, s, *a, *r,
+                nsplit, mode, a->out_q);
         return;
     }
     qk_store_launch(a, r, s);
