@@ -742,12 +742,16 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
      * rows per lane (128 registers): f16 339 / 241 against 312 / 237, q8_0 340 / 245 against
      * 311 / 232, Keyformer 50% @ d16384 283 against 211; one query head per warp, the group's
      * rows read from L2: f16 344 / 254, q8_0 326 / 227, Keyformer 259; two: 339 / 262,
-     * 326 / 240, 246). */
+     * 326 / 240, 246).  16 values per lane instead of 8 (two 16-byte f16 loads per row, fewer
+     * shuffles and exps): f16 @ d4096 / d16384 312 / 187 against 311 / 186, not kept; q8_0 rows
+     * would need 16-byte alignment (rowb 144 instead of 136 for hd 128). */
     const char *wf = getenv("KF_CUDA_WFLASH"), *e = getenv("KF_CUDA_KF_SPLIT");
     int sc = !scores ? 0 : a->conf.policy == KV_P_KEYFORMER ? 2 : 1;
-    int wfl = a->n_head == a->G && a->span > 1024;
+    int mha = a->n_head == a->G && a->hd >= 32; /* (hd/8 >= 4 lanes a row: the round's noise
+                                                  * covers kp·8 <= 64 slots) */
+    int wfl = mha && a->span > 1024;
     if (wf && (!strcmp(wf, "0") || !strcmp(wf, "1")))
-        wfl = a->n_head == a->G && wf[0] == '1';
+        wfl = mha && wf[0] == '1';
     if (wfl && !(sc && e)) {
         /* one wave: two blocks per SM (128 registers) over the heads, at least 16 rows per
          * warp; KF_CUDA_WF_BLOCKS=n asks for n blocks per head (tests) */
