@@ -216,10 +216,12 @@ int engine_open(struct engine **out, const struct engine_params *p, char *err, s
     setup_chat(e, g, p->template_name);
     struct model_params mp = { .n_ctx = p->n_ctx, .n_batch = p->n_batch,
                                .n_threads = p->n_threads, .kv_budget = p->kv_budget };
-    if (p->kv_set)
+    if (p->kv_set) {
         mp.kv = p->kv;
-    else
+    } else { /* a full cache, in the storage type asked for (kfchat eval's reference) */
         mp.kv.policy = KV_POLICY_FULL;
+        mp.kv.type = p->kv.type;
+    }
     if ((st = model_load(&e->model, g, &mp, err, errlen))) /* takes g */
         goto fail;
     if ((st = model_gpu_attach(e->model, p->n_gpu_layers))) {

@@ -101,6 +101,12 @@ ok $? "generate with a q8_0 cache (head size 32)"
 "$KF" bench -m "$T/hd32.gguf" -t 1 -p 16 -n 4 -r 1 --kv-type q8_0 --gpu off 2>/dev/null |
     grep -q "(type q8_0)"
 ok $? "bench names the cache type"
+# eval's full reference is stored in the type asked for too (its PPL moves with q8_0)
+E32="$KF eval -m $T/hd32.gguf -t 1 --tokens 160 --greedy 8 --chunk 8 --gpu off --text $T/doc.txt"
+$E32 --kv-policy window --kv-budget 50% 2>/dev/null | grep "^| full |" >"$T/full16" &&
+    $E32 --kv-policy window --kv-budget 50% --kv-type q8_0 2>/dev/null | grep "^| full |" \
+        >"$T/full8" && [ -s "$T/full16" ] && ! cmp -s "$T/full16" "$T/full8"
+ok $? "eval --kv-type q8_0: the full reference uses the q8_0 cache ($(cat "$T/full8"))"
 expect_error "generate: unknown policy lists the policies" \
     "keyformer, keyformer-static, h2o, sink, window, full" $G --kv-policy nosuch
 $E --text "$T/short.txt" >"$T/out" 2>"$T/err"
