@@ -266,8 +266,7 @@ void engine_get_info(const struct engine *e, struct engine_info *info)
     info->kv_policy = kv_policy_name(kv_cache_params(model_kv(e->model))->policy);
     info->kv_type = kv_type_name(kv_cache_params(model_kv(e->model))->type);
     info->kv_budget = kv_cache_params(model_kv(e->model))->budget;
-    info->kv_budget_bytes = (size_t)info->kv_budget * hp->n_layer * hp->n_head_kv *
-                            (size_t)(hp->head_dim + hp->head_dim_v) * sizeof(float);
+    info->kv_budget_bytes = (size_t)info->kv_budget * model_kv_token_bytes(e->model);
     info->n_vocab = hp->n_vocab;
     info->n_embd = hp->n_embd;
     info->n_layer = hp->n_layer;

@@ -72,6 +72,12 @@ int kv_type_from_name(const char *name)
     return !strcmp(name, "f16") ? KV_TYPE_F16 : !strcmp(name, "q8_0") ? KV_TYPE_Q8_0 : -1;
 }
 
+size_t kv_type_row_bytes(enum kv_type t, int head_dim)
+{
+    return t == KV_TYPE_Q8_0 ? (size_t)(head_dim + head_dim / 16 + 7) / 8 * 8
+                             : 2 * (size_t)head_dim;
+}
+
 void kv_round_q8_0(float *x, int n)
 {
     struct blk_q8_0 b;

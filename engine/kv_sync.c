@@ -17,6 +17,14 @@ int kv_cache_layer_cap(const struct kv_cache *kv, int layer)
     return kv->layer_cap[layer];
 }
 
+int kv_cache_layer_used(const struct kv_cache *kv, int layer)
+{
+    int n = 0;
+    for (int g = 0; g < kv->sh.n_head_kv; g++)
+        n += kv->n_used[(size_t)layer * kv->sh.n_head_kv + g];
+    return n;
+}
+
 int kv_cache_scores_now(const struct kv_cache *kv)
 {
     for (int l = 0; l < kv->sh.n_layer; l++)

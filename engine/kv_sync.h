@@ -12,6 +12,7 @@
 
 int kv_cache_unbounded(const struct kv_cache *kv);
 int kv_cache_layer_cap(const struct kv_cache *kv, int layer);
+int kv_cache_layer_used(const struct kv_cache *kv, int layer); /* entries, all KV heads */
 /* Would a global layer accumulate scores in the current call? */
 int kv_cache_scores_now(const struct kv_cache *kv);
 

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kv_sync.h"
 #include "model_gpu.h"
 #include "model_impl.h"
 #include "ops.h"
@@ -54,19 +55,57 @@ size_t model_weight_bytes(const struct model *m)
     return m->weight_bytes;
 }
 
+/*
+ * KV bytes as stored: the CPU cache's f32 entries (kv_cache.h's accounting), and for the layers
+ * on the GPU their device rows (f16 or q8_0), which is what the status line and the bench
+ * should show for them.
+ */
+static size_t gpu_entry_bytes(const struct model *m)
+{
+    return 2 * kv_type_row_bytes(kv_cache_params(m->kv)->type, m->hp.head_dim);
+}
+
+static size_t cpu_entry_bytes(const struct model *m)
+{
+    return 2 * (size_t)m->hp.head_dim * sizeof(float);
+}
+
+size_t model_kv_token_bytes(const struct model *m)
+{
+    size_t G = (size_t)m->hp.n_head_kv, ng = (size_t)model_gpu_layers(m);
+    if (!m->gpu)
+        return (size_t)m->hp.n_layer * G * (size_t)(m->hp.head_dim + m->hp.head_dim_v) *
+               sizeof(float);
+    return G * (((size_t)m->hp.n_layer - ng) * cpu_entry_bytes(m) + ng * gpu_entry_bytes(m));
+}
+
 size_t model_kv_bytes(const struct model *m)
 {
-    return kv_cache_bytes_alloc(m->kv);
+    if (!m->gpu)
+        return kv_cache_bytes_alloc(m->kv);
+    size_t b = 0;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        b += (size_t)kv_cache_layer_cap(m->kv, l) * m->hp.n_head_kv *
+             (l >= m->gpu_layer0 ? gpu_entry_bytes(m) : cpu_entry_bytes(m));
+    return b;
 }
 
 size_t model_kv_bytes_used(const struct model *m)
 {
-    return kv_cache_bytes_used(m->kv);
+    if (!m->gpu)
+        return kv_cache_bytes_used(m->kv);
+    size_t b = 0;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        b += (size_t)kv_cache_layer_used(m->kv, l) *
+             (l >= m->gpu_layer0 ? gpu_entry_bytes(m) : cpu_entry_bytes(m));
+    return b;
 }
 
 size_t model_kv_bytes_full(const struct model *m)
 {
-    return kv_cache_bytes_full(m->kv);
+    if (!m->gpu)
+        return kv_cache_bytes_full(m->kv);
+    return (size_t)kv_cache_n_past(m->kv) * model_kv_token_bytes(m);
 }
 
 const struct kv_cache *model_kv(const struct model *m)

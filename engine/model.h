@@ -87,6 +87,7 @@ size_t model_weight_bytes(const struct model *m);
 size_t model_kv_bytes(const struct model *m);       /* bytes of KV cache allocated */
 size_t model_kv_bytes_used(const struct model *m);  /* bytes holding live entries */
 size_t model_kv_bytes_full(const struct model *m);  /* what an unbounded cache would hold */
+size_t model_kv_token_bytes(const struct model *m); /* one token's K+V, every layer and head */
 const struct kv_cache *model_kv(const struct model *m);
 struct kv_cache *model_kv_mut(struct model *m);
 /* Replace the last logits (restoring a snapshot). */

@@ -339,6 +339,14 @@ static void check_q8_rows(const char *path)
        rows);
     ok(elems > 0 && far == 0 && same * 100 >= elems * 99,
        "q8_0 rows: %ld of %ld values equal the CPU's, %d more than a step apart", same, elems, far);
+    /* the bytes reported (status line, bench) are what each side stores: f32 entries on the
+     * CPU, the device's q8_0 rows on the GPU (hd + hd/16 bytes, padded to 8, per key or value) */
+    size_t ent = (size_t)40 * in.n_layer * in.n_head_kv * 2;
+    size_t want_g = ent * kv_type_row_bytes(KV_TYPE_Q8_0, hd), want_c = ent * hd * sizeof(float);
+    ok(engine_kv_bytes_used(g) == want_g && engine_kv_bytes_used(c) == want_c &&
+           engine_kv_bytes_full(g) == want_g,
+       "q8_0 rows: KV bytes in use %zu on the GPU (want %zu), %zu on the CPU (want %zu)",
+       engine_kv_bytes_used(g), want_g, engine_kv_bytes_used(c), want_c);
 out:
     engine_close(c);
     engine_close(g);
