@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda/cuda_backend.h"
 #include "gguf.h"
 #include "model.h"
 #include "model_gpu.h"
@@ -216,6 +217,11 @@ int engine_open(struct engine **out, const struct engine_params *p, char *err, s
     setup_chat(e, g, p->template_name);
     struct model_params mp = { .n_ctx = p->n_ctx, .n_batch = p->n_batch,
                                .n_threads = p->n_threads, .kv_budget = p->kv_budget };
+    /* every layer asked for a usable GPU (the default): a memory budget is sized in its rows
+     * (model_gpu.c may still place fewer layers there, or none for keyformer-static) */
+    char probe[256];
+    mp.kv_on_gpu = p->n_gpu_layers < 0 && cuda_probe(probe, sizeof probe) != 0 &&
+                   !(p->kv_set && p->kv.policy == KV_POLICY_KEYFORMER_STATIC);
     if (p->kv_set) {
         mp.kv = p->kv;
     } else { /* a full cache, in the storage type asked for (kfchat eval's reference) */

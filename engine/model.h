@@ -37,6 +37,7 @@ struct model_params {
     int n_threads; /* 0 = number of online CPUs */
     struct kv_params kv; /* cache policy and budget (kv_params_default(): budget 0 = full) */
     const char *kv_budget; /* if set, parsed into kv.budget once n_ctx is known ("50%", ...) */
+    int kv_on_gpu; /* every layer is meant for the GPU: a memory budget counts its rows' bytes */
 };
 
 /* Hyperparameters, read from the file and validated at load. */

@@ -446,7 +446,10 @@ static int make_kv(struct loader *L, const struct model_params *p)
         return status_set(L->err, L->errlen, STATUS_NOMEM, "out of memory");
     for (int il = 0; il < hp->n_layer; il++)
         m->swa[il] = m->layers[il].is_swa ? hp->n_swa : 0;
-    size_t per_tok = 2 * (size_t)hp->n_layer * hp->n_head_kv * hp->head_dim * sizeof(float);
+    /* a memory budget counts bytes as the cache will store them (model.c's accounting) */
+    size_t per_tok = 2 * (size_t)hp->n_layer * hp->n_head_kv *
+                     (p && p->kv_on_gpu ? kv_type_row_bytes(p->kv.type, hp->head_dim)
+                                        : hp->head_dim * sizeof(float));
     int st;
     if (p && p->kv_budget &&
         (st = kv_budget_parse(p->kv_budget, m->n_ctx, per_tok, &kp.budget, L->err, L->errlen)))

@@ -671,6 +671,20 @@ int main(void)
         snprintf(path, sizeof path, "%s/m17.gguf", tmpdir); /* head size 128: k_dec_short */
         check_policy(path, "keyformer", "24");
         check_q8_rows(llama);
+        /* a memory budget counts the bytes as stored: 64 KiB of q8_0 rows on the GPU (2 layers
+         * x 2 KV heads x 2 x 40 bytes = 320 per token: 204 tokens), of f32 on the CPU (64) */
+        struct engine *bg = open_e(llama, -1, "window", "64KiB", 16);
+        struct engine *bc = open_e(llama, 0, "window", "64KiB", 16);
+        struct engine_info ig, ic;
+        if (ok(bg && bc, "memory budget: engines open")) {
+            engine_get_info(bg, &ig);
+            engine_get_info(bc, &ic);
+            ok(ig.kv_budget == 204 && ic.kv_budget == 64,
+               "memory budget of 64KiB: %d tokens on the GPU (q8_0), %d on the CPU (f32)",
+               ig.kv_budget, ic.kv_budget);
+        }
+        engine_close(bg);
+        engine_close(bc);
         check_state(llama);
     }
     kvtype = KV_TYPE_F16;
