@@ -391,15 +391,16 @@ __global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode
 }
 
 /*
- * Without scores to keep, under MHA: one warp per chunk of ch slots (k_dec_wflash).  The warp
- * streams its chunk's keys and values, WF_U rows per lane in flight, with an online softmax in
- * registers and no barrier until the block's 8 warps combine their chunks (one partial per
- * block), so the SM's warps hide each other's load latency (the split kernels' blocks spend
- * their time in one round of loads between barriers: 20-25% occupancy and issue-bound, the same
- * time whether the rows are f16 or q8_0).  hd/8 lanes share a row (8 elements each), 32/(hd/8)
- * rows per step; a q8_0 row's scale multiplies its dot product and its probability, not each
- * element.  The block's (m, l) go to pstats[h][block], its unnormalised Σ p·v to
- * partial[block][h]; k_dec_flash_reduce combines the blocks.
+ * MHA contexts over 1024 slots: one warp per chunk of wf_chunk() slots (k_dec_wflash), with or
+ * without scores to keep.  The warp streams its chunk's keys and values, U rows per lane in
+ * flight, with an online softmax in registers and no barrier until the block's 8 warps combine
+ * their chunks (one partial per block), so the SM's warps hide each other's load latency (the
+ * split kernels' blocks spend their time in one round of loads between barriers: 20-25%
+ * occupancy and issue-bound, the same time whether the rows are f16 or q8_0).  hd/8 lanes share
+ * a row (8 elements each), 32/(hd/8) rows per step; a q8_0 row's scale multiplies its dot
+ * product and its probability, not each element.  The block's (m, l) go to pstats[h][block],
+ * its unnormalised Σ p·v to partial[block][h]; k_dec_flash_reduce combines the blocks and, with
+ * scores, k_dec_wscore adds each slot's probability to its score.
  */
 /* Slots per warp: the context spread evenly over the grid's warps of a head (nby blocks of 8),
  * in whole rounds of 16 rows, from the count on the device (the graph's grid is fixed). */
