@@ -295,9 +295,9 @@ struct engine *cli_open_engine(const struct cli_common *c)
         struct engine_info in;
         engine_get_info(e, &in);
         fprintf(stderr, "kfchat: %s (%s, %.1fM params, %.1f MiB), ctx %d, %d threads, "
-                        "template %s, kernels %s, KV %s budget %d (%.1f MiB allocated)\n",
+                        "template %s, kernels %s, KV %s budget %d, %s (%.1f MiB allocated)\n",
                 in.name, in.arch, in.n_params / 1e6, in.file_bytes / 1048576.0, in.n_ctx,
-                in.n_threads, in.template_name, in.simd, in.kv_policy, in.kv_budget,
+                in.n_threads, in.template_name, in.simd, in.kv_policy, in.kv_budget, in.kv_type,
                 in.kv_bytes / 1048576.0);
     }
     return e;
