@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops_avx2.h"
@@ -31,14 +32,20 @@
 
 /* ---- CPU features (the only mutable static: computed once, idempotent) ------------------- */
 
-static int have_avx512(void)
+/* 2 AVX-512, 1 AVX2 + FMA, 0 scalar; KF_OPS_SIMD=scalar|avx2 caps it (tests, comparisons). */
+static int simd_level(void)
 {
 #if OPS_X86
     static atomic_int level = -1;
     int l = atomic_load_explicit(&level, memory_order_relaxed);
     if (l < 0) {
         __builtin_cpu_init();
-        l = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        l = __builtin_cpu_supports("avx512f")                                      ? 2
+            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
+                                                                                : 0;
+        const char *e = getenv("KF_OPS_SIMD");
+        int cap = !e ? 2 : !strcmp(e, "scalar") ? 0 : !strcmp(e, "avx2") ? 1 : 2;
+        l = l < cap ? l : cap;
         atomic_store_explicit(&level, l, memory_order_relaxed);
     }
     return l;
@@ -47,26 +54,20 @@ static int have_avx512(void)
 #endif
 }
 
-/* AVX2 + FMA without AVX-512: the attention row kernels of ops_avx2.c */
+static int have_avx512(void)
+{
+    return simd_level() == 2;
+}
+
+/* AVX2 + FMA (also on AVX-512 CPUs): the attention kernels of ops_avx2.c */
 static int have_avx2(void)
 {
-#if OPS_X86
-    static atomic_int level = -1;
-    int l = atomic_load_explicit(&level, memory_order_relaxed);
-    if (l < 0) {
-        __builtin_cpu_init();
-        l = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-        atomic_store_explicit(&level, l, memory_order_relaxed);
-    }
-    return l;
-#else
-    return 0;
-#endif
+    return simd_level() >= 1;
 }
 
 const char *ops_simd_name(void)
 {
-    return have_avx512() ? "avx512" : "scalar";
+    return have_avx512() ? "avx512" : have_avx2() ? "avx2" : "scalar";
 }
 
 /* ---- scalar references -------------------------------------------------------------------- */
@@ -520,6 +521,10 @@ void ops_softmax(float *x, int64_t n)
         softmax_avx512(x, n);
         return;
     }
+    if (have_avx2()) {
+        ops_avx2_softmax(x, n);
+        return;
+    }
 #endif
     ops_ref_softmax(x, n);
 }
@@ -760,6 +765,10 @@ void ops_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int
         mask_scale_avx512(att, pos, n, qpos, win, scale);
         return;
     }
+    if (have_avx2()) {
+        ops_avx2_mask_scale(att, pos, n, qpos, win, scale);
+        return;
+    }
 #endif
     ops_ref_mask_scale(att, pos, n, qpos, win, scale);
 }
@@ -771,6 +780,10 @@ void ops_add_scale(const float *x, float *y, int64_t n, float s)
         add_scale_avx512(x, y, n, s);
         return;
     }
+    if (have_avx2()) {
+        ops_avx2_add_scale(x, y, n, s);
+        return;
+    }
 #endif
     ops_ref_add_scale(x, y, n, s);
 }
@@ -780,6 +793,10 @@ void ops_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *
 #if OPS_X86
     if (have_avx512()) {
         noisy_softmax_add_avx512(x, y, n, s, acc);
+        return;
+    }
+    if (have_avx2()) {
+        ops_avx2_noisy_softmax_add(x, y, n, s, acc);
         return;
     }
 #endif

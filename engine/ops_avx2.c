@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -165,6 +166,137 @@ AVX2 void ops_avx2_wsum_rows(const float *a, const float *v, int64_t n_rows, int
         memset(st, 0, sizeof st);
         ops_avx2_wsum_step(a, v + c, n_rows, stride, w, st);
         ops_avx2_wsum_end(st, w, out + c);
+    }
+}
+
+/*
+ * e^x for 8 lanes, as ops.c's exp16: x = n·ln2 + r, e^r by its degree-7 Taylor polynomial, then
+ * 2^n as two powers of two (no scalef in AVX2) so that the subnormal end stays right.
+ */
+static inline AVX2 __m256 exp8(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(-104.0f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(89.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);
+    const __m256i n2 = _mm256_sub_epi32(ni, n1), bias = _mm256_set1_epi32(127);
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* Lanes < left of x + i, the others −inf (for maxima). */
+static inline AVX2 __m256 load_or_ninf(const float *x, int64_t left)
+{
+    if (left >= 8)
+        return _mm256_loadu_ps(x);
+    const __m256i m = mask8(left);
+    return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(x, m),
+                            _mm256_castsi256_ps(m));
+}
+
+static inline AVX2 void store_n(float *x, int64_t left, __m256 v)
+{
+    if (left >= 8)
+        _mm256_storeu_ps(x, v);
+    else
+        _mm256_maskstore_ps(x, mask8(left), v);
+}
+
+static inline AVX2 float hmax8(__m256 v)
+{
+    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_max_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* x[i] = e^(x[i] − max) for i < n; returns 1/Σ broadcast (summed in double, as ggml). */
+static inline AVX2 __m256 exp_pass(float *x, int64_t n, float max_s)
+{
+    const __m256 max = _mm256_set1_ps(max_s);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(load_or_ninf(x + i, n - i), max));
+        if (n - i < 8) /* the lanes past n add nothing */
+            e = _mm256_and_ps(e, _mm256_castsi256_ps(mask8(n - i)));
+        store_n(x + i, n - i, e);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    const __m256d s = _mm256_add_pd(s0, s1);
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    return _mm256_set1_ps((float)(1.0 / _mm_cvtsd_f64(t)));
+}
+
+AVX2 void ops_avx2_softmax(float *x, int64_t n)
+{
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 8)
+        vmax = _mm256_max_ps(vmax, load_or_ninf(x + i, n - i));
+    const __m256 inv = exp_pass(x, n, hmax8(vmax));
+    for (int64_t i = 0; i < n; i += 8)
+        store_n(x + i, n - i, _mm256_mul_ps(load_or_ninf(x + i, n - i), inv));
+}
+
+AVX2 void ops_avx2_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos,
+                              int32_t win, float scale)
+{
+    const __m256i qp = _mm256_set1_epi32(qpos), wv = _mm256_set1_epi32(win);
+    const __m256 sc = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n; j += 8) {
+        const __m256i m = mask8(n - j);
+        const __m256i p = _mm256_maskload_epi32((const int *)(pos + j), m);
+        __m256i vis = _mm256_andnot_si256(_mm256_cmpgt_epi32(p, qp), m); /* p <= qpos */
+        if (win > 0)
+            vis = _mm256_and_si256(vis, _mm256_cmpgt_epi32(wv, _mm256_sub_epi32(qp, p)));
+        const __m256 a = _mm256_mul_ps(sc, _mm256_maskload_ps(att + j, m));
+        store_n(att + j, n - j, _mm256_blendv_ps(ninf, a, _mm256_castsi256_ps(vis)));
+    }
+}
+
+AVX2 void ops_avx2_add_scale(const float *x, float *y, int64_t n, float s)
+{
+    const __m256 sv = _mm256_set1_ps(s);
+    for (int64_t j = 0; j < n; j += 8) {
+        const __m256i m = mask8(n - j);
+        const __m256 v = _mm256_add_ps(_mm256_maskload_ps(x + j, m), _mm256_maskload_ps(y + j, m));
+        store_n(y + j, n - j, _mm256_mul_ps(v, sv));
+    }
+}
+
+/* ops_avx2_add_scale, ops_avx2_softmax and acc += p fused as ops.c's AVX-512 version: the same
+ * operations, no FMA contraction (bit for bit). */
+AVX2 void ops_avx2_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *acc)
+{
+    const __m256 sv = _mm256_set1_ps(s);
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = mask8(n - i);
+        const __m256 v = _mm256_mul_ps(
+            _mm256_add_ps(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m)), sv);
+        store_n(y + i, n - i, v);
+        vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v,
+                                                     _mm256_castsi256_ps(m)));
+    }
+    const __m256 inv = exp_pass(y, n, hmax8(vmax));
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = mask8(n - i);
+        __m256 p = _mm256_mul_ps(_mm256_maskload_ps(y + i, m), inv);
+        __asm__("" : "+x"(p)); /* p rounded, as stored by softmax: no contraction into an FMA */
+        store_n(acc + i, n - i, _mm256_add_ps(_mm256_maskload_ps(acc + i, m), p));
     }
 }
 

@@ -1,5 +1,5 @@
 /*
- * ops_avx2.h — ops.c's attention row kernels for AVX2 + FMA (ops_avx2.c); ops.c dispatches to
+ * ops_avx2.h — ops.c's attention kernels for AVX2 + FMA (ops_avx2.c); ops.c dispatches to
  * them on CPUs without AVX-512.  Only defined in x86-64 SIMD builds.
  */
 #ifndef KF_OPS_AVX2_H
@@ -14,5 +14,11 @@ void ops_avx2_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t 
 void ops_avx2_wsum_end(const float *st, int64_t n, float *out);
 void ops_avx2_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t stride,
                         int64_t n, float *out);
+/* and the elementwise steps around attention's softmax */
+void ops_avx2_softmax(float *x, int64_t n);
+void ops_avx2_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int32_t win,
+                         float scale);
+void ops_avx2_add_scale(const float *x, float *y, int64_t n, float s);
+void ops_avx2_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *acc);
 
 #endif
