@@ -701,60 +701,36 @@ int ops_rope(const float *x, float *out, int64_t n_tokens, int n_heads, int head
 
 /* ---- attention -------------------------------------------------------------------------- */
 
-/* The instruction set the attention row kernels take: 2 AVX-512, 1 AVX2 + FMA, 0 scalar. */
-static int rows_isa(void)
-{
-    return have_avx512() ? 2 : have_avx2() ? 1 : 0;
-}
-
-int ops_dot_rows_isa(int isa, const float *q, const float *k, int64_t n_rows, int64_t stride,
-                     int64_t n, float *out)
-{
-#if OPS_X86
-    if (isa == 2 && have_avx512()) {
-        dot_rows_avx512(q, k, n_rows, stride, n, out);
-        return 0;
-    }
-    if (isa == 1 && have_avx2()) {
-        ops_avx2_dot_rows(q, k, n_rows, stride, n, out);
-        return 0;
-    }
-#endif
-    if (isa != 0)
-        return -1;
-    ops_ref_dot_rows(q, k, n_rows, stride, n, out);
-    return 0;
-}
-
-int ops_wsum_rows_isa(int isa, const float *a, const float *v, int64_t n_rows, int64_t stride,
-                      int64_t n, float *out)
-{
-#if OPS_X86
-    if (isa == 2 && have_avx512()) {
-        wsum_rows_avx512(a, v, n_rows, stride, n, out);
-        return 0;
-    }
-    if (isa == 1 && have_avx2()) {
-        ops_avx2_wsum_rows(a, v, n_rows, stride, n, out);
-        return 0;
-    }
-#endif
-    if (isa != 0)
-        return -1;
-    ops_ref_wsum_rows(a, v, n_rows, stride, n, out);
-    return 0;
-}
-
 void ops_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t stride, int64_t n,
                   float *out)
 {
-    ops_dot_rows_isa(rows_isa(), q, k, n_rows, stride, n, out);
+#if OPS_X86
+    if (have_avx512()) {
+        dot_rows_avx512(q, k, n_rows, stride, n, out);
+        return;
+    }
+    if (have_avx2()) {
+        ops_avx2_dot_rows(q, k, n_rows, stride, n, out);
+        return;
+    }
+#endif
+    ops_ref_dot_rows(q, k, n_rows, stride, n, out);
 }
 
 void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
                    float *out)
 {
-    ops_wsum_rows_isa(rows_isa(), a, v, n_rows, stride, n, out);
+#if OPS_X86
+    if (have_avx512()) {
+        wsum_rows_avx512(a, v, n_rows, stride, n, out);
+        return;
+    }
+    if (have_avx2()) {
+        ops_avx2_wsum_rows(a, v, n_rows, stride, n, out);
+        return;
+    }
+#endif
+    ops_ref_wsum_rows(a, v, n_rows, stride, n, out);
 }
 
 void ops_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int32_t win,
@@ -813,53 +789,36 @@ void ops_wsum_begin(float *st, int64_t n)
     memset(st, 0, ops_wsum_state_floats(n) * sizeof(float));
 }
 
-int ops_wsum_step_isa(int isa, const float *a, const float *v, int64_t n_rows, int64_t stride,
-                      int64_t n, float *st)
-{
-#if OPS_X86
-    if (isa == 2 && have_avx512()) {
-        wsum_step_avx512(a, v, n_rows, stride, n, st);
-        return 0;
-    }
-    if (isa == 1 && have_avx2()) {
-        ops_avx2_wsum_step(a, v, n_rows, stride, n, st);
-        return 0;
-    }
-#endif
-    if (isa != 0)
-        return -1;
-    for (int64_t j = 0; j < n_rows; j++) /* ops_ref_wsum_rows's order: the state is out */
-        ops_ref_axpy(a[j], v + j * stride, n, st);
-    return 0;
-}
-
-int ops_wsum_end_isa(int isa, const float *st, int64_t n, float *out)
-{
-#if OPS_X86
-    if (isa == 2 && have_avx512()) {
-        wsum_end_avx512(st, n, out);
-        return 0;
-    }
-    if (isa == 1 && have_avx2()) {
-        ops_avx2_wsum_end(st, n, out);
-        return 0;
-    }
-#endif
-    if (isa != 0)
-        return -1;
-    memcpy(out, st, (size_t)n * sizeof(float));
-    return 0;
-}
-
 void ops_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
                    float *st)
 {
-    ops_wsum_step_isa(rows_isa(), a, v, n_rows, stride, n, st);
+#if OPS_X86
+    if (have_avx512()) {
+        wsum_step_avx512(a, v, n_rows, stride, n, st);
+        return;
+    }
+    if (have_avx2()) {
+        ops_avx2_wsum_step(a, v, n_rows, stride, n, st);
+        return;
+    }
+#endif
+    for (int64_t j = 0; j < n_rows; j++) /* ops_ref_wsum_rows's order: the state is out */
+        ops_ref_axpy(a[j], v + j * stride, n, st);
 }
 
 void ops_wsum_end(const float *st, int64_t n, float *out)
 {
-    ops_wsum_end_isa(rows_isa(), st, n, out);
+#if OPS_X86
+    if (have_avx512()) {
+        wsum_end_avx512(st, n, out);
+        return;
+    }
+    if (have_avx2()) {
+        ops_avx2_wsum_end(st, n, out);
+        return;
+    }
+#endif
+    memcpy(out, st, (size_t)n * sizeof(float));
 }
 
 void ops_attention(const float *q, const float *k, const float *v, int64_t n_kv, int head_dim,

@@ -84,18 +84,8 @@ void ops_wsum_begin(float *st, int64_t n);
 void ops_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t stride, int64_t n,
                    float *st);
 void ops_wsum_end(const float *st, int64_t n, float *out);
-/*
- * The row kernels through one instruction set (0 scalar, 1 AVX2 + FMA, 2 AVX-512; tests): -1
- * when this CPU lacks it.  The plain functions take the best this CPU has; a wsum in pieces must
- * use one instruction set throughout (the state's layout is its own).
- */
-int ops_dot_rows_isa(int isa, const float *q, const float *k, int64_t n_rows, int64_t stride,
-                     int64_t n, float *out);
-int ops_wsum_rows_isa(int isa, const float *a, const float *v, int64_t n_rows, int64_t stride,
-                      int64_t n, float *out);
-int ops_wsum_step_isa(int isa, const float *a, const float *v, int64_t n_rows, int64_t stride,
-                      int64_t n, float *st);
-int ops_wsum_end_isa(int isa, const float *st, int64_t n, float *out);
+/* (engine/ops.c takes the best instruction set this CPU has: AVX-512, AVX2 + FMA or scalar;
+ * KF_OPS_SIMD=avx2 or =scalar caps it, for tests and comparisons.) */
 
 /* ---- RoPE ------------------------------------------------------------------------------- */
 

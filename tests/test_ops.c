@@ -388,38 +388,6 @@ static void test_rows(void)
                "wsum in pieces == wsum_rows bit for bit, n=%lld rows=%lld", (long long)n,
                (long long)nr);
             free(st), free(op);
-            /* every instruction set this CPU has (AVX2 + FMA runs where AVX-512 is missing) */
-            for (int isa = 1; isa <= 2; isa++) {
-                float *di = malloc((size_t)nr * sizeof(float)), *oi = rand_vec(n, 5, 6);
-                float *sti = malloc(ops_wsum_state_floats(n) * sizeof(float));
-                float *opi = rand_vec(n, 5, 6);
-                if (ops_dot_rows_isa(isa, q, k, nr, stride, n, di) < 0) {
-                    free(di), free(oi), free(sti), free(opi);
-                    continue;
-                }
-                for (int64_t j = 0; j < nr; j++) {
-                    ref[j] = 0;
-                    for (int64_t i = 0; i < n; i++)
-                        ref[j] += (double)q[i] * k[j * stride + i];
-                }
-                const double edi = max_err(di, ref, nr);
-                for (int64_t i = 0; i < n; i++) {
-                    ref[i] = 0;
-                    for (int64_t j = 0; j < nr; j++)
-                        ref[i] += (double)a[j] * k[j * stride + i];
-                }
-                ops_wsum_rows_isa(isa, a, k, nr, stride, n, oi);
-                const double ewi = max_err(oi, ref, n);
-                ops_wsum_begin(sti, n);
-                for (int64_t j0 = 0, t = 6; j0 < nr; j0 += t, t = 64)
-                    ops_wsum_step_isa(isa, a + j0, k + j0 * stride, nr - j0 < t ? nr - j0 : t,
-                                      stride, n, sti);
-                ops_wsum_end_isa(isa, sti, n, opi);
-                ok(edi < 1e-6 && ewi < 1e-6 && memcmp(opi, oi, (size_t)n * sizeof(float)) == 0,
-                   "%s dot_rows / wsum_rows n=%lld rows=%lld (err %.2g, %.2g), in pieces bit for "
-                   "bit", isa == 1 ? "AVX2" : "AVX-512", (long long)n, (long long)nr, edi, ewi);
-                free(di), free(oi), free(sti), free(opi);
-            }
             free(q), free(k), free(a), free(d), free(dr), free(o), free(orf), free(ref);
         }
 }
