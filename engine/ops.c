@@ -59,11 +59,24 @@ static int have_avx512(void)
     return simd_level() == 2;
 }
 
-/* AVX2 + FMA (also on AVX-512 CPUs): the attention kernels of ops_avx2.c */
+/* AVX2 + FMA (also on AVX-512 CPUs): the kernels of ops_avx2.c */
 static int have_avx2(void)
 {
     return simd_level() >= 1;
 }
+
+/* Run the AVX-512 kernel, else the AVX2 one, where the CPU (and KF_OPS_SIMD) allows. */
+#define SIMD_DISPATCH(avx512_call, avx2_call)                                                    \
+    do {                                                                                         \
+        if (have_avx512()) {                                                                     \
+            avx512_call;                                                                         \
+            return;                                                                              \
+        }                                                                                        \
+        if (have_avx2()) {                                                                       \
+            avx2_call;                                                                           \
+            return;                                                                              \
+        }                                                                                        \
+    } while (0)
 
 const char *ops_simd_name(void)
 {
@@ -506,10 +519,7 @@ static AVX512 void add_scale_avx512(const float *x, float *y, int64_t n, float s
 void ops_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        rmsnorm_avx512(x, w, n, eps, out);
-        return;
-    }
+    SIMD_DISPATCH(rmsnorm_avx512(x, w, n, eps, out), ops_avx2_rmsnorm(x, w, n, eps, out));
 #endif
     ops_ref_rmsnorm(x, w, n, eps, out);
 }
@@ -517,14 +527,7 @@ void ops_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *ou
 void ops_softmax(float *x, int64_t n)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        softmax_avx512(x, n);
-        return;
-    }
-    if (have_avx2()) {
-        ops_avx2_softmax(x, n);
-        return;
-    }
+    SIMD_DISPATCH(softmax_avx512(x, n), ops_avx2_softmax(x, n));
 #endif
     ops_ref_softmax(x, n);
 }
@@ -532,10 +535,7 @@ void ops_softmax(float *x, int64_t n)
 void ops_silu(const float *x, int64_t n, float *out)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        act_avx512(0, x, NULL, n, out);
-        return;
-    }
+    SIMD_DISPATCH(act_avx512(0, x, NULL, n, out), ops_avx2_act(0, x, NULL, n, out));
 #endif
     ops_ref_silu(x, n, out);
 }
@@ -543,10 +543,7 @@ void ops_silu(const float *x, int64_t n, float *out)
 void ops_gelu_tanh(const float *x, int64_t n, float *out)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        act_avx512(1, x, NULL, n, out);
-        return;
-    }
+    SIMD_DISPATCH(act_avx512(1, x, NULL, n, out), ops_avx2_act(1, x, NULL, n, out));
 #endif
     ops_ref_gelu_tanh(x, n, out);
 }
@@ -561,10 +558,7 @@ void ops_gelu_erf(const float *x, int64_t n, float *out)
 void ops_swiglu(const float *gate, const float *up, int64_t n, float *out)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        act_avx512(0, gate, up, n, out);
-        return;
-    }
+    SIMD_DISPATCH(act_avx512(0, gate, up, n, out), ops_avx2_act(0, gate, up, n, out));
 #endif
     ops_ref_swiglu(gate, up, n, out);
 }
@@ -572,10 +566,7 @@ void ops_swiglu(const float *gate, const float *up, int64_t n, float *out)
 void ops_geglu(const float *gate, const float *up, int64_t n, float *out)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        act_avx512(1, gate, up, n, out);
-        return;
-    }
+    SIMD_DISPATCH(act_avx512(1, gate, up, n, out), ops_avx2_act(1, gate, up, n, out));
 #endif
     for (int64_t i = 0; i < n; i++)
         out[i] = gelu_tanh1(gate[i]) * up[i];
@@ -705,14 +696,8 @@ void ops_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t stride
                   float *out)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        dot_rows_avx512(q, k, n_rows, stride, n, out);
-        return;
-    }
-    if (have_avx2()) {
-        ops_avx2_dot_rows(q, k, n_rows, stride, n, out);
-        return;
-    }
+    SIMD_DISPATCH(dot_rows_avx512(q, k, n_rows, stride, n, out),
+                  ops_avx2_dot_rows(q, k, n_rows, stride, n, out));
 #endif
     ops_ref_dot_rows(q, k, n_rows, stride, n, out);
 }
@@ -721,14 +706,8 @@ void ops_wsum_rows(const float *a, const float *v, int64_t n_rows, int64_t strid
                    float *out)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        wsum_rows_avx512(a, v, n_rows, stride, n, out);
-        return;
-    }
-    if (have_avx2()) {
-        ops_avx2_wsum_rows(a, v, n_rows, stride, n, out);
-        return;
-    }
+    SIMD_DISPATCH(wsum_rows_avx512(a, v, n_rows, stride, n, out),
+                  ops_avx2_wsum_rows(a, v, n_rows, stride, n, out));
 #endif
     ops_ref_wsum_rows(a, v, n_rows, stride, n, out);
 }
@@ -737,14 +716,8 @@ void ops_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int
                     float scale)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        mask_scale_avx512(att, pos, n, qpos, win, scale);
-        return;
-    }
-    if (have_avx2()) {
-        ops_avx2_mask_scale(att, pos, n, qpos, win, scale);
-        return;
-    }
+    SIMD_DISPATCH(mask_scale_avx512(att, pos, n, qpos, win, scale),
+                  ops_avx2_mask_scale(att, pos, n, qpos, win, scale));
 #endif
     ops_ref_mask_scale(att, pos, n, qpos, win, scale);
 }
@@ -752,14 +725,7 @@ void ops_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos, int
 void ops_add_scale(const float *x, float *y, int64_t n, float s)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        add_scale_avx512(x, y, n, s);
-        return;
-    }
-    if (have_avx2()) {
-        ops_avx2_add_scale(x, y, n, s);
-        return;
-    }
+    SIMD_DISPATCH(add_scale_avx512(x, y, n, s), ops_avx2_add_scale(x, y, n, s));
 #endif
     ops_ref_add_scale(x, y, n, s);
 }
@@ -767,14 +733,8 @@ void ops_add_scale(const float *x, float *y, int64_t n, float s)
 void ops_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *acc)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        noisy_softmax_add_avx512(x, y, n, s, acc);
-        return;
-    }
-    if (have_avx2()) {
-        ops_avx2_noisy_softmax_add(x, y, n, s, acc);
-        return;
-    }
+    SIMD_DISPATCH(noisy_softmax_add_avx512(x, y, n, s, acc),
+                  ops_avx2_noisy_softmax_add(x, y, n, s, acc));
 #endif
     ops_ref_noisy_softmax_add(x, y, n, s, acc);
 }
@@ -793,14 +753,8 @@ void ops_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t strid
                    float *st)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        wsum_step_avx512(a, v, n_rows, stride, n, st);
-        return;
-    }
-    if (have_avx2()) {
-        ops_avx2_wsum_step(a, v, n_rows, stride, n, st);
-        return;
-    }
+    SIMD_DISPATCH(wsum_step_avx512(a, v, n_rows, stride, n, st),
+                  ops_avx2_wsum_step(a, v, n_rows, stride, n, st));
 #endif
     for (int64_t j = 0; j < n_rows; j++) /* ops_ref_wsum_rows's order: the state is out */
         ops_ref_axpy(a[j], v + j * stride, n, st);
@@ -809,14 +763,7 @@ void ops_wsum_step(const float *a, const float *v, int64_t n_rows, int64_t strid
 void ops_wsum_end(const float *st, int64_t n, float *out)
 {
 #if OPS_X86
-    if (have_avx512()) {
-        wsum_end_avx512(st, n, out);
-        return;
-    }
-    if (have_avx2()) {
-        ops_avx2_wsum_end(st, n, out);
-        return;
-    }
+    SIMD_DISPATCH(wsum_end_avx512(st, n, out), ops_avx2_wsum_end(st, n, out));
 #endif
     memcpy(out, st, (size_t)n * sizeof(float));
 }

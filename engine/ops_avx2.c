@@ -1,12 +1,14 @@
 /*
- * ops_avx2.c — the attention row kernels of ops.c (ops_dot_rows, ops_wsum_*) for x86 CPUs with
- * AVX2 and FMA but no AVX-512, most desktop and laptop CPUs, which otherwise run them scalar:
- * at depth these two loops are the decode step's attention.  Same structure as the AVX-512
- * versions: eight rows' dot products reduced together, and the weighted sum's partial sums kept
- * for even and odd rows apart in the same state layout (128 floats per 64 columns), so that a sum
- * taken in pieces of even length equals the sum in one call, bit for bit.  4,096 rows of 64
- * (one KV head at depth 4096, TinyLlama's head size), this machine: dot_rows 119–149 µs scalar,
- * 26–27 AVX2, 18–19 AVX-512; wsum_rows 132, 22–23, 17–19.
+ * ops_avx2.c — engine/ops.c's kernels for x86 CPUs with AVX2 and FMA but no AVX-512 (most
+ * desktop and laptop CPUs, which otherwise ran them scalar): attention's rows (q·k over rows,
+ * Σ p·v), its softmax and the steps around it (mask and scale, Keyformer's fused score row),
+ * RMSNorm and the gated activations.  Same structure and order of operations as the AVX-512
+ * versions: eight rows' dot products reduced together; the weighted sum's partial sums kept for
+ * even and odd rows apart in the same state layout (128 floats per 64 columns), so that a sum
+ * taken in pieces of even length equals the sum in one call, bit for bit; sums of exponentials
+ * and squares in double.  4,096 rows of 64 (one KV head at depth 4096, TinyLlama's head size),
+ * this machine: dot_rows 119–149 µs scalar, 26–27 AVX2, 18–19 AVX-512; wsum_rows 132, 22–23,
+ * 17–19.
  */
 #include "config.h"
 
@@ -194,6 +196,63 @@ static inline AVX2 __m256 exp8(__m256 x)
     const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
     const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* x / (1 + e^-x) and 0.5x(1 + tanh z) == x / (1 + e^-2z), as ops.c's silu16 / gelu16 */
+static inline AVX2 __m256 silu8(__m256 x)
+{
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+static inline AVX2 __m256 gelu8(__m256 x)
+{
+    const __m256 x2 = _mm256_mul_ps(x, x);
+    const __m256 inner = _mm256_fmadd_ps(x2, _mm256_set1_ps(0.044715f), _mm256_set1_ps(1.0f));
+    const __m256 z2 = _mm256_mul_ps(_mm256_mul_ps(x, inner), _mm256_set1_ps(-2.0f * 0.7978845608f));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(z2)));
+}
+
+/* kind 0 SiLU, 1 tanh GELU; times up[i] where up is given (SwiGLU, GeGLU) */
+AVX2 void ops_avx2_act(int kind, const float *x, const float *up, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = mask8(n - i);
+        const __m256 v = _mm256_maskload_ps(x + i, m);
+        __m256 y = kind == 0 ? silu8(v) : gelu8(v);
+        if (up)
+            y = _mm256_mul_ps(y, _mm256_maskload_ps(up + i, m));
+        if (n - i >= 8)
+            _mm256_storeu_ps(out + i, y);
+        else
+            _mm256_maskstore_ps(out + i, m, y);
+    }
+}
+
+/* squared in f32, summed in double (as ggml and ops.c's AVX-512 version) */
+AVX2 void ops_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256 v = _mm256_maskload_ps(x + i, mask8(n - i));
+        const __m256 sq = _mm256_mul_ps(v, v);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+    }
+    const __m256d s = _mm256_add_pd(s0, s1);
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    const __m256 scale = _mm256_set1_ps(1.0f / sqrtf((float)(_mm_cvtsd_f64(t) / (double)n) + eps));
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = mask8(n - i);
+        __m256 y = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), scale);
+        if (w)
+            y = _mm256_mul_ps(y, _mm256_maskload_ps(w + i, m));
+        if (n - i >= 8)
+            _mm256_storeu_ps(out + i, y);
+        else
+            _mm256_maskstore_ps(out + i, m, y);
+    }
 }
 
 /* Lanes < left of x + i, the others −inf (for maxima). */

@@ -289,10 +289,14 @@ int main(void)
     if (!mkdtemp(tmpdir))
         return skip_all("cannot create a temporary directory");
 
+    /* quantized types: the batch and token paths sum attention in different orders, which now
+     * and then flips an 8-bit activation rounding; these random-weight models amplify one flip
+     * to 1e-2 and more (q4_k here: 8.5e-4 with AVX-512 ops, 8.9e-3 with AVX2, 2.0e-2 scalar);
+     * 5e-2, as the GPU tests allow — a real fault (mask, positions, cache) moves logits by O(1) */
     static const struct { const char *label, *args; double tol; } models[] = {
         { "llama f32", "--arch llama --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --type f32", 1e-4 },
-        { "llama q8_0", "--arch llama --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --type q8_0", 5e-3 },
-        { "llama q4_k", "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 512 --type q4_k", 5e-3 },
+        { "llama q8_0", "--arch llama --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --type q8_0", 5e-2 },
+        { "llama q4_k", "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 512 --type q4_k", 5e-2 },
         { "qwen2 f16", "--arch qwen2 --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --type f16", 1e-4 },
         { "gemma3 f32", "--arch gemma3 --embd 64 --layers 3 --heads 2 --kv-heads 1 --head-dim 32 --ff 128 --type f32 --swa 8 --swa-pattern 2", 1e-4 },
     };
