@@ -49,6 +49,41 @@ static inline AVX2 float hsum8(__m256 v)
     return _mm_cvtss_f32(x);
 }
 
+/* Lanes < left of x + i, the others −inf (for maxima). */
+static inline AVX2 __m256 load_or_ninf(const float *x, int64_t left)
+{
+    if (left >= 8)
+        return _mm256_loadu_ps(x);
+    const __m256i m = mask8(left);
+    return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(x, m),
+                            _mm256_castsi256_ps(m));
+}
+
+static inline AVX2 void store_n(float *x, int64_t left, __m256 v)
+{
+    if (left >= 8)
+        _mm256_storeu_ps(x, v);
+    else
+        _mm256_maskstore_ps(x, mask8(left), v);
+}
+
+static inline AVX2 float hmax8(__m256 v)
+{
+    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_max_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* Σ of the four doubles of s0 + s1 */
+static inline AVX2 double hsum_pd(__m256d s0, __m256d s1)
+{
+    const __m256d s = _mm256_add_pd(s0, s1);
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    return _mm_cvtsd_f64(t);
+}
+
 AVX2 void ops_avx2_dot_rows(const float *q, const float *k, int64_t n_rows, int64_t stride,
                             int64_t n, float *out)
 {
@@ -151,11 +186,7 @@ AVX2 void ops_avx2_wsum_end(const float *st, int64_t n, float *out)
 {
     for (int64_t c = 0; c < n; c += 8) {
         const float *sp = st + c / 64 * 128 + c % 64;
-        const __m256 r = _mm256_add_ps(_mm256_loadu_ps(sp), _mm256_loadu_ps(sp + 64));
-        if (c + 8 <= n)
-            _mm256_storeu_ps(out + c, r);
-        else
-            _mm256_maskstore_ps(out + c, mask8(n - c), r);
+        store_n(out + c, n - c, _mm256_add_ps(_mm256_loadu_ps(sp), _mm256_loadu_ps(sp + 64)));
     }
 }
 
@@ -220,12 +251,7 @@ AVX2 void ops_avx2_act(int kind, const float *x, const float *up, int64_t n, flo
         const __m256i m = mask8(n - i);
         const __m256 v = _mm256_maskload_ps(x + i, m);
         __m256 y = kind == 0 ? silu8(v) : gelu8(v);
-        if (up)
-            y = _mm256_mul_ps(y, _mm256_maskload_ps(up + i, m));
-        if (n - i >= 8)
-            _mm256_storeu_ps(out + i, y);
-        else
-            _mm256_maskstore_ps(out + i, m, y);
+        store_n(out + i, n - i, up ? _mm256_mul_ps(y, _mm256_maskload_ps(up + i, m)) : y);
     }
 }
 
@@ -239,46 +265,12 @@ AVX2 void ops_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps,
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
     }
-    const __m256d s = _mm256_add_pd(s0, s1);
-    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
-    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
-    const __m256 scale = _mm256_set1_ps(1.0f / sqrtf((float)(_mm_cvtsd_f64(t) / (double)n) + eps));
+    const __m256 scale = _mm256_set1_ps(1.0f / sqrtf((float)(hsum_pd(s0, s1) / (double)n) + eps));
     for (int64_t i = 0; i < n; i += 8) {
         const __m256i m = mask8(n - i);
-        __m256 y = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), scale);
-        if (w)
-            y = _mm256_mul_ps(y, _mm256_maskload_ps(w + i, m));
-        if (n - i >= 8)
-            _mm256_storeu_ps(out + i, y);
-        else
-            _mm256_maskstore_ps(out + i, m, y);
+        const __m256 y = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), scale);
+        store_n(out + i, n - i, w ? _mm256_mul_ps(y, _mm256_maskload_ps(w + i, m)) : y);
     }
-}
-
-/* Lanes < left of x + i, the others −inf (for maxima). */
-static inline AVX2 __m256 load_or_ninf(const float *x, int64_t left)
-{
-    if (left >= 8)
-        return _mm256_loadu_ps(x);
-    const __m256i m = mask8(left);
-    return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(x, m),
-                            _mm256_castsi256_ps(m));
-}
-
-static inline AVX2 void store_n(float *x, int64_t left, __m256 v)
-{
-    if (left >= 8)
-        _mm256_storeu_ps(x, v);
-    else
-        _mm256_maskstore_ps(x, mask8(left), v);
-}
-
-static inline AVX2 float hmax8(__m256 v)
-{
-    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_max_ss(x, _mm_movehdup_ps(x));
-    return _mm_cvtss_f32(x);
 }
 
 /* x[i] = e^(x[i] − max) for i < n; returns 1/Σ broadcast (summed in double, as ggml). */
@@ -294,10 +286,7 @@ static inline AVX2 __m256 exp_pass(float *x, int64_t n, float max_s)
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
-    const __m256d s = _mm256_add_pd(s0, s1);
-    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
-    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
-    return _mm256_set1_ps((float)(1.0 / _mm_cvtsd_f64(t)));
+    return _mm256_set1_ps((float)(1.0 / hsum_pd(s0, s1)));
 }
 
 AVX2 void ops_avx2_softmax(float *x, int64_t n)
