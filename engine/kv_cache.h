@@ -135,8 +135,8 @@ const char *kv_type_name(enum kv_type t);
 int kv_type_from_name(const char *name);   /* -1 if unknown ("f16", "q8_0") */
 /* Round n floats (n a multiple of 32) in place to the values a q8_0 cache stores. */
 void kv_round_q8_0(float *x, int n);
-/* Bytes of one key (or value) row of head_dim values as a GPU stores it: f16, or q8_0's int8
- * values and f16 scales padded to 8 bytes (engine/cuda/cuda_internal.h's kv_rowb). */
+/* Bytes of one key (or value) row of head_dim values as a GPU stores it (struct kv_layer in
+ * engine/cuda/cuda_internal.h): f16, or q8_0 int8 values then f16 scales, padded to 8 bytes. */
 size_t kv_type_row_bytes(enum kv_type t, int head_dim);
 /*
  * Parse a --kv-budget value: "2048" (tokens), "50%" (of n_ctx) or "256MiB"/"1GiB"/"512KiB"

@@ -22,8 +22,8 @@ struct kstep {
 /*
  * One GPU layer's share of the KV cache: G heads of cap slots each.  A slot's key (and value) is
  * a row of rowb bytes: f16, hd halves (rowb = 2·hd); or q8_0 (--kv-type q8_0): hd int8 then the
- * hd/32 blocks' f16 scales, padded to 8 bytes (kv_rowb), so that a lane's 8 elements are one
- * aligned 8-byte load.
+ * hd/32 blocks' f16 scales, padded to 8 bytes (kv_cache.h's kv_type_row_bytes), so that a
+ * lane's 8 elements are one aligned 8-byte load.
  */
 struct kv_layer {
     __half *k, *v;   /* [G][cap] rows of rowb bytes (__half only for f16) */
@@ -136,12 +136,6 @@ struct attn_args {
     const float *alibi;     /* [n_head] ALiBi slopes (mpt) or NULL */
     __half *kh, *vh;        /* q8_0 cache, prefill: the layer's rows dequantized ([G][cap][hd]) */
 };
-
-/* Bytes of one cache row (key or value) of hd elements: see struct kv_layer. */
-static inline int kv_rowb(int hd, int q8)
-{
-    return q8 ? (hd + hd / 16 + 7) / 8 * 8 : 2 * hd;
-}
 
 /* QK-norm and RoPE of the call's queries and keys, and the keys/values into free slots. */
 struct rope_args;

@@ -23,7 +23,14 @@
 #include "cuda_ops.h"
 #include "quant.h"
 extern "C" {
+#include "kv_cache.h"
 #include "quant_ref.h"
+}
+
+/* Bytes of one cache row (key or value) of hd elements, as struct kv_layer lays it out. */
+static int row_bytes(int hd, int q8)
+{
+    return (int)kv_type_row_bytes(q8 ? KV_TYPE_Q8_0 : KV_TYPE_F16, hd);
 }
 
 static int act_mode(uint32_t type)
@@ -162,7 +169,7 @@ extern "C" size_t cuda_model_bytes_needed(const struct cuda_model_desc *d)
         b += wbytes(&l->wq) + wbytes(&l->wk) + wbytes(&l->wv) + wbytes(&l->wo) +
              wbytes(&l->w_gate) + wbytes(&l->w_up) + wbytes(&l->w_down);
         /* k and v rows; pos, score; lists */
-        b += (size_t)G * l->cap * (2 * (size_t)kv_rowb(hd, d->kv_q8) + 8 + 9);
+        b += (size_t)G * l->cap * (2 * (size_t)row_bytes(hd, d->kv_q8) + 8 + 9);
         b += 8 * E * 4;
     }
     if (d->with_output)
@@ -302,7 +309,7 @@ static int build_layer(struct cuda_model *cm, int i, char *err, size_t errlen)
     kv->swa = s->swa;
     kv->layer = d->layer0 + i;
     kv->q8 = d->kv_q8;
-    kv->rowb = kv_rowb(hd, d->kv_q8);
+    kv->rowb = row_bytes(hd, d->kv_q8);
     if (dev_alloc(cm, (void **)&kv->k, slots * kv->rowb, err, errlen) ||
         dev_alloc(cm, (void **)&kv->v, slots * kv->rowb, err, errlen) ||
         dev_alloc(cm, (void **)&kv->pos, slots * 4, err, errlen) ||
@@ -443,7 +450,7 @@ fail:
  */
 static void rows_to_f32(const uint8_t *src, size_t n, int hd, int q8, float *dst)
 {
-    int rowb = kv_rowb(hd, q8);
+    int rowb = row_bytes(hd, q8);
     struct blk_q8_0 b;
     for (size_t r = 0; r < n; r++) {
         const uint8_t *row = src + r * rowb;
@@ -459,7 +466,7 @@ static void rows_to_f32(const uint8_t *src, size_t n, int hd, int q8, float *dst
 
 static void rows_from_f32(const float *src, size_t n, int hd, int q8, uint8_t *dst)
 {
-    int rowb = kv_rowb(hd, q8);
+    int rowb = row_bytes(hd, q8);
     struct blk_q8_0 b;
     memset(dst, 0, n * rowb);
     for (size_t r = 0; r < n; r++) {
