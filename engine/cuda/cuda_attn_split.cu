@@ -346,15 +346,13 @@ __global__ void __launch_bounds__(256) k_dec_values_row(struct attn_args a, int 
         for (int e = 0; e < 8; e++)
             acc[e] = 0.0f;
         for (int i = kg; i < ns; i += nkg) {
-            uint4 u = V[(size_t)i * L + li];
-            const __half2 *h2 = (const __half2 *)&u;
-            float p = ps[j][i];
+            kvr<0> r;
+            r.u = V[(size_t)i * L + li];
+            float p = ps[j][i], vf[8];
+            r.f32(vf);
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float2 f = __half22float2(h2[e]);
-                acc[2 * e] += p * f.x;
-                acc[2 * e + 1] += p * f.y;
-            }
+            for (int e = 0; e < 8; e++)
+                acc[e] += p * vf[e];
         }
 #pragma unroll
         for (int e = 0; e < 8; e++)
