@@ -589,6 +589,23 @@ int main(void)
         }
     }
     unsetenv("KF_CUDA_WFLASH");
+    /* Decode attention on the tensor cores (k_dec_mma: GQA contexts over 1024 slots, f16 cache,
+     * head sizes 64 and 128; the long-context checks at the end), forced here for the short
+     * contexts of the models it can take: gemma3 f32 (head size 64, 2 query heads a KV head,
+     * sliding-window layers), gemma3 q4_k (4 a KV head), llama f16 hd128 (MHA); and the kept
+     * positions of the policies without scores */
+    setenv("KF_CUDA_DMMA", "1", 1);
+    static const size_t dmm[] = { 15, 16, 17 };
+    recheck(tmpdir, models, dmm, sizeof dmm / sizeof dmm[0], "split decode kernels, k_dec_mma");
+    if (llama[0]) {
+        static const char *const dpol[][3] = { { "m17", "window", "24" }, { "m17", "sink", "24" },
+                                               { "m15", "window", "20" }, { "m16", "sink", "20" } };
+        for (size_t i = 0; i < sizeof dpol / sizeof dpol[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, dpol[i][0]);
+            check_policy(path, dpol[i][1], dpol[i][2]);
+        }
+    }
+    unsetenv("KF_CUDA_DMMA");
     /* Prompts through the CUDA-core prefill kernel (k_pf_attn) instead of the tensor-core one,
      * which serves head sizes 16..128 and so ran every prompt above. */
     setenv("KF_CUDA_PF", "warp", 1);
@@ -643,6 +660,33 @@ int main(void)
         check_long(path, "q8_0 cache, split kernels");
         unsetenv("KF_CUDA_WFLASH");
         kvtype = KV_TYPE_F16;
+    }
+    /* GQA at 1100+ slots: k_dec_mma (head sizes 64 and 128, 4 query heads a KV head), through
+     * one, three and the default blocks per KV head, against the batched split kernels too */
+    static const char *const gqa[][2] = {
+        { "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 256 --type f32 --ctx 2048",
+          "head size 64" },
+        { "--arch llama --embd 512 --layers 2 --heads 4 --kv-heads 1 --ff 256 --type f32 --ctx 2048",
+          "head size 128" },
+    };
+    for (size_t i = 0; i < sizeof gqa / sizeof gqa[0]; i++) {
+        char what[160];
+        snprintf(path, sizeof path, "%s/long-gqa%zu.gguf", tmpdir, i);
+        if (!ok(mkmodel(path, gqa[i][0]) == 0, "long-context GQA model written (%s)", gqa[i][1]))
+            continue;
+        snprintf(what, sizeof what, "GQA %s, k_dec_mma", gqa[i][1]);
+        check_long(path, what);
+        setenv("KF_CUDA_WF_BLOCKS", "1", 1);
+        snprintf(what, sizeof what, "GQA %s, k_dec_mma, one block per KV head", gqa[i][1]);
+        check_long(path, what);
+        setenv("KF_CUDA_WF_BLOCKS", "3", 1);
+        snprintf(what, sizeof what, "GQA %s, k_dec_mma, three blocks per KV head", gqa[i][1]);
+        check_long(path, what);
+        unsetenv("KF_CUDA_WF_BLOCKS");
+        setenv("KF_CUDA_DMMA", "0", 1);
+        snprintf(what, sizeof what, "GQA %s, split kernels", gqa[i][1]);
+        check_long(path, what);
+        unsetenv("KF_CUDA_DMMA");
     }
     /* A q8_0 cache (--kv-type q8_0; the CPU engines keep the same rounded values): decode steps
      * (k_dec_short for head sizes 64 and up, the split kernels for the others; MHA also through

@@ -38,6 +38,14 @@ __device__ __forceinline__ int visible(int kpos, int qpos, int swa)
     return kpos <= qpos && (swa <= 0 || qpos - kpos < swa);
 }
 
+/* Slots per warp of the chunked decode kernels (k_dec_wflash, k_dec_mma) and their reduction:
+ * the context spread evenly over the grid's warps of a head (nby blocks of 8), in whole rounds
+ * of 16 rows, from the count on the device (the graph's grid is fixed). */
+__device__ __forceinline__ int wf_chunk(int count, int nby)
+{
+    return ((count + 8 * nby - 1) / (8 * nby) + 15) & ~15;
+}
+
 /* The logit of query head h at qpos for a visible key at kpos: scale·(q·k), plus ALiBi's
  * slope_h·(kpos − qpos) (kv_cache.c's alibi_add; mpt). */
 __device__ __forceinline__ float att_logit(const struct attn_args &a, float dot, int h, int kpos,

@@ -400,12 +400,6 @@ __global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode
  * its unnormalised Σ p·v to partial[block][h]; k_dec_flash_reduce combines the blocks and, with
  * scores, k_dec_wscore adds each slot's probability to its score.
  */
-/* Slots per warp: the context spread evenly over the grid's warps of a head (nby blocks of 8),
- * in whole rounds of 16 rows, from the count on the device (the graph's grid is fixed). */
-__device__ __forceinline__ int wf_chunk(int count, int nby)
-{
-    return ((count + 8 * nby - 1) / (8 * nby) + 15) & ~15;
-}
 
 /* One query head's running state in k_dec_wflash: its query share, the online softmax of the
  * plain logits (m, l, acc) and, for Keyformer, of the noisy ones (m2, l2). */
@@ -751,16 +745,22 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
     int wfl = mha && a->span > 1024;
     if (wf && (!strcmp(wf, "0") || !strcmp(wf, "1")))
         wfl = mha && wf[0] == '1';
+    static int nsm = 0;
+    if (!nsm) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            nsm = 132;
+    }
+    /* GQA without scores to keep: the tensor cores (cuda_attn_dmma.cu), same partials */
+    int bm = sc ? 0 : dec_mma_launch(a, nsm, s);
+    if (bm > 0) {
+        klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bm, mode, a->out_q);
+        return;
+    }
     if (wfl && !(sc && e)) {
         /* one wave: two blocks per SM (128 registers) over the heads, at least 16 rows per
          * warp; KF_CUDA_WF_BLOCKS=n asks for n blocks per head (tests) */
-        static int nsm = 0;
-        if (!nsm) {
-            int dev = 0;
-            if (cudaGetDevice(&dev) != cudaSuccess ||
-                cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-                nsm = 132;
-        }
         const char *be = getenv("KF_CUDA_WF_BLOCKS");
         int bph = be && atoi(be) > 0 ? atoi(be) : max(1, 2 * nsm / a->n_head);
         bph = min(bph, (a->span + 8 * 16 - 1) / (8 * 16));

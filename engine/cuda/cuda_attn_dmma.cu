@@ -1,0 +1,209 @@
+/*
+ * cuda_attn_dmma.cu — decode attention on the tensor cores (k_dec_mma): the query heads of one
+ * KV head against its f16 cache, each warp a chunk of the slots, 16 slots per round as two
+ * mma.sync.m16n8k16 products (S = Q·Kᵀ, then O += P·V) with an online softmax between them.
+ * The grid and the partials are k_dec_wflash's (cuda_attn_split.cu), so k_dec_flash_reduce
+ * combines the blocks.  Serves GQA contexts over 1024 slots without scores to keep (full,
+ * window, sink), head sizes 64 and 128, up to 8 query heads per KV head.
+ *
+ * Why: under GQA the batched split kernels read a key once for its group but do every
+ * multiply-add on the CUDA cores, one round of loads per block between barriers; at depth they
+ * moved 1.0-1.2 TB/s (Llama-3-8B shape).  Here the group's products cost a few tensor-core
+ * instructions per 16 slots, and the warps have no barrier until the block's 8 meet at the end.
+ *
+ * Layout.  M = the group's query heads (rows 0..group−1 of 16; the rest zero), N = 8 slots (S)
+ * or 8 value dimensions (O), K = 16 dimensions (S) or 16 slots (O); lane = 4·r + t.  Both
+ * products sum over K, so the order of the dimensions inside them is free: a lane loads whole
+ * 16-byte pieces of its rows, and the query's fragments take the same dimensions.  S's
+ * accumulator is already P's A fragment (slots 2t, 2t+1 and 2t+8, 2t+9 of head r); the value
+ * fragment wants two slots' halves at one dimension per register, which a byte permute of the
+ * two rows' words gives.
+ *   keys:   lane (r, t) loads rows r and 8 + r, pieces p·64 + 16t bytes (dims p·32 + 8t ..+8);
+ *           k-step 2p + σ takes words 2σ (pair t) and 2σ+1 (pair t + 4) of piece p.
+ *   values: lane (r, t) loads rows 2t, 2t+1, 2t+8, 2t+9, pieces p·128 + 16r bytes; column r of
+ *           dim tile 8p + e is dimension 64p + 8r + e.
+ * Precision: the query and the probabilities are each the sum of two f16 values (hi + lo, to
+ * ~2^-22) and every product is taken for both halves; keys and values are f16 in the cache;
+ * sums in f32.  So the result matches the CUDA-core kernels to float rounding, not to f16's.
+ */
+#include <cfloat>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "cuda_attn.cuh"
+#include "cuda_launch.cuh"
+#include "cuda_mma.cuh"
+
+#define DM_GROUP 8 /* query heads per KV head served: rows 0..7 of the fragments */
+
+/* (x, y) as hi + lo, two registers of two halves each */
+__device__ __forceinline__ void split_h2(float x, float y, uint32_t &hi, uint32_t &lo)
+{
+    __half2 h = __floats2half2_rn(x, y);
+    float2 f = __half22float2(h);
+    hi = *reinterpret_cast<uint32_t *>(&h);
+    lo = pack_h2(x - f.x, y - f.y);
+}
+
+__device__ __forceinline__ uint32_t u4w(const uint4 &v, int i)
+{
+    return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+template <int HD> __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a)
+{
+    constexpr int KL = HD / 32; /* 16-byte pieces of a key row per lane (4 lanes a row) */
+    constexpr int KS = HD / 16; /* k-steps of S */
+    constexpr int VL = HD / 64; /* 16-byte pieces of a value row per lane (8 lanes a row) */
+    constexpr int NT = HD / 8;  /* dim tiles of O */
+    __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP], sm_l[8][DM_GROUP];
+    kgrid_begin();
+    const int g = blockIdx.x, group = a.n_head / a.G, hq0 = g * group;
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, r = lane / 4, t = lane % 4;
+    const int count = a.kv.n_used[g] + 1, ch = wf_chunk(count, gridDim.y);
+    if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
+        return;
+    const int s0 = (blockIdx.y * 8 + warp) * ch, n = max(0, min(ch, count - s0));
+    const int qpos = a.st->pos0, hv = r < group, h = hq0 + (hv ? r : 0);
+
+    uint32_t qh[KS][2], ql[KS][2]; /* A fragments of head r: words a0a1 and a4a5 */
+    {
+        const float *q = a.qkv + (size_t)h * HD;
+#pragma unroll
+        for (int p = 0; p < KL; p++) {
+            const float4 *q4 = (const float4 *)(q + p * 32 + t * 8);
+            const float4 z = make_float4(0.f, 0.f, 0.f, 0.f), x = hv ? q4[0] : z, y = hv ? q4[1] : z;
+            split_h2(x.x, x.y, qh[2 * p][0], ql[2 * p][0]);
+            split_h2(x.z, x.w, qh[2 * p][1], ql[2 * p][1]);
+            split_h2(y.x, y.y, qh[2 * p + 1][0], ql[2 * p + 1][0]);
+            split_h2(y.z, y.w, qh[2 * p + 1][1], ql[2 * p + 1][1]);
+        }
+    }
+    const size_t row0 = (size_t)g * a.kv.cap + s0;
+    const uint4 *K = (const uint4 *)(a.kv.k + row0 * HD), *V = (const uint4 *)(a.kv.v + row0 * HD);
+    const int32_t *P = a.kv.pos + row0;
+    const uint4 z4 = make_uint4(0, 0, 0, 0); /* empty slots: zeros, never NaN */
+    float o[NT][4], m = -INFINITY, l = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+        o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    for (int b0 = 0; b0 < n; b0 += 16) { /* warp-uniform */
+        uint4 kk[2][KL], vv[4][VL];
+        int kp[4];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int i = b0 + j * 8 + r;
+#pragma unroll
+            for (int p = 0; p < KL; p++)
+                kk[j][p] = i < n ? K[(size_t)i * (HD / 8) + p * 4 + t] : z4;
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) { /* rows 2t, 2t+1, 2t+8, 2t+9 */
+            const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
+#pragma unroll
+            for (int p = 0; p < VL; p++)
+                vv[j][p] = i < n ? V[(size_t)i * (HD / 8) + p * 8 + r] : z4;
+            kp[j] = i < n ? P[i] : INT_MAX;
+        }
+        /* S for slots 0..7 and 8..15 of the round: s[j][0..1] = head r, slots 8j + 2t, +1 */
+        float s[2][4];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                const uint32_t b0w = u4w(kk[j][ks / 2], 2 * (ks & 1));
+                const uint32_t b1w = u4w(kk[j][ks / 2], 2 * (ks & 1) + 1);
+                const uint32_t ah[4] = { qh[ks][0], 0u, qh[ks][1], 0u };
+                const uint32_t al[4] = { ql[ks][0], 0u, ql[ks][1], 0u };
+                mma16816(s[j], ah, b0w, b1w);
+                mma16816(s[j], al, b0w, b1w);
+            }
+        }
+        float x[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            x[e] = hv && visible(kp[e], qpos, a.kv.swa)
+                       ? att_logit(a, s[e >> 1][e & 1], h, kp[e], qpos)
+                       : -INFINITY;
+        const float c = online_row<4>(x, m, l);
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            o[j][0] *= c;
+            o[j][1] *= c;
+        }
+        uint32_t ph[4], pl[4];
+        split_h2(x[0], x[1], ph[0], pl[0]);
+        split_h2(x[2], x[3], ph[2], pl[2]);
+        ph[1] = ph[3] = pl[1] = pl[3] = 0u;
+#pragma unroll
+        for (int p = 0; p < VL; p++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const uint32_t sel = (e & 1) ? 0x7632u : 0x5410u;
+                const uint32_t b0w = __byte_perm(u4w(vv[0][p], e / 2), u4w(vv[1][p], e / 2), sel);
+                const uint32_t b1w = __byte_perm(u4w(vv[2][p], e / 2), u4w(vv[3][p], e / 2), sel);
+                mma16816(o[p * 8 + e], ph, b0w, b1w);
+                mma16816(o[p * 8 + e], pl, b0w, b1w);
+            }
+    }
+    l = quad_sum(l);
+    if (hv) { /* o[8p + e][0..1]: head r, dims 64p + 8·2t + e and 64p + 8·(2t+1) + e */
+#pragma unroll
+        for (int p = 0; p < VL; p++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                sm_o[warp][r][p * 64 + 16 * t + e] = o[p * 8 + e][0];
+                sm_o[warp][r][p * 64 + 16 * t + 8 + e] = o[p * 8 + e][1];
+            }
+        if (t == 0) {
+            sm_m[warp][r] = m;
+            sm_l[warp][r] = l;
+        }
+    }
+    __syncthreads();
+    /* the block's 8 chunks met: one partial per block and query head, as k_dec_wflash's */
+    for (int idx = threadIdx.x; idx < group * HD; idx += blockDim.x) {
+        const int j = idx / HD, d = idx % HD, hq = hq0 + j;
+        float M = -INFINITY, Ls = 0.0f, O = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 8; w++)
+            M = fmaxf(M, sm_m[w][j]);
+        if (M != -INFINITY)
+#pragma unroll
+            for (int w = 0; w < 8; w++) {
+                const float sw = sm_m[w][j] == -INFINITY ? 0.0f : expf(sm_m[w][j] - M);
+                Ls += sm_l[w][j] * sw;
+                O += sm_o[w][j][d] * sw;
+            }
+        a.partial[((size_t)blockIdx.y * a.n_head + hq) * HD + d] = O;
+        if (d == 0) {
+            float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
+            st[0] = M;
+            st[1] = Ls;
+        }
+    }
+}
+
+int dec_mma_launch(const struct attn_args *a, int nsm, cudaStream_t s)
+{
+    const char *e = getenv("KF_CUDA_DMMA");
+    const int group = a->n_head / a->G, force = e && !strcmp(e, "1");
+    if ((e && !strcmp(e, "0")) || a->kv.q8 || group > DM_GROUP || (a->hd != 64 && a->hd != 128) ||
+        kdevice_major() < 8)
+        return 0;
+    if (!force && (group == 1 || a->span <= 1024)) /* MHA: k_dec_wflash */
+        return 0;
+    /* one wave: a block of 8 warps per SM (~180 registers a thread) over the KV heads;
+     * KF_CUDA_WF_BLOCKS=n asks for n blocks per KV head (tests) */
+    const char *be = getenv("KF_CUDA_WF_BLOCKS");
+    int bph = be && atoi(be) > 0 ? atoi(be) : max(1, nsm / a->G);
+    bph = min(bph, (a->span + 8 * 16 - 1) / (8 * 16));
+    const dim3 grid(a->G, bph);
+    if (a->hd == 64)
+        klaunch(k_dec_mma<64>, grid, 256, 0, s, *a);
+    else
+        klaunch(k_dec_mma<128>, grid, 256, 0, s, *a);
+    return bph;
+}
