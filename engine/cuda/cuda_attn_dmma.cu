@@ -11,20 +11,23 @@
  * moved 1.0-1.2 TB/s (Llama-3-8B shape).  Here the group's products cost a few tensor-core
  * instructions per 16 slots, and the warps have no barrier until the block's 8 meet at the end.
  *
- * Layout.  M = the group's query heads (rows 0..group−1 of 16; the rest zero), N = 8 slots (S)
- * or 8 value dimensions (O), K = 16 dimensions (S) or 16 slots (O); lane = 4·r + t.  Both
- * products sum over K, so the order of the dimensions inside them is free: a lane loads whole
- * 16-byte pieces of its rows, and the query's fragments take the same dimensions.  S's
- * accumulator is already P's A fragment (slots 2t, 2t+1 and 2t+8, 2t+9 of head r); the value
- * fragment wants two slots' halves at one dimension per register, which a byte permute of the
- * two rows' words gives.
+ * Layout (lane = 4r + t).  S = Q·Kᵀ: M = 16 rows, the group's query heads as f16 hi parts in
+ * rows 0..7 and their lo parts in rows 8..15 (one product gives both), N = 8 slots, K = 16
+ * dimensions.  Oᵀ = Vᵀ·Pᵀ: M = 16 dimensions, N = 8 query heads, K = 16 slots, once for P's hi
+ * and once for its lo part.  S's accumulator (head r, slots 2t, 2t+1 and 2t+8, 2t+9) is
+ * already Pᵀ's B fragment.  Both products sum over K, so the order of the dimensions inside
+ * S is free: a lane loads whole 16-byte pieces of its rows and the query's fragments take the
+ * same dimensions; Vᵀ's fragment wants two slots' halves at one dimension per register, which
+ * a byte permute of the two rows' words gives.
  *   keys:   lane (r, t) loads rows r and 8 + r, pieces p·64 + 16t bytes (dims p·32 + 8t ..+8);
  *           k-step 2p + σ takes words 2σ (pair t) and 2σ+1 (pair t + 4) of piece p.
- *   values: lane (r, t) loads rows 2t, 2t+1, 2t+8, 2t+9, pieces p·128 + 16r bytes; column r of
- *           dim tile 8p + e is dimension 64p + 8r + e.
+ *   values: lane (r, t) loads rows 2t, 2t+1, 2t+8, 2t+9, pieces p·128 + 16r bytes; row r of
+ *           dim tile 4p + w is dimension 64p + 8r + 2w, row r + 8 the next one.
+ * The next round's keys are asked for once S is taken, its values once P·V is: a warp always
+ * has a round of loads in flight, with no extra registers.
  * Precision: the query and the probabilities are each the sum of two f16 values (hi + lo, to
- * ~2^-22) and every product is taken for both halves; keys and values are f16 in the cache;
- * sums in f32.  So the result matches the CUDA-core kernels to float rounding, not to f16's.
+ * ~2^-22); keys and values are f16 in the cache; sums in f32.  So the result matches the
+ * CUDA-core kernels to float rounding, not to f16's.
  */
 #include <cfloat>
 #include <climits>
@@ -51,12 +54,44 @@ __device__ __forceinline__ uint32_t u4w(const uint4 &v, int i)
     return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
+/* Keys of the round at b0 (rows b0 + r and b0 + 8 + r of the warp's n; zeros past it):
+ * pieces p·64 + 16t bytes */
+template <int HD>
+__device__ __forceinline__ void dm_keys(const uint4 *K, int n, int b0, int r, int t,
+                                        uint4 (&kk)[2][HD / 32])
+{
+    const uint4 z4 = make_uint4(0, 0, 0, 0); /* empty slots: zeros, never NaN */
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        const int i = b0 + j * 8 + r;
+#pragma unroll
+        for (int p = 0; p < HD / 32; p++)
+            kk[j][p] = i < n ? K[(size_t)i * (HD / 8) + p * 4 + t] : z4;
+    }
+}
+
+/* Values and positions of the round at b0: rows 2t, 2t+1, 2t+8, 2t+9, pieces p·128 + 16r */
+template <int HD>
+__device__ __forceinline__ void dm_values(const uint4 *V, const int32_t *P, int n, int b0, int r,
+                                          int t, uint4 (&vv)[4][HD / 64], int (&kp)[4])
+{
+    const uint4 z4 = make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
+#pragma unroll
+        for (int p = 0; p < HD / 64; p++)
+            vv[j][p] = i < n ? V[(size_t)i * (HD / 8) + p * 8 + r] : z4;
+        kp[j] = i < n ? P[i] : INT_MAX;
+    }
+}
+
 template <int HD> __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a)
 {
     constexpr int KL = HD / 32; /* 16-byte pieces of a key row per lane (4 lanes a row) */
     constexpr int KS = HD / 16; /* k-steps of S */
     constexpr int VL = HD / 64; /* 16-byte pieces of a value row per lane (8 lanes a row) */
-    constexpr int NT = HD / 8;  /* dim tiles of O */
+    constexpr int MT = HD / 16; /* dim tiles of Oᵀ */
     __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP], sm_l[8][DM_GROUP];
     kgrid_begin();
     const int g = blockIdx.x, group = a.n_head / a.G, hq0 = g * group;
@@ -67,100 +102,104 @@ template <int HD> __global__ void __launch_bounds__(256, 1) k_dec_mma(struct att
     const int s0 = (blockIdx.y * 8 + warp) * ch, n = max(0, min(ch, count - s0));
     const int qpos = a.st->pos0, hv = r < group, h = hq0 + (hv ? r : 0);
 
-    uint32_t qh[KS][2], ql[KS][2]; /* A fragments of head r: words a0a1 and a4a5 */
+    /* A fragments of S: rows r (head r, hi) and r + 8 (head r, lo) */
+    uint32_t qa[KS][4];
     {
         const float *q = a.qkv + (size_t)h * HD;
 #pragma unroll
         for (int p = 0; p < KL; p++) {
             const float4 *q4 = (const float4 *)(q + p * 32 + t * 8);
             const float4 z = make_float4(0.f, 0.f, 0.f, 0.f), x = hv ? q4[0] : z, y = hv ? q4[1] : z;
-            split_h2(x.x, x.y, qh[2 * p][0], ql[2 * p][0]);
-            split_h2(x.z, x.w, qh[2 * p][1], ql[2 * p][1]);
-            split_h2(y.x, y.y, qh[2 * p + 1][0], ql[2 * p + 1][0]);
-            split_h2(y.z, y.w, qh[2 * p + 1][1], ql[2 * p + 1][1]);
+            split_h2(x.x, x.y, qa[2 * p][0], qa[2 * p][1]);
+            split_h2(x.z, x.w, qa[2 * p][2], qa[2 * p][3]);
+            split_h2(y.x, y.y, qa[2 * p + 1][0], qa[2 * p + 1][1]);
+            split_h2(y.z, y.w, qa[2 * p + 1][2], qa[2 * p + 1][3]);
         }
     }
     const size_t row0 = (size_t)g * a.kv.cap + s0;
     const uint4 *K = (const uint4 *)(a.kv.k + row0 * HD), *V = (const uint4 *)(a.kv.v + row0 * HD);
     const int32_t *P = a.kv.pos + row0;
-    const uint4 z4 = make_uint4(0, 0, 0, 0); /* empty slots: zeros, never NaN */
-    float o[NT][4], m = -INFINITY, l = 0.0f;
+    /* Oᵀ, dim tile mt = 4p + w: c0,c1 = dim 64p + 8r + 2w, heads 2t, 2t+1; c2,c3 = that dim + 1 */
+    float o[MT][4], m = -INFINITY, l = 0.0f;
 #pragma unroll
-    for (int j = 0; j < NT; j++)
+    for (int j = 0; j < MT; j++)
         o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    uint4 kk[2][KL], vv[4][VL];
+    int kp[4];
+    dm_keys<HD>(K, n, 0, r, t, kk);
+    dm_values<HD>(V, P, n, 0, r, t, vv, kp);
     for (int b0 = 0; b0 < n; b0 += 16) { /* warp-uniform */
-        uint4 kk[2][KL], vv[4][VL];
-        int kp[4];
+        /* S for slots 0..7 and 8..15 of the round: head r, slots 8j + 2t, +1 (hi + lo rows),
+         * even and odd k-steps in separate sums (shorter chains of dependent products) */
+        float s[2][2][4];
 #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int i = b0 + j * 8 + r;
+        for (int j = 0; j < 2; j++)
 #pragma unroll
-            for (int p = 0; p < KL; p++)
-                kk[j][p] = i < n ? K[(size_t)i * (HD / 8) + p * 4 + t] : z4;
-        }
+            for (int c = 0; c < 2; c++)
+                s[j][c][0] = s[j][c][1] = s[j][c][2] = s[j][c][3] = 0.0f;
 #pragma unroll
-        for (int j = 0; j < 4; j++) { /* rows 2t, 2t+1, 2t+8, 2t+9 */
-            const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
+        for (int ks = 0; ks < KS; ks++)
 #pragma unroll
-            for (int p = 0; p < VL; p++)
-                vv[j][p] = i < n ? V[(size_t)i * (HD / 8) + p * 8 + r] : z4;
-            kp[j] = i < n ? P[i] : INT_MAX;
-        }
-        /* S for slots 0..7 and 8..15 of the round: s[j][0..1] = head r, slots 8j + 2t, +1 */
-        float s[2][4];
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-#pragma unroll
-            for (int ks = 0; ks < KS; ks++) {
-                const uint32_t b0w = u4w(kk[j][ks / 2], 2 * (ks & 1));
-                const uint32_t b1w = u4w(kk[j][ks / 2], 2 * (ks & 1) + 1);
-                const uint32_t ah[4] = { qh[ks][0], 0u, qh[ks][1], 0u };
-                const uint32_t al[4] = { ql[ks][0], 0u, ql[ks][1], 0u };
-                mma16816(s[j], ah, b0w, b1w);
-                mma16816(s[j], al, b0w, b1w);
-            }
-        }
+            for (int j = 0; j < 2; j++)
+                mma16816(s[j][ks & 1], qa[ks], u4w(kk[j][ks / 2], 2 * (ks & 1)),
+                         u4w(kk[j][ks / 2], 2 * (ks & 1) + 1));
+        if (b0 + 16 < n) /* the next round's keys, in flight during this round's softmax and P·V */
+            dm_keys<HD>(K, n, b0 + 16, r, t, kk);
         float x[4];
 #pragma unroll
-        for (int e = 0; e < 4; e++)
-            x[e] = hv && visible(kp[e], qpos, a.kv.swa)
-                       ? att_logit(a, s[e >> 1][e & 1], h, kp[e], qpos)
-                       : -INFINITY;
-        const float c = online_row<4>(x, m, l);
-#pragma unroll
-        for (int j = 0; j < NT; j++) {
-            o[j][0] *= c;
-            o[j][1] *= c;
+        for (int e = 0; e < 4; e++) {
+            const float *sj = s[e >> 1][0], *sk = s[e >> 1][1];
+            const float d = (sj[e & 1] + sj[2 + (e & 1)]) + (sk[e & 1] + sk[2 + (e & 1)]);
+            x[e] = hv && visible(kp[e], qpos, a.kv.swa) ? att_logit(a, d, h, kp[e], qpos)
+                                                        : -INFINITY;
         }
-        uint32_t ph[4], pl[4];
-        split_h2(x[0], x[1], ph[0], pl[0]);
-        split_h2(x[2], x[3], ph[2], pl[2]);
-        ph[1] = ph[3] = pl[1] = pl[3] = 0u;
+        const float c = online_row<4>(x, m, l);
+        /* the factors of heads 2t and 2t + 1 (lanes 8t and 8t + 4 hold them) */
+        const float ca = __shfl_sync(0xffffffffu, c, 8 * t), cb = __shfl_sync(0xffffffffu, c, 8 * t + 4);
+#pragma unroll
+        for (int j = 0; j < MT; j++) {
+            o[j][0] *= ca;
+            o[j][1] *= cb;
+            o[j][2] *= ca;
+            o[j][3] *= cb;
+        }
+        /* B fragments of Pᵀ (slots 2t, 2t+1 and 2t+8, 2t+9 of head r): S's accumulator */
+        uint32_t ph0, pl0, ph1, pl1;
+        split_h2(x[0], x[1], ph0, pl0);
+        split_h2(x[2], x[3], ph1, pl1);
 #pragma unroll
         for (int p = 0; p < VL; p++)
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                const uint32_t sel = (e & 1) ? 0x7632u : 0x5410u;
-                const uint32_t b0w = __byte_perm(u4w(vv[0][p], e / 2), u4w(vv[1][p], e / 2), sel);
-                const uint32_t b1w = __byte_perm(u4w(vv[2][p], e / 2), u4w(vv[3][p], e / 2), sel);
-                mma16816(o[p * 8 + e], ph, b0w, b1w);
-                mma16816(o[p * 8 + e], pl, b0w, b1w);
+            for (int w = 0; w < 4; w++) {
+                const uint32_t v0 = u4w(vv[0][p], w), v1 = u4w(vv[1][p], w);
+                const uint32_t v2 = u4w(vv[2][p], w), v3 = u4w(vv[3][p], w);
+                const uint32_t va[4] = { __byte_perm(v0, v1, 0x5410u), __byte_perm(v0, v1, 0x7632u),
+                                         __byte_perm(v2, v3, 0x5410u), __byte_perm(v2, v3, 0x7632u) };
+                mma16816(o[p * 4 + w], va, ph0, ph1);
+                mma16816(o[p * 4 + w], va, pl0, pl1);
             }
+        if (b0 + 16 < n)
+            dm_values<HD>(V, P, n, b0 + 16, r, t, vv, kp);
     }
     l = quad_sum(l);
-    if (hv) { /* o[8p + e][0..1]: head r, dims 64p + 8·2t + e and 64p + 8·(2t+1) + e */
+    /* lanes hold heads 2t and 2t + 1 of Oᵀ; the softmax state of head r */
 #pragma unroll
-        for (int p = 0; p < VL; p++)
+    for (int p = 0; p < VL; p++)
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                sm_o[warp][r][p * 64 + 16 * t + e] = o[p * 8 + e][0];
-                sm_o[warp][r][p * 64 + 16 * t + 8 + e] = o[p * 8 + e][1];
+        for (int w = 0; w < 4; w++) {
+            const int d = p * 64 + 8 * r + 2 * w;
+            if (2 * t < group) {
+                sm_o[warp][2 * t][d] = o[p * 4 + w][0];
+                sm_o[warp][2 * t][d + 1] = o[p * 4 + w][2];
             }
-        if (t == 0) {
-            sm_m[warp][r] = m;
-            sm_l[warp][r] = l;
+            if (2 * t + 1 < group) {
+                sm_o[warp][2 * t + 1][d] = o[p * 4 + w][1];
+                sm_o[warp][2 * t + 1][d + 1] = o[p * 4 + w][3];
+            }
         }
+    if (hv && t == 0) {
+        sm_m[warp][r] = m;
+        sm_l[warp][r] = l;
     }
     __syncthreads();
     /* the block's 8 chunks met: one partial per block and query head, as k_dec_wflash's */
