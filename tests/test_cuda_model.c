@@ -592,11 +592,17 @@ int main(void)
     /* Decode attention on the tensor cores (k_dec_mma: GQA contexts over 1024 slots, f16 cache,
      * head sizes 64 and 128; the long-context checks at the end), forced here for the short
      * contexts of the models it can take: gemma3 f32 (head size 64, 2 query heads a KV head,
-     * sliding-window layers), gemma3 q4_k (4 a KV head), llama f16 hd128 (MHA); and the kept
-     * positions of the policies without scores */
+     * sliding-window layers), gemma3 q4_k and llama q4_k (4 a KV head: the blocks combine
+     * themselves and round 256 outputs for W_o), llama q5_k (MHA) and q4_k_m (2 a KV head: 64
+     * and 128 outputs, k_dec_flash_reduce rounds them), llama f16 hd128 (MHA); gemma3 q4_k with
+     * k_dec_flash_reduce too; and the kept positions of the policies without scores */
     setenv("KF_CUDA_DMMA", "1", 1);
-    static const size_t dmm[] = { 15, 16, 17 };
+    static const size_t dmm[] = { 10, 11, 13, 15, 16, 17 };
     recheck(tmpdir, models, dmm, sizeof dmm / sizeof dmm[0], "split decode kernels, k_dec_mma");
+    setenv("KF_CUDA_DMMA_FUSE", "0", 1);
+    static const size_t dmr[] = { 16 };
+    recheck(tmpdir, models, dmr, 1, "split decode kernels, k_dec_mma + k_dec_flash_reduce");
+    unsetenv("KF_CUDA_DMMA_FUSE");
     if (llama[0]) {
         static const char *const dpol[][3] = { { "m17", "window", "24" }, { "m17", "sink", "24" },
                                                { "m15", "window", "20" }, { "m16", "sink", "20" } };
@@ -683,6 +689,10 @@ int main(void)
         snprintf(what, sizeof what, "GQA %s, k_dec_mma, three blocks per KV head", gqa[i][1]);
         check_long(path, what);
         unsetenv("KF_CUDA_WF_BLOCKS");
+        setenv("KF_CUDA_DMMA_FUSE", "0", 1);
+        snprintf(what, sizeof what, "GQA %s, k_dec_mma + k_dec_flash_reduce", gqa[i][1]);
+        check_long(path, what);
+        unsetenv("KF_CUDA_DMMA_FUSE");
         setenv("KF_CUDA_DMMA", "0", 1);
         snprintf(what, sizeof what, "GQA %s, split kernels", gqa[i][1]);
         check_long(path, what);

@@ -37,8 +37,10 @@
 #include "cuda_attn.cuh"
 #include "cuda_launch.cuh"
 #include "cuda_mma.cuh"
+#include "cuda_round.cuh"
 
 #define DM_GROUP 8 /* query heads per KV head served: rows 0..7 of the fragments */
+#define DM_BLOCKS 128 /* blocks per KV head at most (the fused combine's weights) */
 
 /* (x, y) as hi + lo, two registers of two halves each */
 __device__ __forceinline__ void split_h2(float x, float y, uint32_t &hi, uint32_t &lo)
@@ -86,7 +88,8 @@ __device__ __forceinline__ void dm_values(const uint4 *V, const int32_t *P, int 
     }
 }
 
-template <int HD> __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a)
+template <int HD, bool FUSE>
+__global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode, void *xq)
 {
     constexpr int KL = HD / 32; /* 16-byte pieces of a key row per lane (4 lanes a row) */
     constexpr int KS = HD / 16; /* k-steps of S */
@@ -223,26 +226,82 @@ template <int HD> __global__ void __launch_bounds__(256, 1) k_dec_mma(struct att
             st[1] = Ls;
         }
     }
+    if (!FUSE)
+        return;
+    /* The last of the KV head's blocks to finish combines them all (k_dec_flash_reduce's sums,
+     * without a kernel of its own): out = Σ_s o_s·w_s / Σ_s l_s·w_s, w_s = exp(m_s − M), and
+     * rounds it for W_o.  The counter is the one k_dec_short uses; its last block resets it. */
+    __shared__ float sw[DM_GROUP][DM_BLOCKS], sl[DM_GROUP];
+    __shared__ int last;
+    const int nsl = (count + 8 * ch - 1) / (8 * ch); /* blocks with slots */
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int *cnt = a.cnt + a.n_head * HD / 256 + 1 + g;
+        last = atomicAdd(cnt, 1) == nsl - 1;
+        if (last)
+            *cnt = 0;
+    }
+    __syncthreads();
+    if (!last)
+        return;
+    __threadfence();
+    if (warp < group) {
+        const float *st = a.pstats + (size_t)(hq0 + warp) * gridDim.y * 4;
+        float M = -INFINITY, Ls = 0.0f;
+        for (int b = lane; b < nsl; b += WARP)
+            M = fmaxf(M, __ldcg(st + b * 4));
+        M = warp_max(M);
+        for (int b = lane; b < nsl; b += WARP) {
+            const float mb = __ldcg(st + b * 4), w = mb == -INFINITY ? 0.0f : expf(mb - M);
+            sw[warp][b] = w;
+            Ls += __ldcg(st + b * 4 + 1) * w;
+        }
+        Ls = warp_sum(Ls);
+        if (lane == 0)
+            sl[warp] = Ls;
+    }
+    __syncthreads();
+    for (int c0 = 0; c0 < group * HD; c0 += 256) { /* whole blocks of 256 for the rounding */
+        const int idx = c0 + threadIdx.x, valid = idx < group * HD;
+        float o = 0.0f;
+        if (valid) {
+            const int j = idx / HD, d = idx % HD;
+            const float *pp = a.partial + (size_t)(hq0 + j) * HD + d;
+            const size_t stride = (size_t)a.n_head * HD;
+#pragma unroll 8
+            for (int b = 0; b < nsl; b++)
+                o += __ldcg(pp + b * stride) * sw[j][b];
+            o = sl[j] > 0.0f ? o / sl[j] : 0.0f;
+            a.out[(size_t)hq0 * HD + idx] = o;
+        }
+        if (mode != ACT_NONE)
+            round_chunk(o, valid, 0, (int64_t)hq0 * HD + idx, mode, xq, NULL);
+    }
 }
 
-int dec_mma_launch(const struct attn_args *a, int nsm, cudaStream_t s)
+int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cudaStream_t s)
 {
-    const char *e = getenv("KF_CUDA_DMMA");
+    const char *e = getenv("KF_CUDA_DMMA"), *fe = getenv("KF_CUDA_DMMA_FUSE");
     const int group = a->n_head / a->G, force = e && !strcmp(e, "1");
     if ((e && !strcmp(e, "0")) || a->kv.q8 || group > DM_GROUP || (a->hd != 64 && a->hd != 128) ||
         kdevice_major() < 8)
         return 0;
     if (!force && (group == 1 || a->span <= 1024)) /* MHA: k_dec_wflash */
         return 0;
-    /* one wave: a block of 8 warps per SM (~180 registers a thread) over the KV heads;
+    /* one wave: a block of 8 warps per SM (~190 registers a thread) over the KV heads;
      * KF_CUDA_WF_BLOCKS=n asks for n blocks per KV head (tests) */
     const char *be = getenv("KF_CUDA_WF_BLOCKS");
     int bph = be && atoi(be) > 0 ? atoi(be) : max(1, nsm / a->G);
-    bph = min(bph, (a->span + 8 * 16 - 1) / (8 * 16));
+    bph = min(min(bph, DM_BLOCKS), (a->span + 8 * 16 - 1) / (8 * 16));
     const dim3 grid(a->G, bph);
-    if (a->hd == 64)
-        klaunch(k_dec_mma<64>, grid, 256, 0, s, *a);
-    else
-        klaunch(k_dec_mma<128>, grid, 256, 0, s, *a);
+    /* the blocks combine themselves unless the rounding for W_o needs 256-element blocks that
+     * a KV head's outputs do not fill (then k_dec_flash_reduce; KF_CUDA_DMMA_FUSE=0 forces it) */
+    *fused = a->cnt && (mode != ACT_Q8_256 || group * a->hd % 256 == 0) &&
+             !(fe && !strcmp(fe, "0"));
+    void (*k)(struct attn_args, int, void *) =
+        a->hd == 64 ? (*fused ? k_dec_mma<64, true> : k_dec_mma<64, false>)
+                    : (*fused ? k_dec_mma<128, true> : k_dec_mma<128, false>);
+    klaunch(k, grid, 256, 0, s, *a, mode, a->out_q);
     return bph;
 }

@@ -753,9 +753,10 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
             nsm = 132;
     }
     /* GQA without scores to keep: the tensor cores (cuda_attn_dmma.cu), same partials */
-    int bm = sc ? 0 : dec_mma_launch(a, nsm, s);
+    int fused = 0, bm = sc ? 0 : dec_mma_launch(a, nsm, mode, &fused, s);
     if (bm > 0) {
-        klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bm, mode, a->out_q);
+        if (!fused)
+            klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bm, mode, a->out_q);
         return;
     }
     if (wfl && !(sc && e)) {

@@ -149,8 +149,9 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
 void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s);
 /* Decode attention on the tensor cores (cuda_attn_dmma.cu) where it serves (GQA over 1024 slots,
  * f16 cache, head size 64 or 128, no scores; KF_CUDA_DMMA=0/1 turns it off or on for any
- * context and group): returns its blocks per KV head for k_dec_flash_reduce, or 0. */
-int dec_mma_launch(const struct attn_args *a, int nsm, cudaStream_t s);
+ * context and group): returns its blocks per KV head, or 0 where it does not serve; *fused says
+ * whether the blocks combined themselves (else k_dec_flash_reduce must, with mode's rounding). */
+int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cudaStream_t s);
 /* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
  * capability 8.0+; -1 where it does not apply (older GPUs, other head sizes, KF_CUDA_PF=warp):
  * then k_pf_attn runs. */
