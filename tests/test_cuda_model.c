@@ -697,6 +697,18 @@ int main(void)
         snprintf(what, sizeof what, "GQA %s, split kernels", gqa[i][1]);
         check_long(path, what);
         unsetenv("KF_CUDA_DMMA");
+        kvtype = KV_TYPE_Q8_0;
+        snprintf(what, sizeof what, "GQA %s, q8_0 cache, k_dec_mma", gqa[i][1]);
+        check_long(path, what);
+        setenv("KF_CUDA_WF_BLOCKS", "3", 1);
+        snprintf(what, sizeof what, "GQA %s, q8_0 cache, k_dec_mma, three blocks per KV head", gqa[i][1]);
+        check_long(path, what);
+        unsetenv("KF_CUDA_WF_BLOCKS");
+        setenv("KF_CUDA_DMMA", "0", 1);
+        snprintf(what, sizeof what, "GQA %s, q8_0 cache, split kernels", gqa[i][1]);
+        check_long(path, what);
+        unsetenv("KF_CUDA_DMMA");
+        kvtype = KV_TYPE_F16;
     }
     /* A q8_0 cache (--kv-type q8_0; the CPU engines keep the same rounded values): decode steps
      * (k_dec_short for head sizes 64 and up, the split kernels for the others; MHA also through
@@ -710,6 +722,20 @@ int main(void)
     snprintf(path, sizeof path, "%s/m1.gguf", tmpdir);
     check_policy(path, "keyformer", "24");
     unsetenv("KF_CUDA_WFLASH");
+    /* k_dec_mma's q8_0 rows (int8 keys and values on the tensor cores, the scales applied per
+     * 32-block to the products and the probabilities), forced on the short contexts */
+    setenv("KF_CUDA_DEC", "split", 1);
+    setenv("KF_CUDA_DMMA", "1", 1);
+    static const size_t q8dm[] = { 10, 13, 15, 16, 17 };
+    recheck(tmpdir, models, q8dm, sizeof q8dm / sizeof q8dm[0], "q8_0 cache, k_dec_mma");
+    if (llama[0]) {
+        snprintf(path, sizeof path, "%s/m15.gguf", tmpdir);
+        check_policy(path, "window", "20");
+        snprintf(path, sizeof path, "%s/m17.gguf", tmpdir);
+        check_policy(path, "sink", "24");
+    }
+    unsetenv("KF_CUDA_DMMA");
+    unsetenv("KF_CUDA_DEC");
     setenv("KF_CUDA_PF", "warp", 1);
     static const size_t q8warp[] = { 0 };
     recheck(tmpdir, models, q8warp, 1, "q8_0 cache, CUDA-core prefill");

@@ -56,44 +56,197 @@ __device__ __forceinline__ uint32_t u4w(const uint4 &v, int i)
     return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
-/* Keys of the round at b0 (rows b0 + r and b0 + 8 + r of the warp's n; zeros past it):
- * pieces p·64 + 16t bytes */
-template <int HD>
-__device__ __forceinline__ void dm_keys(const uint4 *K, int n, int b0, int r, int t,
-                                        uint4 (&kk)[2][HD / 32])
-{
-    const uint4 z4 = make_uint4(0, 0, 0, 0); /* empty slots: zeros, never NaN */
+/*
+ * A warp's round of 16 slots in registers, per cache type: the keys (rows r and 8 + r), the
+ * values (rows 2t, 2t+1, 2t+8, 2t+9), their products with the query (dots: this lane's slots
+ * 2t, 2t+1, 2t+8, 2t+9 for head r) and Σ p·v into Oᵀ (pv), and which dimension row rr of dim
+ * tile mt is (dim).  Rows past n load as zeros (never NaN).
+ */
+template <int HD, int Q8> struct dm_kv;
+
+/* f16: keys in 16-byte pieces p·64 + 16t (dims 32p + 8t ..+8), values in pieces p·128 + 16r;
+ * dim tile 4p + w, row r: dimension 64p + 8r + 2w, row r + 8 the next one. */
+template <int HD> struct dm_kv<HD, 0> {
+    uint4 kk[2][HD / 32], vv[4][HD / 64];
+    __device__ __forceinline__ void keys(const uint8_t *K, int rowb, int n, int b0, int r, int t)
+    {
 #pragma unroll
-    for (int j = 0; j < 2; j++) {
-        const int i = b0 + j * 8 + r;
+        for (int j = 0; j < 2; j++) {
+            const int i = b0 + j * 8 + r;
+            const uint4 *row = (const uint4 *)(K + (size_t)i * rowb);
 #pragma unroll
-        for (int p = 0; p < HD / 32; p++)
-            kk[j][p] = i < n ? K[(size_t)i * (HD / 8) + p * 4 + t] : z4;
+            for (int p = 0; p < HD / 32; p++)
+                kk[j][p] = i < n ? row[p * 4 + t] : make_uint4(0, 0, 0, 0);
+        }
     }
+    __device__ __forceinline__ void values(const uint8_t *V, int rowb, int n, int b0, int r, int t)
+    {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
+            const uint4 *row = (const uint4 *)(V + (size_t)i * rowb);
+#pragma unroll
+            for (int p = 0; p < HD / 64; p++)
+                vv[j][p] = i < n ? row[p * 8 + r] : make_uint4(0, 0, 0, 0);
+        }
+    }
+    /* even and odd k-steps in separate sums (shorter chains of dependent products) */
+    __device__ __forceinline__ void dots(const uint32_t (&qa)[HD / 16][4], float (&d)[4]) const
+    {
+        float s[2][2][4] = {};
+#pragma unroll
+        for (int ks = 0; ks < HD / 16; ks++)
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+                mma16816(s[j][ks & 1], qa[ks], u4w(kk[j][ks / 2], 2 * (ks & 1)),
+                         u4w(kk[j][ks / 2], 2 * (ks & 1) + 1));
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float *sj = s[e >> 1][0], *sk = s[e >> 1][1];
+            d[e] = (sj[e & 1] + sj[2 + (e & 1)]) + (sk[e & 1] + sk[2 + (e & 1)]);
+        }
+    }
+    __device__ __forceinline__ void pv(const float (&x)[4], float (&o)[HD / 16][4]) const
+    {
+        uint32_t ph0, pl0, ph1, pl1; /* Pᵀ's B fragments: S's accumulator layout */
+        split_h2(x[0], x[1], ph0, pl0);
+        split_h2(x[2], x[3], ph1, pl1);
+#pragma unroll
+        for (int p = 0; p < HD / 64; p++)
+#pragma unroll
+            for (int w = 0; w < 4; w++) {
+                const uint32_t v0 = u4w(vv[0][p], w), v1 = u4w(vv[1][p], w);
+                const uint32_t v2 = u4w(vv[2][p], w), v3 = u4w(vv[3][p], w);
+                const uint32_t va[4] = { __byte_perm(v0, v1, 0x5410u), __byte_perm(v0, v1, 0x7632u),
+                                         __byte_perm(v2, v3, 0x5410u), __byte_perm(v2, v3, 0x7632u) };
+                mma16816(o[p * 4 + w], va, ph0, ph1);
+                mma16816(o[p * 4 + w], va, pl0, pl1);
+            }
+    }
+    static __device__ __forceinline__ int dim(int mt, int rr)
+    {
+        return (mt / 4) * 64 + 8 * (rr % 8) + 2 * (mt % 4) + rr / 8;
+    }
+};
+
+/* Four int8 (bytes of x) as two f16 pairs, exactly: each byte biased by 128 into the mantissa
+ * of 1024 by a byte permute, then 1152 off. */
+__device__ __forceinline__ uint32_t i8_h2(uint32_t biased_pair)
+{
+    const __half2 k = __halves2half2(__ushort_as_half(0x6480), __ushort_as_half(0x6480));
+    __half2 h = __hsub2(*reinterpret_cast<const __half2 *>(&biased_pair), k);
+    return *reinterpret_cast<uint32_t *>(&h);
 }
 
-/* Values and positions of the round at b0: rows 2t, 2t+1, 2t+8, 2t+9, pieces p·128 + 16r */
-template <int HD>
-__device__ __forceinline__ void dm_values(const uint4 *V, const int32_t *P, int n, int b0, int r,
-                                          int t, uint4 (&vv)[4][HD / 64], int (&kp)[4])
+/* q8_0 (kv_cache.c's rows: HD int8, then HD/32 f16 scales): keys in 8-byte pieces 32p + 8t
+ * (the f16 dims), a 32-block's products scaled by the slot's key scale; values in 4-byte pieces
+ * 32b + 4r, the probabilities scaled by the slot's value scale of block b; dim tile 2b + hh,
+ * row r: dimension 32b + 4r + 2hh, row r + 8 the next one. */
+template <int HD> struct dm_kv<HD, 1> {
+    static constexpr int NB = HD / 32, SW = (NB + 1) / 2; /* blocks; scale words a row */
+    uint2 kq[2][NB];
+    uint32_t vq[4][NB], ksc[4][SW], vsc[4][SW];
+    static __device__ __forceinline__ void scales(const uint8_t *row, int in, uint32_t (&w)[SW])
+    {
+        if (SW == 2) {
+            const uint2 u = in ? *(const uint2 *)(row + HD) : make_uint2(0, 0);
+            w[0] = u.x;
+            w[SW - 1] = u.y;
+        } else {
+            w[0] = in ? *(const uint32_t *)(row + HD) : 0u;
+        }
+    }
+    static __device__ __forceinline__ float scale(const uint32_t (&w)[SW], int b)
+    {
+        return __half2float(__ushort_as_half((unsigned short)(w[b / 2] >> (16 * (b & 1)))));
+    }
+    __device__ __forceinline__ void keys(const uint8_t *K, int rowb, int n, int b0, int r, int t)
+    {
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int i = b0 + j * 8 + r;
+            const uint8_t *row = K + (size_t)i * rowb;
+#pragma unroll
+            for (int p = 0; p < NB; p++)
+                kq[j][p] = i < n ? *(const uint2 *)(row + p * 32 + t * 8) : make_uint2(0, 0);
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
+            scales(K + (size_t)i * rowb, i < n, ksc[j]);
+        }
+    }
+    __device__ __forceinline__ void values(const uint8_t *V, int rowb, int n, int b0, int r, int t)
+    {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
+            const uint8_t *row = V + (size_t)i * rowb;
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                vq[j][b] = i < n ? *(const uint32_t *)(row + b * 32 + r * 4) : 0u;
+            scales(row, i < n, vsc[j]);
+        }
+    }
+    __device__ __forceinline__ void dots(const uint32_t (&qa)[HD / 16][4], float (&d)[4]) const
+    {
+        d[0] = d[1] = d[2] = d[3] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int p = 0; p < NB; p++) {
+                const uint32_t x = kq[j][p].x ^ 0x80808080u, y = kq[j][p].y ^ 0x80808080u;
+                float c[4] = {};
+                mma16816(c, qa[2 * p], i8_h2(__byte_perm(x, 0x64646464u, 0x4140)),
+                         i8_h2(__byte_perm(x, 0x64646464u, 0x4342)));
+                mma16816(c, qa[2 * p + 1], i8_h2(__byte_perm(y, 0x64646464u, 0x4140)),
+                         i8_h2(__byte_perm(y, 0x64646464u, 0x4342)));
+                d[2 * j] += scale(ksc[2 * j], p) * (c[0] + c[2]);
+                d[2 * j + 1] += scale(ksc[2 * j + 1], p) * (c[1] + c[3]);
+            }
+    }
+    __device__ __forceinline__ void pv(const float (&x)[4], float (&o)[HD / 16][4]) const
+    {
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            uint32_t ph0, pl0, ph1, pl1;
+            split_h2(x[0] * scale(vsc[0], b), x[1] * scale(vsc[1], b), ph0, pl0);
+            split_h2(x[2] * scale(vsc[2], b), x[3] * scale(vsc[3], b), ph1, pl1);
+            const uint32_t v0 = vq[0][b] ^ 0x80808080u, v1 = vq[1][b] ^ 0x80808080u;
+            const uint32_t v2 = vq[2][b] ^ 0x80808080u, v3 = vq[3][b] ^ 0x80808080u;
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                const uint32_t sel = hh ? 0x7632u : 0x5410u;
+                const uint32_t t01 = __byte_perm(v0, v1, sel), t23 = __byte_perm(v2, v3, sel);
+                const uint32_t va[4] = { i8_h2(__byte_perm(t01, 0x64646464u, 0x4240)),
+                                         i8_h2(__byte_perm(t01, 0x64646464u, 0x4341)),
+                                         i8_h2(__byte_perm(t23, 0x64646464u, 0x4240)),
+                                         i8_h2(__byte_perm(t23, 0x64646464u, 0x4341)) };
+                mma16816(o[2 * b + hh], va, ph0, ph1);
+                mma16816(o[2 * b + hh], va, pl0, pl1);
+            }
+        }
+    }
+    static __device__ __forceinline__ int dim(int mt, int rr)
+    {
+        return (mt / 2) * 32 + 4 * (rr % 8) + 2 * (mt % 2) + rr / 8;
+    }
+};
+
+/* The positions of the round's slots 2t, 2t+1, 2t+8, 2t+9 (INT_MAX past n: never visible). */
+__device__ __forceinline__ void dm_pos(const int32_t *P, int n, int b0, int t, int (&kp)[4])
 {
-    const uint4 z4 = make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
-#pragma unroll
-        for (int p = 0; p < HD / 64; p++)
-            vv[j][p] = i < n ? V[(size_t)i * (HD / 8) + p * 8 + r] : z4;
         kp[j] = i < n ? P[i] : INT_MAX;
     }
 }
 
-template <int HD, bool FUSE>
+template <int HD, int Q8, bool FUSE>
 __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode, void *xq)
 {
-    constexpr int KL = HD / 32; /* 16-byte pieces of a key row per lane (4 lanes a row) */
     constexpr int KS = HD / 16; /* k-steps of S */
-    constexpr int VL = HD / 64; /* 16-byte pieces of a value row per lane (8 lanes a row) */
     constexpr int MT = HD / 16; /* dim tiles of Oᵀ */
     __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP], sm_l[8][DM_GROUP];
     kgrid_begin();
@@ -110,7 +263,7 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
     {
         const float *q = a.qkv + (size_t)h * HD;
 #pragma unroll
-        for (int p = 0; p < KL; p++) {
+        for (int p = 0; p < HD / 32; p++) {
             const float4 *q4 = (const float4 *)(q + p * 32 + t * 8);
             const float4 z = make_float4(0.f, 0.f, 0.f, 0.f), x = hv ? q4[0] : z, y = hv ? q4[1] : z;
             split_h2(x.x, x.y, qa[2 * p][0], qa[2 * p][1]);
@@ -120,42 +273,28 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
         }
     }
     const size_t row0 = (size_t)g * a.kv.cap + s0;
-    const uint4 *K = (const uint4 *)(a.kv.k + row0 * HD), *V = (const uint4 *)(a.kv.v + row0 * HD);
+    const int rowb = a.kv.rowb;
+    const uint8_t *K = (const uint8_t *)a.kv.k + row0 * rowb, *V = (const uint8_t *)a.kv.v + row0 * rowb;
     const int32_t *P = a.kv.pos + row0;
-    /* Oᵀ, dim tile mt = 4p + w: c0,c1 = dim 64p + 8r + 2w, heads 2t, 2t+1; c2,c3 = that dim + 1 */
+    /* Oᵀ: o[mt][0..1] = dim(mt, r), heads 2t, 2t+1; o[mt][2..3] = dim(mt, r + 8) */
     float o[MT][4], m = -INFINITY, l = 0.0f;
 #pragma unroll
     for (int j = 0; j < MT; j++)
         o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-    uint4 kk[2][KL], vv[4][VL];
+    dm_kv<HD, Q8> kv;
     int kp[4];
-    dm_keys<HD>(K, n, 0, r, t, kk);
-    dm_values<HD>(V, P, n, 0, r, t, vv, kp);
+    kv.keys(K, rowb, n, 0, r, t);
+    kv.values(V, rowb, n, 0, r, t);
+    dm_pos(P, n, 0, t, kp);
     for (int b0 = 0; b0 < n; b0 += 16) { /* warp-uniform */
-        /* S for slots 0..7 and 8..15 of the round: head r, slots 8j + 2t, +1 (hi + lo rows),
-         * even and odd k-steps in separate sums (shorter chains of dependent products) */
-        float s[2][2][4];
-#pragma unroll
-        for (int j = 0; j < 2; j++)
-#pragma unroll
-            for (int c = 0; c < 2; c++)
-                s[j][c][0] = s[j][c][1] = s[j][c][2] = s[j][c][3] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < KS; ks++)
-#pragma unroll
-            for (int j = 0; j < 2; j++)
-                mma16816(s[j][ks & 1], qa[ks], u4w(kk[j][ks / 2], 2 * (ks & 1)),
-                         u4w(kk[j][ks / 2], 2 * (ks & 1) + 1));
+        float x[4]; /* head r, slots 2t, 2t+1, 2t+8, 2t+9 of the round */
+        kv.dots(qa, x);
         if (b0 + 16 < n) /* the next round's keys, in flight during this round's softmax and P·V */
-            dm_keys<HD>(K, n, b0 + 16, r, t, kk);
-        float x[4];
+            kv.keys(K, rowb, n, b0 + 16, r, t);
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const float *sj = s[e >> 1][0], *sk = s[e >> 1][1];
-            const float d = (sj[e & 1] + sj[2 + (e & 1)]) + (sk[e & 1] + sk[2 + (e & 1)]);
-            x[e] = hv && visible(kp[e], qpos, a.kv.swa) ? att_logit(a, d, h, kp[e], qpos)
+        for (int e = 0; e < 4; e++)
+            x[e] = hv && visible(kp[e], qpos, a.kv.swa) ? att_logit(a, x[e], h, kp[e], qpos)
                                                         : -INFINITY;
-        }
         const float c = online_row<4>(x, m, l);
         /* the factors of heads 2t and 2t + 1 (lanes 8t and 8t + 4 hold them) */
         const float ca = __shfl_sync(0xffffffffu, c, 8 * t), cb = __shfl_sync(0xffffffffu, c, 8 * t + 4);
@@ -166,40 +305,26 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
             o[j][2] *= ca;
             o[j][3] *= cb;
         }
-        /* B fragments of Pᵀ (slots 2t, 2t+1 and 2t+8, 2t+9 of head r): S's accumulator */
-        uint32_t ph0, pl0, ph1, pl1;
-        split_h2(x[0], x[1], ph0, pl0);
-        split_h2(x[2], x[3], ph1, pl1);
-#pragma unroll
-        for (int p = 0; p < VL; p++)
-#pragma unroll
-            for (int w = 0; w < 4; w++) {
-                const uint32_t v0 = u4w(vv[0][p], w), v1 = u4w(vv[1][p], w);
-                const uint32_t v2 = u4w(vv[2][p], w), v3 = u4w(vv[3][p], w);
-                const uint32_t va[4] = { __byte_perm(v0, v1, 0x5410u), __byte_perm(v0, v1, 0x7632u),
-                                         __byte_perm(v2, v3, 0x5410u), __byte_perm(v2, v3, 0x7632u) };
-                mma16816(o[p * 4 + w], va, ph0, ph1);
-                mma16816(o[p * 4 + w], va, pl0, pl1);
-            }
-        if (b0 + 16 < n)
-            dm_values<HD>(V, P, n, b0 + 16, r, t, vv, kp);
+        kv.pv(x, o);
+        if (b0 + 16 < n) {
+            kv.values(V, rowb, n, b0 + 16, r, t);
+            dm_pos(P, n, b0 + 16, t, kp);
+        }
     }
     l = quad_sum(l);
     /* lanes hold heads 2t and 2t + 1 of Oᵀ; the softmax state of head r */
 #pragma unroll
-    for (int p = 0; p < VL; p++)
-#pragma unroll
-        for (int w = 0; w < 4; w++) {
-            const int d = p * 64 + 8 * r + 2 * w;
-            if (2 * t < group) {
-                sm_o[warp][2 * t][d] = o[p * 4 + w][0];
-                sm_o[warp][2 * t][d + 1] = o[p * 4 + w][2];
-            }
-            if (2 * t + 1 < group) {
-                sm_o[warp][2 * t + 1][d] = o[p * 4 + w][1];
-                sm_o[warp][2 * t + 1][d + 1] = o[p * 4 + w][3];
-            }
+    for (int mt = 0; mt < MT; mt++) {
+        const int d0 = dm_kv<HD, Q8>::dim(mt, r), d1 = dm_kv<HD, Q8>::dim(mt, r + 8);
+        if (2 * t < group) {
+            sm_o[warp][2 * t][d0] = o[mt][0];
+            sm_o[warp][2 * t][d1] = o[mt][2];
         }
+        if (2 * t + 1 < group) {
+            sm_o[warp][2 * t + 1][d0] = o[mt][1];
+            sm_o[warp][2 * t + 1][d1] = o[mt][3];
+        }
+    }
     if (hv && t == 0) {
         sm_m[warp][r] = m;
         sm_l[warp][r] = l;
@@ -284,7 +409,7 @@ int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cud
 {
     const char *e = getenv("KF_CUDA_DMMA"), *fe = getenv("KF_CUDA_DMMA_FUSE");
     const int group = a->n_head / a->G, force = e && !strcmp(e, "1");
-    if ((e && !strcmp(e, "0")) || a->kv.q8 || group > DM_GROUP || (a->hd != 64 && a->hd != 128) ||
+    if ((e && !strcmp(e, "0")) || group > DM_GROUP || (a->hd != 64 && a->hd != 128) ||
         kdevice_major() < 8)
         return 0;
     if (!force && (group == 1 || a->span <= 1024)) /* MHA: k_dec_wflash */
@@ -299,9 +424,13 @@ int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cud
      * a KV head's outputs do not fill (then k_dec_flash_reduce; KF_CUDA_DMMA_FUSE=0 forces it) */
     *fused = a->cnt && (mode != ACT_Q8_256 || group * a->hd % 256 == 0) &&
              !(fe && !strcmp(fe, "0"));
-    void (*k)(struct attn_args, int, void *) =
-        a->hd == 64 ? (*fused ? k_dec_mma<64, true> : k_dec_mma<64, false>)
-                    : (*fused ? k_dec_mma<128, true> : k_dec_mma<128, false>);
+    void (*k)(struct attn_args, int, void *);
+    if (a->hd == 64)
+        k = a->kv.q8 ? (*fused ? k_dec_mma<64, 1, true> : k_dec_mma<64, 1, false>)
+                     : (*fused ? k_dec_mma<64, 0, true> : k_dec_mma<64, 0, false>);
+    else
+        k = a->kv.q8 ? (*fused ? k_dec_mma<128, 1, true> : k_dec_mma<128, 1, false>)
+                     : (*fused ? k_dec_mma<128, 0, true> : k_dec_mma<128, 0, false>);
     klaunch(k, grid, 256, 0, s, *a, mode, a->out_q);
     return bph;
 }
