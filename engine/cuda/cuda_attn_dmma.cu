@@ -412,7 +412,7 @@ int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cud
     if ((e && !strcmp(e, "0")) || group > DM_GROUP || (a->hd != 64 && a->hd != 128) ||
         kdevice_major() < 8)
         return 0;
-    if (!force && (group == 1 || a->span <= 1024)) /* MHA: k_dec_wflash */
+    if (!force && a->span <= 1024)
         return 0;
     /* one wave: a block of 8 warps per SM (~190 registers a thread) over the KV heads;
      * KF_CUDA_WF_BLOCKS=n asks for n blocks per KV head (tests) */

@@ -752,8 +752,9 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
             cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
             nsm = 132;
     }
-    /* GQA without scores to keep: the tensor cores (cuda_attn_dmma.cu), same partials */
-    int fused = 0, bm = sc ? 0 : dec_mma_launch(a, nsm, mode, &fused, s);
+    /* without scores to keep: the tensor cores (cuda_attn_dmma.cu), the same partials;
+     * KF_CUDA_WFLASH=1 asks for k_dec_wflash instead */
+    int fused = 0, bm = sc || (wf && !strcmp(wf, "1")) ? 0 : dec_mma_launch(a, nsm, mode, &fused, s);
     if (bm > 0) {
         if (!fused)
             klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bm, mode, a->out_q);
