@@ -1,15 +1,23 @@
 /*
  * cuda_attn_dmma.cu — decode attention on the tensor cores (k_dec_mma): the query heads of one
- * KV head against its f16 cache, each warp a chunk of the slots, 16 slots per round as two
- * mma.sync.m16n8k16 products (S = Q·Kᵀ, then O += P·V) with an online softmax between them.
- * The grid and the partials are k_dec_wflash's (cuda_attn_split.cu), so k_dec_flash_reduce
- * combines the blocks.  Serves GQA contexts over 1024 slots without scores to keep (full,
- * window, sink), head sizes 64 and 128, up to 8 query heads per KV head.
+ * KV head against its cache (f16 or q8_0 rows), each warp a chunk of the slots, 16 slots per
+ * round as two mma.sync.m16n8k16 products (S = Q·Kᵀ, then Oᵀ += Vᵀ·Pᵀ) with an online softmax
+ * between them.  The grid and the partials are k_dec_wflash's (cuda_attn_split.cu); the last
+ * block of a KV head combines them and rounds for W_o, or k_dec_flash_reduce does where the
+ * group's outputs do not fill the 256-element blocks of that rounding.  Serves contexts over
+ * 1024 slots without scores to keep (full, window, sink; H2O and Keyformer keep the CUDA-core
+ * kernels), head sizes 64 and 128, up to 8 query heads per KV head (MHA included).
  *
  * Why: under GQA the batched split kernels read a key once for its group but do every
  * multiply-add on the CUDA cores, one round of loads per block between barriers; at depth they
  * moved 1.0-1.2 TB/s (Llama-3-8B shape).  Here the group's products cost a few tensor-core
  * instructions per 16 slots, and the warps have no barrier until the block's 8 meet at the end.
+ * H100, tg64: Llama-3 shape d4096/d16384 338.8/240.7 -> 368.0/303.8 (f16), 342.3/246.9 ->
+ * 367.3/320.0 (q8_0); under MHA it is a little faster than k_dec_wflash too (Llama-2 shape f16
+ * 309/185 -> 314/189, q8_0 326/222 -> 335/226).  Tried and not kept: the rows through cp.async
+ * into shared memory, three stages a warp (ldmatrix for both operands, 128 registers; 290 against
+ * 300 at d16384), chunks not rounded to whole rounds of 16 (the last round's latency for a few
+ * slots: 300 against 303).
  *
  * Layout (lane = 4r + t).  S = Q·Kᵀ: M = 16 rows, the group's query heads as f16 hi parts in
  * rows 0..7 and their lo parts in rows 8..15 (one product gives both), N = 8 slots, K = 16

@@ -4,8 +4,10 @@
  * slots with per-tile softmax partials, values per slice of DEC_VS slots with the policy's score
  * contributions, and a reduction of the slices, rounded for W_o.
  *
- * Without scores to keep, MHA takes one warp per chunk of slots instead (k_dec_wflash: logits,
- * online softmax and values of the chunk in registers; k_dec_flash_reduce combines them).
+ * Without scores to keep, contexts over 1024 slots go to the tensor cores (cuda_attn_dmma.cu,
+ * head sizes 64 and 128); with them, MHA takes one warp per chunk of slots (k_dec_wflash:
+ * logits, online softmax and values of the chunk in registers; k_dec_flash_reduce combines
+ * them), as do MHA models of other head sizes.
  * Every kernel reads f16 or q8_0 rows (kvr<Q8>), but for the one-row variants (f16 only).
  * Two variants of the logits and value kernels: batched (DEC_U rows in flight per thread, the
  * values of 4 heads per pass) and one row at a time (fewer registers, more resident blocks),

@@ -147,9 +147,9 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
 /* Decode attention over contexts longer than k_dec_short's, after the cache write
  * (cuda_attn_split.cu); mode: the output's rounding for W_o (ACT_*). */
 void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s);
-/* Decode attention on the tensor cores (cuda_attn_dmma.cu) where it serves (GQA over 1024 slots,
- * f16 cache, head size 64 or 128, no scores; KF_CUDA_DMMA=0/1 turns it off or on for any
- * context and group): returns its blocks per KV head, or 0 where it does not serve; *fused says
+/* Decode attention on the tensor cores (cuda_attn_dmma.cu) where it serves (contexts over 1024
+ * slots, head size 64 or 128, at most 8 query heads a KV head, no scores; KF_CUDA_DMMA=0/1 turns
+ * it off or on for any context): returns its blocks per KV head, or 0 where it does not serve; *fused says
  * whether the blocks combined themselves (else k_dec_flash_reduce must, with mode's rounding). */
 int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cudaStream_t s);
 /* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
