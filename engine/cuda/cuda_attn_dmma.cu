@@ -252,18 +252,30 @@ __device__ __forceinline__ void dm_pos(const int32_t *P, int n, int b0, int t, i
 }
 
 template <int HD, int Q8, bool FUSE>
-__global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode, void *xq)
+__global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode, void *xq, int pf)
 {
     constexpr int KS = HD / 16; /* k-steps of S */
     constexpr int MT = HD / 16; /* dim tiles of Oᵀ */
     __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP], sm_l[8][DM_GROUP];
-    kgrid_begin();
     const int g = blockIdx.x, group = a.n_head / a.G, hq0 = g * group;
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, r = lane / 4, t = lane % 4;
+    /* the count is the earlier steps' (safe before the wait: cuda_launch.cuh) */
     const int count = a.kv.n_used[g] + 1, ch = wf_chunk(count, gridDim.y);
+    const int s0 = (blockIdx.y * 8 + warp) * ch, n = max(0, min(ch, count - s0));
+    const size_t row0 = (size_t)g * a.kv.cap + s0;
+    const int rowb = a.kv.rowb;
+    const uint8_t *K = (const uint8_t *)a.kv.k + row0 * rowb, *V = (const uint8_t *)a.kv.v + row0 * rowb;
+    if (pf) { /* the first two rounds' rows asked into L2 while the Q/K/V products end
+                       * (the newest slot is written after the wait: L2 holds the new row then) */
+        const size_t bytes = (size_t)min(n, 32) * rowb;
+        for (size_t o = (size_t)lane * 128; o < bytes; o += WARP * 128) {
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(K + o));
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(V + o));
+        }
+    }
+    kgrid_begin();
     if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
         return;
-    const int s0 = (blockIdx.y * 8 + warp) * ch, n = max(0, min(ch, count - s0));
     const int qpos = a.st->pos0, hv = r < group, h = hq0 + (hv ? r : 0);
 
     /* A fragments of S: rows r (head r, hi) and r + 8 (head r, lo) */
@@ -280,9 +292,6 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
             split_h2(y.z, y.w, qa[2 * p + 1][2], qa[2 * p + 1][3]);
         }
     }
-    const size_t row0 = (size_t)g * a.kv.cap + s0;
-    const int rowb = a.kv.rowb;
-    const uint8_t *K = (const uint8_t *)a.kv.k + row0 * rowb, *V = (const uint8_t *)a.kv.v + row0 * rowb;
     const int32_t *P = a.kv.pos + row0;
     /* Oᵀ: o[mt][0..1] = dim(mt, r), heads 2t, 2t+1; o[mt][2..3] = dim(mt, r + 8) */
     float o[MT][4], m = -INFINITY, l = 0.0f;
@@ -432,13 +441,14 @@ int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cud
      * a KV head's outputs do not fill (then k_dec_flash_reduce; KF_CUDA_DMMA_FUSE=0 forces it) */
     *fused = a->cnt && (mode != ACT_Q8_256 || group * a->hd % 256 == 0) &&
              !(fe && !strcmp(fe, "0"));
-    void (*k)(struct attn_args, int, void *);
+    void (*k)(struct attn_args, int, void *, int);
     if (a->hd == 64)
         k = a->kv.q8 ? (*fused ? k_dec_mma<64, 1, true> : k_dec_mma<64, 1, false>)
                      : (*fused ? k_dec_mma<64, 0, true> : k_dec_mma<64, 0, false>);
     else
         k = a->kv.q8 ? (*fused ? k_dec_mma<128, 1, true> : k_dec_mma<128, 1, false>)
                      : (*fused ? k_dec_mma<128, 0, true> : k_dec_mma<128, 0, false>);
-    klaunch(k, grid, 256, 0, s, *a, mode, a->out_q);
+    const char *pe = getenv("KF_CUDA_DMMA_PF"); /* 0: no L2 prefetch before the wait (A/B) */
+    klaunch(k, grid, 256, 0, s, *a, mode, a->out_q, !(pe && !strcmp(pe, "0")));
     return bph;
 }
