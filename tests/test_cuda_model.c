@@ -668,46 +668,41 @@ int main(void)
         kvtype = KV_TYPE_F16;
     }
     /* GQA at 1100+ slots: k_dec_mma (head sizes 64 and 128, 4 query heads a KV head), through
-     * one, three and the default blocks per KV head, against the batched split kernels too */
+     * one, three and the default blocks per KV head and the separate reduction, f16 and q8_0,
+     * against the batched split kernels too */
     static const char *const gqa[][2] = {
         { "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 256 --type f32 --ctx 2048",
           "head size 64" },
         { "--arch llama --embd 512 --layers 2 --heads 4 --kv-heads 1 --ff 256 --type f32 --ctx 2048",
           "head size 128" },
     };
+    static const struct {
+        const char *var, *val, *what; /* the environment of the run, its label */
+        int q8;
+    } gruns[] = {
+        { NULL, NULL, "k_dec_mma", 0 },
+        { "KF_CUDA_WF_BLOCKS", "1", "k_dec_mma, one block per KV head", 0 },
+        { "KF_CUDA_WF_BLOCKS", "3", "k_dec_mma, three blocks per KV head", 0 },
+        { "KF_CUDA_DMMA_FUSE", "0", "k_dec_mma + k_dec_flash_reduce", 0 },
+        { "KF_CUDA_DMMA", "0", "split kernels", 0 },
+        { NULL, NULL, "q8_0 cache, k_dec_mma", 1 },
+        { "KF_CUDA_WF_BLOCKS", "3", "q8_0 cache, k_dec_mma, three blocks per KV head", 1 },
+        { "KF_CUDA_DMMA", "0", "q8_0 cache, split kernels", 1 },
+    };
     for (size_t i = 0; i < sizeof gqa / sizeof gqa[0]; i++) {
         char what[160];
         snprintf(path, sizeof path, "%s/long-gqa%zu.gguf", tmpdir, i);
         if (!ok(mkmodel(path, gqa[i][0]) == 0, "long-context GQA model written (%s)", gqa[i][1]))
             continue;
-        snprintf(what, sizeof what, "GQA %s, k_dec_mma", gqa[i][1]);
-        check_long(path, what);
-        setenv("KF_CUDA_WF_BLOCKS", "1", 1);
-        snprintf(what, sizeof what, "GQA %s, k_dec_mma, one block per KV head", gqa[i][1]);
-        check_long(path, what);
-        setenv("KF_CUDA_WF_BLOCKS", "3", 1);
-        snprintf(what, sizeof what, "GQA %s, k_dec_mma, three blocks per KV head", gqa[i][1]);
-        check_long(path, what);
-        unsetenv("KF_CUDA_WF_BLOCKS");
-        setenv("KF_CUDA_DMMA_FUSE", "0", 1);
-        snprintf(what, sizeof what, "GQA %s, k_dec_mma + k_dec_flash_reduce", gqa[i][1]);
-        check_long(path, what);
-        unsetenv("KF_CUDA_DMMA_FUSE");
-        setenv("KF_CUDA_DMMA", "0", 1);
-        snprintf(what, sizeof what, "GQA %s, split kernels", gqa[i][1]);
-        check_long(path, what);
-        unsetenv("KF_CUDA_DMMA");
-        kvtype = KV_TYPE_Q8_0;
-        snprintf(what, sizeof what, "GQA %s, q8_0 cache, k_dec_mma", gqa[i][1]);
-        check_long(path, what);
-        setenv("KF_CUDA_WF_BLOCKS", "3", 1);
-        snprintf(what, sizeof what, "GQA %s, q8_0 cache, k_dec_mma, three blocks per KV head", gqa[i][1]);
-        check_long(path, what);
-        unsetenv("KF_CUDA_WF_BLOCKS");
-        setenv("KF_CUDA_DMMA", "0", 1);
-        snprintf(what, sizeof what, "GQA %s, q8_0 cache, split kernels", gqa[i][1]);
-        check_long(path, what);
-        unsetenv("KF_CUDA_DMMA");
+        for (size_t k = 0; k < sizeof gruns / sizeof gruns[0]; k++) {
+            if (gruns[k].var)
+                setenv(gruns[k].var, gruns[k].val, 1);
+            kvtype = gruns[k].q8 ? KV_TYPE_Q8_0 : KV_TYPE_F16;
+            snprintf(what, sizeof what, "GQA %s, %s", gqa[i][1], gruns[k].what);
+            check_long(path, what);
+            if (gruns[k].var)
+                unsetenv(gruns[k].var);
+        }
         kvtype = KV_TYPE_F16;
     }
     /* A q8_0 cache (--kv-type q8_0; the CPU engines keep the same rounded values): decode steps
