@@ -5,8 +5,8 @@
  * Each SIMD kernel exists twice: a plain scalar version (ops_ref_*, the test oracle and the
  * fallback) and an AVX-512 version compiled with __attribute__((target)) so that the rest of the
  * engine keeps building for the baseline ISA.  The choice is made per call from a CPU-feature
- * flag computed once.  Everything else is plain C: it is either tiny (layernorm, element-wise
- * arithmetic) or dominated by libm (RoPE's sin/cos per token and pair, shared by all heads).
+ * flag computed once.  Everything else is plain C: it is tiny (element-wise arithmetic).
+ * RoPE lives in ops_rope.c.
  */
 #include "config.h"
 #include "ops.h"
@@ -310,6 +310,40 @@ static AVX512 void rmsnorm_avx512(const float *x, const float *w, int64_t n, flo
     }
 }
 
+/* LayerNorm as ops_ref_layernorm: sums in double, the centred values through out (in place:
+ * out may be x), then scale, weight, bias. */
+static AVX512 void layernorm_avx512(const float *x, const float *w, const float *b, int64_t n,
+                                    float eps, float *out)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+        s0 = _mm512_add_pd(s0, widen_lo(v));
+        s1 = _mm512_add_pd(s1, widen_hi(v));
+    }
+    const __m512 mean = _mm512_set1_ps((float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n));
+    s0 = s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), mean);
+        const __m512 sq = _mm512_mul_ps(d, d);
+        s0 = _mm512_add_pd(s0, widen_lo(sq));
+        s1 = _mm512_add_pd(s1, widen_hi(sq));
+        _mm512_mask_storeu_ps(out + i, m, d);
+    }
+    const __m512 scale = _mm512_set1_ps(
+        1.0f / sqrtf((float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n) + eps));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, out + i), scale);
+        if (w)
+            y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, w + i));
+        if (b)
+            y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, b + i));
+        _mm512_mask_storeu_ps(out + i, m, y);
+    }
+}
+
 static AVX512 float dot_avx512(const float *a, const float *b, int64_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -594,8 +628,8 @@ void ops_axpy(float a, const float *x, int64_t n, float *y)
 
 /* ---- plain kernels ---------------------------------------------------------------------- */
 
-void ops_layernorm(const float *x, const float *w, const float *b, int64_t n, float eps,
-                   float *out)
+void ops_ref_layernorm(const float *x, const float *w, const float *b, int64_t n, float eps,
+                       float *out)
 {
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++)
@@ -618,6 +652,15 @@ void ops_layernorm(const float *x, const float *w, const float *b, int64_t n, fl
     }
 }
 
+void ops_layernorm(const float *x, const float *w, const float *b, int64_t n, float eps,
+                   float *out)
+{
+#if OPS_X86
+    SIMD_DISPATCH(layernorm_avx512(x, w, b, n, eps, out), ops_avx2_layernorm(x, w, b, n, eps, out));
+#endif
+    ops_ref_layernorm(x, w, b, n, eps, out);
+}
+
 void ops_mul(const float *a, const float *b, int64_t n, float *out)
 {
     for (int64_t i = 0; i < n; i++)
@@ -634,60 +677,6 @@ void ops_scale(const float *x, float s, int64_t n, float *out)
 {
     for (int64_t i = 0; i < n; i++)
         out[i] = s * x[i];
-}
-
-/* ---- RoPE ------------------------------------------------------------------------------- */
-
-/* cos/sin of θ_i for one position, built like ggml_rope_cache_init (θ *= θ_scale in f32). */
-static void rope_cache(float p, const struct ops_rope_params *rp, float theta_scale, float *cs)
-{
-    float theta = p;
-    for (int i = 0; i < rp->n_rot / 2; i++) {
-        const float ff = rp->freq_factors ? rp->freq_factors[i] : 1.0f;
-        const float t = rp->freq_scale * (theta / ff);
-        cs[2 * i] = cosf(t);
-        cs[2 * i + 1] = sinf(t);
-        theta *= theta_scale;
-    }
-}
-
-int ops_rope(const float *x, float *out, int64_t n_tokens, int n_heads, int head_dim,
-             int64_t stride, const int32_t *pos, const struct ops_rope_params *rp)
-{
-    float cs[OPS_ROPE_MAX_ROT];
-    const int n_rot = rp->n_rot, half = n_rot / 2;
-
-    if (n_rot < 0 || n_rot % 2 || n_rot > head_dim || n_rot > OPS_ROPE_MAX_ROT ||
-        (rp->mode != OPS_ROPE_NORM && rp->mode != OPS_ROPE_NEOX))
-        return STATUS_INVALID;
-    const float theta_scale = powf(rp->base, -2.0f / (float)n_rot);
-
-    for (int64_t t = 0; t < n_tokens; t++) {
-        rope_cache((float)pos[t], rp, theta_scale, cs);
-        for (int h = 0; h < n_heads; h++) {
-            const float *src = x + t * stride + (int64_t)h * head_dim;
-            float *dst = out + t * stride + (int64_t)h * head_dim;
-            /* the pair's two elements are read before either is written: in place is safe */
-            if (rp->mode == OPS_ROPE_NORM) {
-                for (int i = 0; i < half; i++) {
-                    const float c = cs[2 * i], s = cs[2 * i + 1];
-                    const float x0 = src[2 * i], x1 = src[2 * i + 1];
-                    dst[2 * i] = x0 * c - x1 * s;
-                    dst[2 * i + 1] = x0 * s + x1 * c;
-                }
-            } else {
-                for (int i = 0; i < half; i++) {
-                    const float c = cs[2 * i], s = cs[2 * i + 1];
-                    const float x0 = src[i], x1 = src[i + half];
-                    dst[i] = x0 * c - x1 * s;
-                    dst[i + half] = x0 * s + x1 * c;
-                }
-            }
-            if (dst != src && head_dim > n_rot)
-                memcpy(dst + n_rot, src + n_rot, (size_t)(head_dim - n_rot) * sizeof(float));
-        }
-    }
-    return STATUS_OK;
 }
 
 /* ---- attention -------------------------------------------------------------------------- */

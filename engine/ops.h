@@ -135,6 +135,8 @@ void ops_attention(const float *q, const float *k, const float *v, int64_t n_kv,
 
 /* ---- scalar references of the SIMD kernels (test oracles) ------------------------------- */
 void ops_ref_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out);
+void ops_ref_layernorm(const float *x, const float *w, const float *b, int64_t n, float eps,
+                       float *out);
 void ops_ref_softmax(float *x, int64_t n);
 void ops_ref_silu(const float *x, int64_t n, float *out);
 void ops_ref_gelu_tanh(const float *x, int64_t n, float *out);

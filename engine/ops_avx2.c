@@ -273,6 +273,39 @@ AVX2 void ops_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps,
     }
 }
 
+/* LayerNorm as ops_ref_layernorm (out may be x). */
+AVX2 void ops_avx2_layernorm(const float *x, const float *w, const float *b, int64_t n, float eps,
+                             float *out)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256 v = _mm256_maskload_ps(x + i, mask8(n - i));
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    const __m256 mean = _mm256_set1_ps((float)(hsum_pd(s0, s1) / (double)n));
+    s0 = s1 = _mm256_setzero_pd();
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = mask8(n - i);
+        const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), mean),
+                                       _mm256_castsi256_ps(m));
+        const __m256 sq = _mm256_mul_ps(d, d);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+        store_n(out + i, n - i, d);
+    }
+    const __m256 scale = _mm256_set1_ps(1.0f / sqrtf((float)(hsum_pd(s0, s1) / (double)n) + eps));
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = mask8(n - i);
+        __m256 y = _mm256_mul_ps(_mm256_maskload_ps(out + i, m), scale);
+        if (w)
+            y = _mm256_mul_ps(y, _mm256_maskload_ps(w + i, m));
+        if (b)
+            y = _mm256_add_ps(y, _mm256_maskload_ps(b + i, m));
+        store_n(out + i, n - i, y);
+    }
+}
+
 /* x[i] = e^(x[i] − max) for i < n; returns 1/Σ broadcast (summed in double, as ggml). */
 static inline AVX2 __m256 exp_pass(float *x, int64_t n, float max_s)
 {

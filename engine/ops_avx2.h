@@ -20,8 +20,10 @@ void ops_avx2_mask_scale(float *att, const int32_t *pos, int64_t n, int32_t qpos
                          float scale);
 void ops_avx2_add_scale(const float *x, float *y, int64_t n, float s);
 void ops_avx2_noisy_softmax_add(const float *x, float *y, int64_t n, float s, float *acc);
-/* activations (kind 0 SiLU, 1 tanh GELU; times up where given) and RMSNorm */
+/* activations (kind 0 SiLU, 1 tanh GELU; times up where given), RMSNorm and LayerNorm */
 void ops_avx2_act(int kind, const float *x, const float *up, int64_t n, float *out);
 void ops_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out);
+void ops_avx2_layernorm(const float *x, const float *w, const float *b, int64_t n, float eps,
+                        float *out);
 
 #endif

@@ -98,7 +98,7 @@ static void test_layernorm(void)
     for (int si = 0; si < N_SIZES; si++) {
         const int64_t n = sizes[si];
         float *x = rand_vec(n, -2, 4), *w = rand_vec(n, 0.5f, 1.5f), *b = rand_vec(n, -1, 1);
-        float *y = malloc((size_t)n * sizeof(float));
+        float *y = malloc((size_t)n * sizeof(float)), *yr = malloc((size_t)n * sizeof(float));
         double *ref = malloc((size_t)n * sizeof(double));
         for (int mode = 0; mode < 3; mode++) { /* 0: none, 1: weight, 2: weight + bias */
             double mu = 0, var = 0;
@@ -111,10 +111,16 @@ static void test_layernorm(void)
             for (int64_t i = 0; i < n; i++)
                 ref[i] = (x[i] - mu) * sc * (mode ? w[i] : 1.0) + (mode == 2 ? b[i] : 0.0);
             ops_layernorm(x, mode ? w : NULL, mode == 2 ? b : NULL, n, 1e-5f, y);
-            ok(max_err(y, ref, n) < 5e-6, "layernorm n=%lld mode=%d (err %.2g)", (long long)n,
-               mode, max_err(y, ref, n));
+            ops_ref_layernorm(x, mode ? w : NULL, mode == 2 ? b : NULL, n, 1e-5f, yr);
+            ok(max_err(y, ref, n) < 5e-6 && max_err_f(y, yr, n) < 1e-6,
+               "layernorm n=%lld mode=%d (err %.2g, against the scalar kernel %.2g)", (long long)n,
+               mode, max_err(y, ref, n), max_err_f(y, yr, n));
         }
-        free(x), free(w), free(b), free(y), free(ref);
+        memcpy(y, x, (size_t)n * sizeof(float)); /* in place, as the models call it */
+        ops_layernorm(y, w, b, n, 1e-5f, y);
+        ops_layernorm(x, w, b, n, 1e-5f, yr);
+        ok(memcmp(y, yr, (size_t)n * sizeof(float)) == 0, "layernorm in place n=%lld", (long long)n);
+        free(x), free(w), free(b), free(y), free(yr), free(ref);
     }
 }
 
