@@ -27,6 +27,7 @@
  * S is free: a lane loads whole 16-byte pieces of its rows and the query's fragments take the
  * same dimensions; Vᵀ's fragment wants two slots' halves at one dimension per register, which
  * a byte permute of the two rows' words gives.
+ * For f16 rows (q8_0's: dm_kv<HD, 1> below):
  *   keys:   lane (r, t) loads rows r and 8 + r, pieces p·64 + 16t bytes (dims p·32 + 8t ..+8);
  *           k-step 2p + σ takes words 2σ (pair t) and 2σ+1 (pair t + 4) of piece p.
  *   values: lane (r, t) loads rows 2t, 2t+1, 2t+8, 2t+9, pieces p·128 + 16r bytes; row r of
@@ -34,8 +35,9 @@
  * The next round's keys are asked for once S is taken, its values once P·V is: a warp always
  * has a round of loads in flight, with no extra registers.
  * Precision: the query and the probabilities are each the sum of two f16 values (hi + lo, to
- * ~2^-22); keys and values are f16 in the cache; sums in f32.  So the result matches the
- * CUDA-core kernels to float rounding, not to f16's.
+ * ~2^-22); keys and values are f16 in the cache, or q8_0 integers (exact in f16) whose scales
+ * are applied in f32; sums in f32.  So the result matches the CUDA-core kernels to float
+ * rounding, not to f16's.
  */
 #include <cfloat>
 #include <climits>
