@@ -46,6 +46,29 @@ __device__ __forceinline__ int wf_chunk(int count, int nby)
     return ((count + 8 * nby - 1) / (8 * nby) + 15) & ~15;
 }
 
+/* The 8 warps' online-softmax states of one query head met, as the chunked decode kernels
+ * (k_dec_wflash, k_dec_mma) end a block: M = max_w m_w, Ls = Σ_w l_w·e^(m_w − M); returns
+ * O = Σ_w o_w·e^(m_w − M) for one output.  m, l and o point at warp 0's entries, warp w's lie
+ * w·ms (m, l) and w·os (o) floats further. */
+__device__ __forceinline__ float warps_merge(const float *m, const float *l, int ms, const float *o,
+                                             int os, float &M, float &Ls)
+{
+    float O = 0.0f;
+    M = -INFINITY;
+    Ls = 0.0f;
+#pragma unroll
+    for (int w = 0; w < 8; w++)
+        M = fmaxf(M, m[w * ms]);
+    if (M != -INFINITY)
+#pragma unroll
+        for (int w = 0; w < 8; w++) {
+            const float sw = m[w * ms] == -INFINITY ? 0.0f : expf(m[w * ms] - M);
+            Ls += l[w * ms] * sw;
+            O += o[w * os] * sw;
+        }
+    return O;
+}
+
 /* The logit of query head h at qpos for a visible key at kpos: scale·(q·k), plus ALiBi's
  * slope_h·(kpos − qpos) (kv_cache.c's alibi_add; mpt). */
 __device__ __forceinline__ float att_logit(const struct attn_args &a, float dot, int h, int kpos,

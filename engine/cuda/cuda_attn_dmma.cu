@@ -352,17 +352,8 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
     /* the block's 8 chunks met: one partial per block and query head, as k_dec_wflash's */
     for (int idx = threadIdx.x; idx < group * HD; idx += blockDim.x) {
         const int j = idx / HD, d = idx % HD, hq = hq0 + j;
-        float M = -INFINITY, Ls = 0.0f, O = 0.0f;
-#pragma unroll
-        for (int w = 0; w < 8; w++)
-            M = fmaxf(M, sm_m[w][j]);
-        if (M != -INFINITY)
-#pragma unroll
-            for (int w = 0; w < 8; w++) {
-                const float sw = sm_m[w][j] == -INFINITY ? 0.0f : expf(sm_m[w][j] - M);
-                Ls += sm_l[w][j] * sw;
-                O += sm_o[w][j][d] * sw;
-            }
+        float M, Ls, O = warps_merge(&sm_m[0][j], &sm_l[0][j], DM_GROUP, &sm_o[0][j][d],
+                                     DM_GROUP * (HD + 4), M, Ls);
         a.partial[((size_t)blockIdx.y * a.n_head + hq) * HD + d] = O;
         if (d == 0) {
             float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;

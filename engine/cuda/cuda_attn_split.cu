@@ -580,17 +580,8 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
     /* the block's 8 chunks met: one partial per block and head (fewer for the reduction) */
     for (int idx = threadIdx.x; idx < NG * hd; idx += blockDim.x) {
         int h = idx / hd, d = idx % hd, hq = hq0 + h;
-        float M = -INFINITY, Ls = 0.0f, O = 0.0f;
-#pragma unroll
-        for (int v = 0; v < 8; v++)
-            M = fmaxf(M, sm_m[v][h][0]);
-        if (M != -INFINITY)
-#pragma unroll
-            for (int v = 0; v < 8; v++) {
-                float sw = sm_m[v][h][0] == -INFINITY ? 0.0f : expf(sm_m[v][h][0] - M);
-                Ls += sm_l[v][h][0] * sw;
-                O += sm_o[v][h][d] * sw;
-            }
+        float M, Ls, O = warps_merge(&sm_m[0][h][0], &sm_l[0][h][0], NG * 2, &sm_o[0][h][d],
+                                     NG * 256, M, Ls);
         a.partial[((size_t)blockIdx.y * a.n_head + hq) * hd + d] = O;
         if (d == 0) {
             float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
