@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "ops_avx2.h"
+#include "ops_simd.h"
 #include "status.h"
 
 /* building with -DKF_NO_SIMD exercises the portable fallbacks on x86 too */
@@ -27,8 +28,6 @@
 #define OPS_X86 0
 #endif
 
-#define GELU_COEF_A 0.044715f
-#define SQRT_2_OVER_PI 0.7978845608f
 
 /* ---- CPU features (the only mutable static: computed once, idempotent) ------------------- */
 
@@ -198,20 +197,15 @@ void ops_ref_noisy_softmax_add(const float *x, float *y, int64_t n, float s, flo
  */
 static inline AVX512 __m512 exp16(__m512 x)
 {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(89.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
+    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    x = _mm512_min_ps(x, _mm512_set1_ps(EXP_HI));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(exp_poly[0]);
+    for (int i = 1; i < 8; i++)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly[i]));
     return _mm512_scalef_ps(p, n);
 }
 
