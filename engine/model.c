@@ -67,15 +67,12 @@ static size_t gpu_entry_bytes(const struct model *m)
 
 static size_t cpu_entry_bytes(const struct model *m)
 {
-    return 2 * (size_t)m->hp.head_dim * sizeof(float);
+    return (size_t)(m->hp.head_dim + m->hp.head_dim_v) * sizeof(float);
 }
 
 size_t model_kv_token_bytes(const struct model *m)
 {
-    size_t G = (size_t)m->hp.n_head_kv, ng = (size_t)model_gpu_layers(m);
-    if (!m->gpu)
-        return (size_t)m->hp.n_layer * G * (size_t)(m->hp.head_dim + m->hp.head_dim_v) *
-               sizeof(float);
+    size_t G = (size_t)m->hp.n_head_kv, ng = (size_t)model_gpu_layers(m); /* 0 on the CPU */
     return G * (((size_t)m->hp.n_layer - ng) * cpu_entry_bytes(m) + ng * gpu_entry_bytes(m));
 }
 
