@@ -235,14 +235,13 @@ __global__ void __launch_bounds__(256) k_kv_dequant(struct attn_args a)
     int li = (int)(i % L), hd = a.hd;
     size_t slot = (size_t)g * a.kv.cap + r;
     for (int w = 0; w < 2; w++) {
-        const uint8_t *row = (const uint8_t *)(w ? a.kv.v : a.kv.k) + slot * a.kv.rowb;
-        uint2 q = *(const uint2 *)(row + li * 8);
-        float d = __half2float(((const __half *)(row + hd))[li / 4]);
-        const int8_t *qb = (const int8_t *)&q;
+        /* the decode kernels' reader, so prefill sees the same values (d·q rounded to f16) */
+        float f[8];
+        kvr<1>::load((const uint8_t *)(w ? a.kv.v : a.kv.k), slot, a.kv.rowb, li, hd).f32(f);
         __align__(16) __half o[8];
 #pragma unroll
         for (int e = 0; e < 8; e++)
-            o[e] = __float2half_rn(d * (float)qb[e]);
+            o[e] = __float2half_rn(f[e]);
         *(uint4 *)((w ? a.vh : a.kh) + slot * hd + li * 8) = *(const uint4 *)o;
     }
 }
