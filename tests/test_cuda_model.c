@@ -512,6 +512,11 @@ int main(void)
         /* ALiBi (6 heads: both slope series), clamped q/k/v, erf GELU */
         { "mpt f32", "--arch mpt --embd 128 --layers 2 --heads 4 --ff 512 --clamp-kqv 0.5 --type f32", 5e-3 },
         { "mpt q8_0", "--arch mpt --embd 192 --layers 2 --heads 6 --ff 768 --type q8_0", 5e-2 },
+        /* ALiBi at head size 64 (k_dec_mma takes 64 and 128) */
+        { "mpt f32 hd64", "--arch mpt --embd 256 --layers 2 --heads 4 --ff 512 --type f32", 5e-3 },
+        /* four query heads a KV head at head size 64 in f32: the policies' scores through
+         * k_dec_mma without quantized weights blurring them */
+        { "llama f32 hd64 gqa4", "--arch llama --embd 256 --layers 2 --heads 4 --kv-heads 1 --ff 512 --type f32", 5e-3 },
     };
     char path[700], llama[700] = "";
     const char *extra = getenv("KF_CUDA_MODELS"); /* "label|mkmodel args|tol;..." to investigate */
@@ -595,21 +600,34 @@ int main(void)
      * sliding-window layers), gemma3 q4_k and llama q4_k (4 a KV head: the blocks combine
      * themselves and round 256 outputs for W_o), llama q5_k (MHA) and q4_k_m (2 a KV head: 64
      * and 128 outputs, k_dec_flash_reduce rounds them), llama f16 hd128 (MHA); gemma3 q4_k with
-     * k_dec_flash_reduce too; and the kept positions of the policies without scores */
+     * k_dec_flash_reduce too; and the kept positions of every policy (H2O and Keyformer: the
+     * logits, noisy logits and their statistics for k_dec_wscore; the scores compared on float
+     * models, where a q4_k_m model's prompt alone moves them by 3e-2) */
     setenv("KF_CUDA_DMMA", "1", 1);
-    static const size_t dmm[] = { 10, 11, 13, 15, 16, 17 };
+    static const size_t dmm[] = { 10, 11, 13, 15, 16, 17, 24, 25 };
     recheck(tmpdir, models, dmm, sizeof dmm / sizeof dmm[0], "split decode kernels, k_dec_mma");
     setenv("KF_CUDA_DMMA_FUSE", "0", 1);
     static const size_t dmr[] = { 16 };
     recheck(tmpdir, models, dmr, 1, "split decode kernels, k_dec_mma + k_dec_flash_reduce");
     unsetenv("KF_CUDA_DMMA_FUSE");
     if (llama[0]) {
-        static const char *const dpol[][3] = { { "m17", "window", "24" }, { "m17", "sink", "24" },
-                                               { "m15", "window", "20" }, { "m16", "sink", "20" } };
+        static const char *const dpol[][3] = {
+            { "m17", "window", "24" },    { "m17", "sink", "24" },   { "m15", "window", "20" },
+            { "m16", "sink", "20" },      { "m17", "keyformer", "24" }, { "m17", "h2o", "24" },
+            { "m15", "keyformer", "20" }, { "m16", "keyformer", "20" }, { "m25", "keyformer", "24" },
+            { "m25", "h2o", "24" },       { "m15", "h2o", "20" },    { "m24", "keyformer", "24" },
+        };
         for (size_t i = 0; i < sizeof dpol / sizeof dpol[0]; i++) {
             snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, dpol[i][0]);
             check_policy(path, dpol[i][1], dpol[i][2]);
         }
+        /* the scores on the main stream instead of the side stream (cuda_internal.h) */
+        setenv("KF_CUDA_SIDE", "0", 1);
+        snprintf(path, sizeof path, "%s/m25.gguf", tmpdir);
+        check_policy(path, "keyformer", "24");
+        snprintf(path, sizeof path, "%s/m17.gguf", tmpdir);
+        check_policy(path, "h2o", "24");
+        unsetenv("KF_CUDA_SIDE");
     }
     unsetenv("KF_CUDA_DMMA");
     /* Prompts through the CUDA-core prefill kernel (k_pf_attn) instead of the tensor-core one,
@@ -728,6 +746,9 @@ int main(void)
         check_policy(path, "window", "20");
         snprintf(path, sizeof path, "%s/m17.gguf", tmpdir);
         check_policy(path, "sink", "24");
+        check_policy(path, "keyformer", "24");
+        snprintf(path, sizeof path, "%s/m16.gguf", tmpdir);
+        check_policy(path, "keyformer", "20");
     }
     unsetenv("KF_CUDA_DMMA");
     unsetenv("KF_CUDA_DEC");

@@ -5,8 +5,9 @@
  * between them.  The grid and the partials are k_dec_wflash's (cuda_attn_split.cu); the last
  * block of a KV head combines them and rounds for W_o, or k_dec_flash_reduce does where the
  * group's outputs do not fill the 256-element blocks of that rounding.  Serves contexts over
- * 1024 slots without scores to keep (full, window, sink; H2O and Keyformer keep the CUDA-core
- * kernels), head sizes 64 and 128, up to 8 query heads per KV head (MHA included).
+ * 1024 slots, head sizes 64 and 128, up to 8 query heads per KV head (MHA included), every
+ * policy: with H2O and Keyformer it also writes the logits (and the noisy logits with their
+ * online statistics) that k_dec_wscore turns into the slots' scores, as k_dec_wflash does.
  *
  * Why: under GQA the batched split kernels read a key once for its group but do every
  * multiply-add on the CUDA cores, one round of loads per block between barriers; at depth they
@@ -243,22 +244,93 @@ template <int HD> struct dm_kv<HD, 1> {
     }
 };
 
-/* The positions of the round's slots 2t, 2t+1, 2t+8, 2t+9 (INT_MAX past n: never visible). */
-__device__ __forceinline__ void dm_pos(const int32_t *P, int n, int b0, int t, int (&kp)[4])
+/* The positions of the round's slots 2t, 2t+1, 2t+8, 2t+9 (INT_MAX past n: never visible),
+ * and with Keyformer's noise (SC 2) that of slot lane mod 16 (dm_noise) in zp. */
+template <int SC>
+__device__ __forceinline__ void dm_pos(const int32_t *P, int n, int b0, int t, int lane,
+                                       int (&kp)[4], int &zp)
 {
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
         kp[j] = i < n ? P[i] : INT_MAX;
     }
+    if (SC == 2)
+        zp = b0 + lane % 16 < n ? P[b0 + lane % 16] : INT_MAX;
 }
 
-template <int HD, int Q8, bool FUSE>
+/*
+ * Keyformer's noise for a round, spread over the whole warp: lane L draws G for slot L mod 16 of
+ * the round and query heads L/16, L/16 + 2, ... of the group (z[k] for head L/16 + 2k; nz heads
+ * per lane, ⌈group/2⌉).  The lanes holding head r's logits (r < group, 4 slots each) would
+ * otherwise draw all 16·group values themselves — 4 per lane on a quarter to a half of the
+ * warp, on the path between a round's keys and its P·V.  zp: the slot's position (dm_pos).
+ */
+__device__ __forceinline__ void dm_noise(const struct attn_args &a, float (&z)[DM_GROUP / 2],
+                                         int zp, int hq0, int group, int nz, int qpos, int lane)
+{
+#pragma unroll
+    for (int k = 0; k < DM_GROUP / 2; k++) {
+        const int hh = lane / 16 + 2 * k;
+        z[k] = k < nz && hh < group && zp != INT_MAX
+                   ? kn_gumbel(kn_row_key(a.kv.layer, hq0 + hh, qpos), a.seed_key, zp)
+                   : 0.0f;
+    }
+}
+
+/*
+ * The policy's share of a round (SC 1: h2o, 2: Keyformer): for H2O head r's logits of this
+ * lane's slots (x, −inf where invisible) into the cache's logit row; for Keyformer the noisy
+ * logits (x + G)/τ (G from the lane that drew it: dm_noise) into the noisy row and their online
+ * max m2 and this lane's part of the sum l2 (the quad's four lanes share m2).  k_dec_wscore then
+ * adds each slot's probability to its score.
+ */
+template <int SC>
+__device__ __forceinline__ void dm_score(const struct attn_args &a, const float (&x)[4],
+                                         const float (&z)[DM_GROUP / 2], int nz, int h, int hv,
+                                         int s0, int b0, int n, int r, int t, float inv_tau,
+                                         float &m2, float &l2)
+{
+    float y[4], ym = -INFINITY;
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const int j = 2 * t + (e & 1) + (e >> 1) * 8, i = b0 + j;
+        if (SC == 2) { /* (head r, slot j) was drawn by lane (r mod 2)·16 + j, as its z[r/2] */
+            float g = 0.0f;
+#pragma unroll
+            for (int k = 0; k < DM_GROUP / 2; k++)
+                if (k < nz) { /* uniform: every lane shuffles */
+                    const float v = __shfl_sync(0xffffffffu, z[k], (r & 1) * 16 + j);
+                    g = k == r / 2 ? v : g;
+                }
+            y[e] = x[e] != -INFINITY ? (x[e] + g) * inv_tau : -INFINITY;
+            ym = fmaxf(ym, y[e]);
+        }
+        if (hv && i < n) {
+            if (SC == 2)
+                a.noisy[(size_t)h * a.kv.cap + s0 + i] = y[e];
+            else /* Keyformer's scores take the noisy logits only */
+                a.logits[(size_t)h * a.kv.cap + s0 + i] = x[e];
+        }
+    }
+    if (SC != 2)
+        return;
+    const float nm = fmaxf(m2, quad_max(ym));
+    if (nm == -INFINITY)
+        return;
+    l2 *= expf(m2 - nm);
+#pragma unroll
+    for (int e = 0; e < 4; e++)
+        l2 += y[e] == -INFINITY ? 0.0f : expf(y[e] - nm);
+    m2 = nm;
+}
+
+template <int HD, int Q8, bool FUSE, int SC>
 __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode, void *xq, int pf)
 {
     constexpr int KS = HD / 16; /* k-steps of S */
     constexpr int MT = HD / 16; /* dim tiles of Oᵀ */
-    __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP], sm_l[8][DM_GROUP];
+    __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP][2], sm_l[8][DM_GROUP][2];
     const int g = blockIdx.x, group = a.n_head / a.G, hq0 = g * group;
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, r = lane / 4, t = lane % 4;
     /* the count is the earlier steps' (safe before the wait: cuda_launch.cuh) */
@@ -279,6 +351,12 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
     if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
         return;
     const int qpos = a.st->pos0, hv = r < group, h = hq0 + (hv ? r : 0);
+    /* SC (1 h2o, 2 Keyformer): the logits (and noisy logits) of the slots for k_dec_wscore, and
+     * for Keyformer the online max and sum of the noisy ones too, as k_dec_wflash keeps them */
+    const int scoring = SC && a.st->scoring;
+    const float inv_tau = SC == 2 ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
+    const int nz = (group + 1) / 2; /* noise values a lane draws per round (dm_noise) */
+    float m2 = -INFINITY, l2 = 0.0f;
 
     /* A fragments of S: rows r (head r, hi) and r + 8 (head r, lo) */
     uint32_t qa[KS][4];
@@ -304,7 +382,8 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
     int kp[4];
     kv.keys(K, rowb, n, 0, r, t);
     kv.values(V, rowb, n, 0, r, t);
-    dm_pos(P, n, 0, t, kp);
+    int zp = INT_MAX;
+    dm_pos<SC>(P, n, 0, t, lane, kp, zp);
     for (int b0 = 0; b0 < n; b0 += 16) { /* warp-uniform */
         float x[4]; /* head r, slots 2t, 2t+1, 2t+8, 2t+9 of the round */
         kv.dots(qa, x);
@@ -314,6 +393,12 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
         for (int e = 0; e < 4; e++)
             x[e] = hv && visible(kp[e], qpos, a.kv.swa) ? att_logit(a, x[e], h, kp[e], qpos)
                                                         : -INFINITY;
+        if (SC && scoring) {
+            float z[DM_GROUP / 2];
+            if (SC == 2)
+                dm_noise(a, z, zp, hq0, group, nz, qpos, lane);
+            dm_score<SC>(a, x, z, nz, h, hv, s0, b0, n, r, t, inv_tau, m2, l2);
+        }
         const float c = online_row<4>(x, m, l);
         /* the factors of heads 2t and 2t + 1 (lanes 8t and 8t + 4 hold them) */
         const float ca = __shfl_sync(0xffffffffu, c, 8 * t), cb = __shfl_sync(0xffffffffu, c, 8 * t + 4);
@@ -327,10 +412,12 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
         kv.pv(x, o);
         if (b0 + 16 < n) {
             kv.values(V, rowb, n, b0 + 16, r, t);
-            dm_pos(P, n, b0 + 16, t, kp);
+            dm_pos<SC>(P, n, b0 + 16, t, lane, kp, zp);
         }
     }
     l = quad_sum(l);
+    if (SC == 2)
+        l2 = quad_sum(l2);
     /* lanes hold heads 2t and 2t + 1 of Oᵀ; the softmax state of head r */
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
@@ -345,20 +432,32 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
         }
     }
     if (hv && t == 0) {
-        sm_m[warp][r] = m;
-        sm_l[warp][r] = l;
+        sm_m[warp][r][0] = m;
+        sm_l[warp][r][0] = l;
+        sm_m[warp][r][1] = m2;
+        sm_l[warp][r][1] = l2;
     }
     __syncthreads();
     /* the block's 8 chunks met: one partial per block and query head, as k_dec_wflash's */
     for (int idx = threadIdx.x; idx < group * HD; idx += blockDim.x) {
         const int j = idx / HD, d = idx % HD, hq = hq0 + j;
-        float M, Ls, O = warps_merge(&sm_m[0][j], &sm_l[0][j], DM_GROUP, &sm_o[0][j][d],
+        float M, Ls, O = warps_merge(&sm_m[0][j][0], &sm_l[0][j][0], DM_GROUP * 2, &sm_o[0][j][d],
                                      DM_GROUP * (HD + 4), M, Ls);
         a.partial[((size_t)blockIdx.y * a.n_head + hq) * HD + d] = O;
         if (d == 0) {
             float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
             st[0] = M;
             st[1] = Ls;
+            if (SC == 2) { /* the noisy logits' (m2, l2) the same way */
+                float M2 = -INFINITY, L2 = 0.0f;
+                for (int w = 0; w < 8; w++)
+                    M2 = fmaxf(M2, sm_m[w][j][1]);
+                for (int w = 0; M2 != -INFINITY && w < 8; w++)
+                    if (sm_m[w][j][1] != -INFINITY)
+                        L2 += sm_l[w][j][1] * expf(sm_m[w][j][1] - M2);
+                st[2] = M2;
+                st[3] = L2;
+            }
         }
     }
     if (!FUSE)
@@ -415,7 +514,19 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
     }
 }
 
-int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cudaStream_t s)
+/* The kernel for (head size, cache type, fused, scores). */
+template <int HD, int Q8>
+static void (*dm_kernel(int fused, int sc))(struct attn_args, int, void *, int)
+{
+    if (fused)
+        return sc == 2 ? k_dec_mma<HD, Q8, true, 2> : sc ? k_dec_mma<HD, Q8, true, 1>
+                                                         : k_dec_mma<HD, Q8, true, 0>;
+    return sc == 2 ? k_dec_mma<HD, Q8, false, 2> : sc ? k_dec_mma<HD, Q8, false, 1>
+                                                      : k_dec_mma<HD, Q8, false, 0>;
+}
+
+int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int sc, int *fused,
+                   cudaStream_t s)
 {
     const char *e = getenv("KF_CUDA_DMMA"), *fe = getenv("KF_CUDA_DMMA_FUSE");
     const int group = a->n_head / a->G, force = e && !strcmp(e, "1");
@@ -434,13 +545,9 @@ int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cud
      * a KV head's outputs do not fill (then k_dec_flash_reduce; KF_CUDA_DMMA_FUSE=0 forces it) */
     *fused = a->cnt && (mode != ACT_Q8_256 || group * a->hd % 256 == 0) &&
              !(fe && !strcmp(fe, "0"));
-    void (*k)(struct attn_args, int, void *, int);
-    if (a->hd == 64)
-        k = a->kv.q8 ? (*fused ? k_dec_mma<64, 1, true> : k_dec_mma<64, 1, false>)
-                     : (*fused ? k_dec_mma<64, 0, true> : k_dec_mma<64, 0, false>);
-    else
-        k = a->kv.q8 ? (*fused ? k_dec_mma<128, 1, true> : k_dec_mma<128, 1, false>)
-                     : (*fused ? k_dec_mma<128, 0, true> : k_dec_mma<128, 0, false>);
+    void (*k)(struct attn_args, int, void *, int) =
+        a->hd == 64 ? (a->kv.q8 ? dm_kernel<64, 1>(*fused, sc) : dm_kernel<64, 0>(*fused, sc))
+                    : (a->kv.q8 ? dm_kernel<128, 1>(*fused, sc) : dm_kernel<128, 0>(*fused, sc));
     const char *pe = getenv("KF_CUDA_DMMA_PF"); /* 0: no L2 prefetch before the wait (A/B) */
     klaunch(k, grid, 256, 0, s, *a, mode, a->out_q, !(pe && !strcmp(pe, "0")));
     return bph;

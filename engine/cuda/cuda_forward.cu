@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cuda_profiler_api.h>
 
 #include "cuda_mmv.h"
 #include "cuda_model_impl.h"
@@ -151,6 +152,15 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
 /* ---- forward -------------------------------------------------------------------------------- */
 
 
+/* The main stream waits for the scores forked onto the side stream, if any are owed. */
+static void side_join(struct cuda_model *cm)
+{
+    if (cm->side.pending) {
+        cudaStreamWaitEvent(cm->s, cm->side.join, 0);
+        cm->side.pending = 0;
+    }
+}
+
 /* span: no (layer, head) holds more than span slots during this call (grids cover it). */
 static int run_layers(struct cuda_model *cm, int n, int span)
 {
@@ -214,6 +224,8 @@ static int run_layers(struct cuda_model *cm, int n, int span)
         a.alibi = cm->alibi;
         a.kh = cm->kh;
         a.vh = cm->vh;
+        a.side = cm->side.s ? &cm->side : NULL;
+        side_join(cm); /* the previous layer's scores read the scratch this layer rewrites */
         attn_launch(&a, &l->rope, cm->s);
         cm->prep_x = NULL;
         if (a.out_mode != ACT_NONE && (a.out_mode != ACT_Q8_256 || (d->n_head * hd) % 256 == 0)) {
@@ -245,6 +257,7 @@ static int run_layers(struct cuda_model *cm, int n, int span)
         } else if (linear(cm, &l->w_down, cm->ffa, n, cm->x, NULL, cm->x))
             return -1;
     }
+    side_join(cm);
     kv_commit_launch(cm->kvl_dev, cm->nl, &cm->conf, G, hd, cm->st, cm->victim, cm->lists,
                      cm->vstride, cm->s);
     return 0;
@@ -278,6 +291,7 @@ static int decode_graph(struct cuda_model *cm, int i, int span)
     if (!st && cm->d.with_output)
         st = run_output(cm, 0, 1);
     cudaError_t e = cudaStreamEndCapture(cm->s, &g);
+    cm->side.pending = 0; /* a join owed inside the capture cannot be waited for outside it */
     if (st || e != cudaSuccess) {
         cudaGetLastError();
         return -1;
@@ -298,7 +312,7 @@ extern "C" int cuda_model_forward(struct cuda_model *cm, const float *x, int n, 
 {
     const struct cuda_model_desc *d = &cm->d;
     size_t E = (size_t)d->n_embd;
-    int bound, bi = 0, span = 256;
+    int bound, bi = 0, span = 256, prof = 0;
     if (n < 1 || n > d->n_batch) {
         snprintf(err, errlen, "GPU: batch of %d tokens (max %d)", n, d->n_batch);
         return -1;
@@ -316,6 +330,9 @@ extern "C" int cuda_model_forward(struct cuda_model *cm, const float *x, int n, 
         span <<= 1;
         bi++;
     }
+    prof = n == 1 && cm->prof_step > 0 && --cm->prof_step == 0;
+    if (prof)
+        cudaProfilerStart();
     if (n == 1 && cm->graph_state == 0 && !cm->graph[bi] && decode_graph(cm, bi, span))
         cm->graph_state = -1; /* capture failed: run eagerly from now on */
     if (n == 1 && cm->graph_state == 0 && cm->graph[bi]) {
@@ -339,6 +356,8 @@ extern "C" int cuda_model_forward(struct cuda_model *cm, const float *x, int n, 
         CU_TRY(cudaMemcpyAsync(cm->h_io, cm->logits, rows * d->n_vocab * 4,
                                cudaMemcpyDeviceToHost, cm->s));
         CU_TRY(cudaStreamSynchronize(cm->s));
+        if (prof)
+            cudaProfilerStop();
         CU_TRY(cudaGetLastError());
         if (logits)
             memcpy(logits, cm->h_io, rows * d->n_vocab * 4);

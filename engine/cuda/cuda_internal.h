@@ -112,6 +112,18 @@ __device__ __forceinline__ float kn_gumbel(uint64_t rk, uint64_t sk, int kpos)
 }
 
 /* ---- launchers (cuda_attn.cu) -------------------------------------------------------------- */
+/*
+ * A second stream for what the decode step's later kernels do not wait for: the slots' scores
+ * (k_dec_wscore) fork onto it after a layer's attention and join the main stream again before
+ * the next layer's attention (which rewrites the logits they read) or the commit (which reads
+ * the scores).  A graph captures the fork and the join as edges.
+ */
+struct attn_side {
+    cudaStream_t s;
+    cudaEvent_t fork, join;
+    int pending; /* a join is owed */
+};
+
 struct attn_args {
     float *qkv;             /* [n][row] rows holding q | k | v (RoPE applied in place, except
                              * by k_dec_short, which rotates its copy in shared memory) */
@@ -135,6 +147,7 @@ struct attn_args {
     int *cnt;               /* decode: [n_head*hd/256] zeroed arrival counters (k_dec_short) */
     const float *alibi;     /* [n_head] ALiBi slopes (mpt) or NULL */
     __half *kh, *vh;        /* q8_0 cache, prefill: the layer's rows dequantized ([G][cap][hd]) */
+    struct attn_side *side; /* host: the side stream for the scores, or NULL (all on one) */
 };
 
 /* QK-norm and RoPE of the call's queries and keys, and the keys/values into free slots. */
@@ -148,10 +161,12 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
  * (cuda_attn_split.cu); mode: the output's rounding for W_o (ACT_*). */
 void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s);
 /* Decode attention on the tensor cores (cuda_attn_dmma.cu) where it serves (contexts over 1024
- * slots, head size 64 or 128, at most 8 query heads a KV head, no scores; KF_CUDA_DMMA=0/1 turns
- * it off or on for any context): returns its blocks per KV head, or 0 where it does not serve; *fused says
+ * slots, head size 64 or 128, at most 8 query heads a KV head; sc: the policy's scores, 0 none,
+ * 1 h2o, 2 Keyformer, for k_dec_wscore; KF_CUDA_DMMA=0/1 turns it off or on for any context):
+ * returns its blocks per KV head, or 0 where it does not serve; *fused says
  * whether the blocks combined themselves (else k_dec_flash_reduce must, with mode's rounding). */
-int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int *fused, cudaStream_t s);
+int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int sc, int *fused,
+                   cudaStream_t s);
 /* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
  * capability 8.0+; -1 where it does not apply (older GPUs, other head sizes, KF_CUDA_PF=warp):
  * then k_pf_attn runs. */

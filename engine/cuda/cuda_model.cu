@@ -246,6 +246,12 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
         cublasDestroy(cm->cb);
     if (cm->s)
         cudaStreamDestroy(cm->s);
+    if (cm->side.s)
+        cudaStreamDestroy(cm->side.s);
+    if (cm->side.fork)
+        cudaEventDestroy(cm->side.fork);
+    if (cm->side.join)
+        cudaEventDestroy(cm->side.join);
     free(cm->L);
     free(cm->kvl);
     free(cm);
@@ -362,6 +368,11 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
         goto fail;
     }
     CU_TRY(cudaStreamCreateWithFlags(&cm->s, cudaStreamNonBlocking));
+    if (!getenv("KF_CUDA_SIDE") || strcmp(getenv("KF_CUDA_SIDE"), "0")) {
+        CU_TRY(cudaStreamCreateWithFlags(&cm->side.s, cudaStreamNonBlocking));
+        CU_TRY(cudaEventCreateWithFlags(&cm->side.fork, cudaEventDisableTiming));
+        CU_TRY(cudaEventCreateWithFlags(&cm->side.join, cudaEventDisableTiming));
+    }
     if (cublasCreate(&cm->cb) != CUBLAS_STATUS_SUCCESS) {
         snprintf(err, errlen, "cuBLAS: cannot create a handle");
         cm->cb = NULL;
@@ -432,6 +443,8 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
             goto fail;
     }
     cm->graph_state = getenv("KF_CUDA_GRAPH") && !strcmp(getenv("KF_CUDA_GRAPH"), "0") ? -1 : 0;
+    /* `ncu --profile-from-start off` then sees the kernels of that one decode step only */
+    cm->prof_step = getenv("KF_CUDA_PROFILE_STEP") ? atoi(getenv("KF_CUDA_PROFILE_STEP")) : 0;
     CU_TRY(cudaStreamSynchronize(cm->s));
     *out = cm;
     return 0;

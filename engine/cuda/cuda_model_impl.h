@@ -40,6 +40,7 @@ struct cuda_model {
     struct kv_conf conf;
     uint64_t seed_key;
     cudaStream_t s;
+    struct attn_side side; /* the scores' stream (side.s NULL: none, KF_CUDA_SIDE=0) */
     cublasHandle_t cb;
     struct kstep *st, *st_host;
     int row, nq_all, max_k, maxcap;
@@ -64,6 +65,7 @@ struct cuda_model {
     size_t h_io_floats;
     cudaGraphExec_t graph[GRAPHS]; /* decode step, by span bucket (256 << i slots) */
     int graph_state;               /* 0 in use, -1 disabled */
+    int prof_step;                 /* KF_CUDA_PROFILE_STEP: decode steps left before the one profiled */
     size_t bytes;
 };
 
