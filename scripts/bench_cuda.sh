@@ -11,6 +11,7 @@
 #   kf       Llama-2-7B Q4_K_M at depth 16384: keyformer 50% against full, generation only
 #   q8       both Q4_K_M shapes with a q8_0 KV cache (--kv-type q8_0): tg128 at depth 0, 4096
 #            and 16384
+#   kf3      kf on the Llama-3 shape (GQA 8)
 #   kf8      kf with a q8_0 KV cache
 # The Llama-3 shape uses the 32000-token llama-spm vocabulary (no 128256-token vocabulary is in
 # the test data): its output head is 4096 × 32000 instead of 4096 × 128256.
@@ -49,6 +50,10 @@ for c in $CASES; do
              mk l3-q4km "$L3 --type q4_k_m"
              for m in l2-q4km l3-q4km; do
                  bench $m -p 0 -n 128 -d 0,4096,16384 -c 16896 --kv-type q8_0
+             done ;;
+    kf3)     mk l3-q4km "$L3 --type q4_k_m"
+             for p in full keyformer; do
+                 bench l3-q4km -p 0 -n 128 -d 16384 -c 16896 --kv-policy $p --kv-budget 50%
              done ;;
     kf8)     mk l2-q4km "$L2 --type q4_k_m"
              for p in full keyformer; do
