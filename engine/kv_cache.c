@@ -339,7 +339,9 @@ int kv_cache_begin(struct kv_cache *kv, int pos0, int n)
      * keyformer-static, as the authors detect it: a one-token call after the first position is
      * a decode step; the first one freezes the key tokens (τ needs no state: kv_cache_tau)
      */
+    kv->static_op = 0;
     if (n == 1 && pos0 > 0 && kv->p.policy == KV_POLICY_KEYFORMER_STATIC && !kv->unbounded) {
+        kv->static_op = kv->frozen ? 2 : 1;
         if (!kv->frozen)
             kv_static_freeze(kv);
         else /* the authors' step attends over exactly B: the leaving token goes first */

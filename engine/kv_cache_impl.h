@@ -33,6 +33,7 @@ struct kv_cache {
     int n_past;
     int call_pos0, call_n;
     int frozen;        /* keyformer-static: key tokens chosen */
+    int static_op;     /* keyformer-static, this call: 0 nothing, 1 froze, 2 slid (kv_sync.h) */
     int unbounded;     /* budget >= n_ctx: nothing is ever evicted, nothing needs scores */
     float *alibi;      /* [n_head] ALiBi slopes, or NULL */
 };

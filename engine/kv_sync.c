@@ -33,6 +33,11 @@ int kv_cache_scores_now(const struct kv_cache *kv)
     return 0;
 }
 
+int kv_cache_static_op(const struct kv_cache *kv)
+{
+    return kv->static_op;
+}
+
 void kv_cache_slots(struct kv_cache *kv, int layer, int g, struct kv_slots *out)
 {
     size_t b = base_of(kv, layer, g), hd = (size_t)kv->sh.head_dim;

@@ -15,6 +15,10 @@ int kv_cache_layer_cap(const struct kv_cache *kv, int layer);
 int kv_cache_layer_used(const struct kv_cache *kv, int layer); /* entries, all KV heads */
 /* Would a global layer accumulate scores in the current call? */
 int kv_cache_scores_now(const struct kv_cache *kv);
+/* keyformer-static: what kv_cache_begin did before the current call — 0 nothing, 1 chose the
+ * key tokens (kv_static_freeze), 2 slid the window (kv_static_slide) — for a backend that does
+ * the same to the layers it holds. */
+int kv_cache_static_op(const struct kv_cache *kv);
 
 struct kv_slots {
     int *n_used;     /* entries held */

@@ -115,8 +115,6 @@ static const char *unsupported(const struct model *m)
     for (int l = 0; l < hp->n_layer; l++)
         if (!hp->norm_layer && (m->layers[l].attn_norm_b || m->layers[l].ffn_norm_b))
             return "RMSNorm with a bias runs on the CPU only";
-    if (kv_cache_params(m->kv)->policy == KV_POLICY_KEYFORMER_STATIC)
-        return "keyformer-static runs on the CPU only";
     return NULL;
 }
 
@@ -205,8 +203,9 @@ size_t model_gpu_bytes(const struct model *m)
 int model_gpu_forward(struct model *m, int n, int pos0, float *logits, int all_logits)
 {
     char err[512];
-    int st = cuda_model_forward(m->gpu, m->x, n, pos0, kv_cache_scores_now(m->kv), logits,
-                                all_logits, m->x, err, sizeof err);
+    int st = cuda_model_forward(m->gpu, m->x, n, pos0, kv_cache_scores_now(m->kv),
+                                kv_cache_static_op(m->kv), logits, all_logits, m->x, err,
+                                sizeof err);
     if (st) {
         fprintf(stderr, "kfchat: %s\n", err); /* the forward pass has no error channel of its own */
         return STATUS_CUDA;
@@ -236,10 +235,9 @@ void model_gpu_pull(struct model *m, int with_data)
         for (int g = 0; g < m->hp.n_head_kv; g++) {
             struct kv_slots s;
             kv_cache_slots(m->kv, l, g, &s);
-            if (cuda_model_kv_get(m->gpu, l, g, s.n_used, s.pos, s.score,
+            if (cuda_model_kv_get(m->gpu, l, g, s.n_used, s.pos, s.score, s.key,
                                   with_data ? s.k : NULL, with_data ? s.v : NULL))
                 *s.n_used = 0;
-            memset(s.key, 0, (size_t)*s.n_used);
         }
 }
 
@@ -251,7 +249,7 @@ int model_gpu_push(struct model *m)
         for (int g = 0; g < m->hp.n_head_kv; g++) {
             struct kv_slots s;
             kv_cache_slots(m->kv, l, g, &s);
-            if (cuda_model_kv_set(m->gpu, l, g, *s.n_used, s.pos, s.score, s.k, s.v))
+            if (cuda_model_kv_set(m->gpu, l, g, *s.n_used, s.pos, s.score, s.key, s.k, s.v))
                 return STATUS_CUDA;
         }
     return STATUS_OK;

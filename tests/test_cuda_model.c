@@ -406,18 +406,55 @@ out:
     engine_close(g);
 }
 
+/*
+ * keyformer-static's key tokens survive a snapshot: saved after the freeze (the flags come from
+ * the GPU), loaded into another GPU engine (they go back), both continue identically — with the
+ * flags lost, the next slides would drop the key tokens.
+ */
+static void check_state_static(const char *path)
+{
+    struct engine *a = open_e(path, -1, "keyformer-static", "24", 16);
+    struct engine *b = open_e(path, -1, "keyformer-static", "24", 16);
+    struct engine_info in;
+    if (!ok(a && b, "keyformer-static state: engines open"))
+        goto out;
+    engine_get_info(a, &in);
+    ok(in.gpu_layers > 0, "keyformer-static: on the GPU (%d layers)", in.gpu_layers);
+    int nv = engine_n_vocab(a);
+    int32_t t[64];
+    prompt(t, 50, nv, 33);
+    engine_eval(a, t, 50, NULL, NULL, NULL);
+    for (int s = 0; s < 3; s++) { /* the first step freezes, the next ones slide */
+        int32_t tok = argmax(engine_logits(a), nv);
+        engine_eval(a, &tok, 1, NULL, NULL, NULL);
+    }
+    void *blob = NULL;
+    size_t len = 0;
+    if (!ok(engine_state_save(a, NULL, &blob, &len) == 0 && len > 0,
+            "keyformer-static state: saved after the freeze"))
+        goto out;
+    ok(engine_state_load(b, NULL, blob, len) == 0, "keyformer-static state: loaded");
+    free(blob);
+    double worst = 0;
+    for (int s = 0; s < 30; s++) { /* past the window (7 of 24): the slides reach the keys */
+        int32_t tok = argmax(engine_logits(a), nv);
+        engine_eval(a, &tok, 1, NULL, NULL, NULL);
+        engine_eval(b, &tok, 1, NULL, NULL, NULL);
+        double d = testutil_max_rel_diff(engine_logits(b), engine_logits(a), (size_t)nv);
+        worst = d > worst ? d : worst;
+    }
+    ok(worst == 0.0, "keyformer-static state: continuing after restore is bit-identical (%.2e)",
+       worst);
+out:
+    engine_close(a);
+    engine_close(b);
+}
+
 static void check_fallbacks(const char *llama)
 {
-    struct engine *e = open_e(llama, -1, "keyformer-static", "24", 16);
     struct engine_info in;
-    if (ok(e != NULL, "keyformer-static: opens")) {
-        engine_get_info(e, &in);
-        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "CPU"), "keyformer-static: on the CPU (%s)",
-           in.gpu_note);
-    }
-    engine_close(e);
     setenv("KF_GPU_MEM_LIMIT", "1", 1);
-    e = open_e(llama, -1, NULL, NULL, 16);
+    struct engine *e = open_e(llama, -1, NULL, NULL, 16);
     if (ok(e != NULL, "no GPU memory: still opens")) {
         engine_get_info(e, &in);
         ok(in.gpu_layers == 0 && strstr(in.gpu_note, "MiB") && strstr(in.gpu_note, "CPU"),
@@ -563,6 +600,7 @@ int main(void)
          * the one-row ones under MHA (llama f16); each model through the other variant too */
         check_policy(llama, "keyformer", "24");
         check_policy(llama, "h2o", "24");
+        check_policy(llama, "keyformer-static", "24");
         snprintf(path, sizeof path, "%s/m15.gguf", tmpdir);
         check_policy(path, "keyformer", "20");
         snprintf(path, sizeof path, "%s/m1.gguf", tmpdir);
@@ -587,7 +625,8 @@ int main(void)
                                                { "m1", "keyformer", "24" }, { "m1", "h2o", "24" },
                                                { "m17", "keyformer", "24" }, /* head size 128 */
                                                { "m18", "keyformer", "24" }, { "m20", "h2o", "24" },
-                                               { "m23", "keyformer", "24" } };
+                                               { "m23", "keyformer", "24" },
+                                               { "m1", "keyformer-static", "24" } };
         for (size_t i = 0; i < sizeof wpol / sizeof wpol[0]; i++) {
             snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, wpol[i][0]);
             check_policy(path, wpol[i][1], wpol[i][2]);
@@ -616,6 +655,7 @@ int main(void)
             { "m16", "sink", "20" },      { "m17", "keyformer", "24" }, { "m17", "h2o", "24" },
             { "m15", "keyformer", "20" }, { "m16", "keyformer", "20" }, { "m25", "keyformer", "24" },
             { "m25", "h2o", "24" },       { "m15", "h2o", "20" },    { "m24", "keyformer", "24" },
+            { "m25", "keyformer-static", "24" }, { "m17", "keyformer-static", "24" },
         };
         for (size_t i = 0; i < sizeof dpol / sizeof dpol[0]; i++) {
             snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, dpol[i][0]);
@@ -654,11 +694,12 @@ int main(void)
     if (llama[0]) {
         static const char *const pol[][2] = { { "full", "0" },    { "window", "24" },
                                               { "sink", "24" },   { "h2o", "24" },
-                                              { "keyformer", "24" } };
+                                              { "keyformer", "24" }, { "keyformer-static", "24" } };
         for (size_t i = 0; i < sizeof pol / sizeof pol[0]; i++)
             check_policy(llama, pol[i][0], strcmp(pol[i][1], "0") ? pol[i][1] : NULL);
         snprintf(path, sizeof path, "%s/m15.gguf", tmpdir); /* gemma3: sliding + global layers */
         check_policy(path, "keyformer", "20");
+        check_policy(path, "keyformer-static", "20");
         snprintf(path, sizeof path, "%s/m18.gguf", tmpdir); /* gpt2 */
         check_policy(path, "keyformer", "24");
         snprintf(path, sizeof path, "%s/m20.gguf", tmpdir); /* gptj */
@@ -666,6 +707,7 @@ int main(void)
         snprintf(path, sizeof path, "%s/m23.gguf", tmpdir); /* mpt, 6 heads */
         check_policy(path, "keyformer", "24");
         check_state(llama);
+        check_state_static(llama);
         check_fallbacks(llama);
     }
     snprintf(path, sizeof path, "%s/long.gguf", tmpdir);
@@ -782,6 +824,7 @@ int main(void)
         engine_close(bg);
         engine_close(bc);
         check_state(llama);
+        check_state_static(llama);
     }
     kvtype = KV_TYPE_F16;
     char cmd[700];

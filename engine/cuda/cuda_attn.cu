@@ -329,15 +329,26 @@ __device__ void compact_block(const struct kv_layer &L, int g, int hd, int count
     for (int i = threadIdx.x; i < nmov; i += CB) {
         L.pos[base + holes[i]] = L.pos[base + movers[i]];
         L.score[base + holes[i]] = L.score[base + movers[i]];
+        if (L.key)
+            L.key[base + holes[i]] = L.key[base + movers[i]];
+    }
+    if (L.key) { /* the freed slots hold no key token (a new entry starts as none) */
+        __syncthreads();
+        for (int s = keep + threadIdx.x; s < count; s += CB)
+            L.key[base + s] = 0;
     }
 }
 
 /* Move slot src into dst (one victim: the last slot fills its hole). */
 __device__ void move_one(const struct kv_layer &L, int g, int hd, int dst, int src)
 {
+    size_t base = (size_t)g * L.cap;
+    if (L.key && threadIdx.x == 0) {
+        L.key[base + dst] = L.key[base + src];
+        L.key[base + src] = 0;
+    }
     if (dst == src)
         return;
-    size_t base = (size_t)g * L.cap;
     int nw = L.rowb / 4;
     uint32_t *K = (uint32_t *)L.k, *V = (uint32_t *)L.v;
     for (int w = threadIdx.x; w < nw; w += CB) {
@@ -379,6 +390,46 @@ __device__ __forceinline__ uint64_t cand_key(const struct kv_conf &c, int pos, f
 typedef cub::BlockReduce<int, CB> BlockSumInt;
 
 /*
+ * The need-th smallest of the keys keyf(s) != UINT64_MAX over slots [0, count), 4 bits at a
+ * time (every thread calling; 1 <= need <= the number of such keys, all distinct).
+ */
+template <class F> __device__ uint64_t kth_key(int count, int need, const F &keyf)
+{
+    __shared__ unsigned hist[16];
+    __shared__ uint64_t prefix;
+    __shared__ int remaining;
+    if (threadIdx.x == 0) {
+        prefix = 0;
+        remaining = need;
+    }
+    for (int shift = 60; shift >= 0; shift -= 4) {
+        if (threadIdx.x < 16)
+            hist[threadIdx.x] = 0;
+        __syncthreads();
+        uint64_t hi = shift == 60 ? 0 : ~0ULL << (shift + 4), pf = prefix;
+        for (int s = threadIdx.x; s < count; s += CB) {
+            uint64_t k = keyf(s);
+            if (k != UINT64_MAX && (k & hi) == (pf & hi))
+                atomicAdd(&hist[(k >> shift) & 15], 1u);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            unsigned cum = 0;
+            for (int d = 0; d < 16; d++) {
+                if (cum + hist[d] >= (unsigned)remaining) {
+                    prefix |= (uint64_t)d << shift;
+                    remaining -= (int)cum;
+                    break;
+                }
+                cum += hist[d];
+            }
+        }
+        __syncthreads();
+    }
+    return prefix;
+}
+
+/*
  * The end of an eviction of one (layer, KV head), every thread calling: nv is this thread's
  * count of flagged slots; the block's total goes through sh (shared), then the survivors are
  * compacted and the new count stored.
@@ -410,9 +461,6 @@ __global__ void __launch_bounds__(CB) k_commit(const struct kv_layer *layers, st
         typename BRK::TempStorage k;
     } tmp;
     __shared__ int sh_count, sh_int;
-    __shared__ unsigned hist[16];
-    __shared__ uint64_t prefix;
-    __shared__ int remaining;
     const struct kv_layer L = layers[blockIdx.y];
     int g = blockIdx.x, n = st->n, p_last = st->pos0 + n - 1;
     size_t vb = ((size_t)blockIdx.y * G + g) * vstride;
@@ -429,6 +477,15 @@ __global__ void __launch_bounds__(CB) k_commit(const struct kv_layer *layers, st
         int lim = p_last + 1 - L.swa;
         for (int s = threadIdx.x; s < count; s += CB) {
             int v = P[s] <= lim;
+            victim[s] = (uint8_t)v;
+            nv += v;
+        }
+    } else if (c.stat && !c.unbounded && !st->scoring) {
+        /* keyformer-static after the freeze: what is not a key token leaves with the window
+         * (a decode step's leaving token already went in k_static; a prompt chunk's go here) */
+        const uint8_t *Kf = L.key + (size_t)g * L.cap;
+        for (int s = threadIdx.x; s < count; s += CB) {
+            int v = !Kf[s] && P[s] <= p_last - c.recent;
             victim[s] = (uint8_t)v;
             nv += v;
         }
@@ -458,37 +515,8 @@ __global__ void __launch_bounds__(CB) k_commit(const struct kv_layer *layers, st
             return;
         }
         uint64_t T = UINT64_MAX - 1; /* every candidate when need >= nc */
-        if (need < nc) {             /* the need-th smallest key, 4 bits at a time */
-            if (threadIdx.x == 0) {
-                prefix = 0;
-                remaining = need;
-            }
-            for (int shift = 60; shift >= 0; shift -= 4) {
-                if (threadIdx.x < 16)
-                    hist[threadIdx.x] = 0;
-                __syncthreads();
-                uint64_t hi = shift == 60 ? 0 : ~0ULL << (shift + 4), pf = prefix;
-                for (int s = threadIdx.x; s < count; s += CB) {
-                    uint64_t k = cand_key(c, P[s], S[s], p_last);
-                    if (k != UINT64_MAX && (k & hi) == (pf & hi))
-                        atomicAdd(&hist[(k >> shift) & 15], 1u);
-                }
-                __syncthreads();
-                if (threadIdx.x == 0) {
-                    unsigned cum = 0;
-                    for (int d = 0; d < 16; d++) {
-                        if (cum + hist[d] >= (unsigned)remaining) {
-                            prefix |= (uint64_t)d << shift;
-                            remaining -= (int)cum;
-                            break;
-                        }
-                        cum += hist[d];
-                    }
-                }
-                __syncthreads();
-            }
-            T = prefix;
-        }
+        if (need < nc)
+            T = kth_key(count, need, [&](int s) { return cand_key(c, P[s], S[s], p_last); });
         for (int s = threadIdx.x; s < count; s += CB) {
             uint64_t k = cand_key(c, P[s], S[s], p_last);
             int v = k != UINT64_MAX && k <= T;
@@ -510,6 +538,71 @@ void kv_commit_launch(const struct kv_layer *layers_dev, int n_layers, const str
 {
     klaunch(k_commit, dim3(G, n_layers), CB, 0, s,
             layers_dev, *conf, G, hd, st, victim, lists, vstride);
+}
+
+/*
+ * keyformer-static before a call (st->stat_op), per (global layer, KV head), n = st->pos0 tokens
+ * so far, window w, budget B — kv_static_freeze / kv_static_slide of engine/kv_evict.c:
+ * 1: key tokens = the top B − w by (score, position) among positions < n − w, the rest of those
+ *    dropped, and position n − w too (the authors' off-by-one: keyformer.md §1.6);
+ * 2: drop what is not a key token at or before position n − w.
+ */
+__global__ void __launch_bounds__(CB) k_static(const struct kv_layer *layers, struct kv_conf c,
+                                               int G, int hd, const struct kstep *st,
+                                               uint8_t *victim_all, int *lists_all, size_t vstride)
+{
+    kgrid_begin();
+    __shared__ typename BlockSumInt::TempStorage tmp;
+    __shared__ int sh_count, sh_int;
+    const struct kv_layer L = layers[blockIdx.y];
+    const int op = st->stat_op, g = blockIdx.x, n = st->pos0, w = c.recent;
+    if (!op || L.swa > 0) /* (uniform in the block) */
+        return;
+    size_t vb = ((size_t)blockIdx.y * G + g) * vstride;
+    uint8_t *victim = victim_all + vb;
+    int *holes = lists_all + 2 * vb, *movers = holes + vstride;
+    if (threadIdx.x == 0)
+        sh_count = L.n_used[g];
+    __syncthreads();
+    const int count = sh_count;
+    const int32_t *P = L.pos + (size_t)g * L.cap;
+    const float *S = L.score + (size_t)g * L.cap;
+    uint8_t *Kf = L.key + (size_t)g * L.cap;
+    int nv = 0;
+    if (op == 2) {
+        for (int s = threadIdx.x; s < count; s += CB) {
+            int v = !Kf[s] && P[s] <= n - w;
+            victim[s] = (uint8_t)v;
+            nv += v;
+        }
+    } else {
+        int nc = 0;
+        for (int s = threadIdx.x; s < count; s += CB)
+            nc += P[s] < n - w;
+        nc = BlockSumInt(tmp).Sum(nc);
+        if (threadIdx.x == 0)
+            sh_int = nc;
+        __syncthreads();
+        const int need = sh_int - (c.budget - w); /* candidates that do not stay as key tokens */
+        auto key = [&](int s) { return P[s] < n - w ? order_key(S[s], P[s]) : UINT64_MAX; };
+        const uint64_t T = need > 0 ? kth_key(count, need, key) : 0;
+        for (int s = threadIdx.x; s < count; s += CB) {
+            int cd = P[s] < n - w, v = (cd && need > 0 && key(s) <= T) || P[s] == n - w;
+            Kf[s] = (uint8_t)(cd && !v);
+            victim[s] = (uint8_t)v;
+            nv += v;
+        }
+    }
+    __syncthreads();
+    drop_victims(L, g, hd, count, nv, victim, holes, movers, tmp, &sh_int);
+}
+
+void kv_static_launch(const struct kv_layer *layers_dev, int n_layers, const struct kv_conf *conf,
+                      int G, int hd, const struct kstep *st, uint8_t *victim, int *lists,
+                      size_t vstride, cudaStream_t s)
+{
+    klaunch(k_static, dim3(G, n_layers), CB, 0, s, layers_dev, *conf, G, hd, st, victim, lists,
+            vstride);
 }
 
 __global__ void __launch_bounds__(CB) k_truncate(const struct kv_layer *layers, int G, int hd,

@@ -67,7 +67,7 @@ struct cuda_model_desc {
     struct cuda_weight output;
     int n_ctx, n_batch;
     /* KV cache (engine/kv_cache.h) */
-    int policy;                /* enum kv_policy; keyformer-static is not offered on the GPU */
+    int policy;                /* enum kv_policy */
     int budget;                /* entries per (layer, KV head); 0: unbounded */
     int recent;                /* w */
     int n_sink;
@@ -95,16 +95,20 @@ size_t cuda_model_device_bytes(const struct cuda_model *cm);
  * entering layer0.  With the output head on the GPU, logits receives the last token's logits
  * (n_vocab floats) or all n rows (all_logits); otherwise x_out receives the residual stream
  * after the last layer (n × n_embd).  scoring: whether the policy accumulates scores in this
- * call (kv_cache_scoring of a global layer).  Returns 0 or -1 with err.
+ * call (kv_cache_scoring of a global layer); stat_op: keyformer-static's step before the call
+ * (kv_cache_static_op).  Returns 0 or -1 with err.
  */
-int cuda_model_forward(struct cuda_model *cm, const float *x, int n, int pos0, int scoring, float *logits, int all_logits, float *x_out, char *err,
+int cuda_model_forward(struct cuda_model *cm, const float *x, int n, int pos0, int scoring,
+                       int stat_op, float *logits, int all_logits, float *x_out, char *err,
                        size_t errlen);
 
-/* KV cache access for traces and snapshots (layer is a model layer >= layer0). */
+/* KV cache access for traces and snapshots (layer is a model layer >= layer0); key:
+ * keyformer-static's key-token flags (zeros for other policies), any pointer may be NULL but
+ * set's pos and score. */
 int cuda_model_kv_get(struct cuda_model *cm, int layer, int g, int *n_used, int32_t *pos,
-                      float *score, float *k, float *v);
+                      float *score, uint8_t *key, float *k, float *v);
 int cuda_model_kv_set(struct cuda_model *cm, int layer, int g, int n_used, const int32_t *pos,
-                      const float *score, const float *k, const float *v);
+                      const float *score, const uint8_t *key, const float *k, const float *v);
 /* Entries held per (GPU layer, KV head), layer-major: (n_layer − layer0) × n_head_kv ints. */
 int cuda_model_kv_counts(struct cuda_model *cm, int *counts);
 /* Forget positions >= n_past (all GPU layers); n_past 0 empties the cache. */

@@ -166,6 +166,9 @@ static int run_layers(struct cuda_model *cm, int n, int span)
 {
     const struct cuda_model_desc *d = &cm->d;
     int E = d->n_embd, hd = d->head_dim, G = d->n_head_kv;
+    if (cm->conf.stat && !cm->conf.unbounded) /* keyformer-static's freeze or slide, if due */
+        kv_static_launch(cm->kvl_dev, cm->nl, &cm->conf, G, hd, cm->st, cm->victim, cm->lists,
+                         cm->vstride, cm->s);
     for (int i = 0; i < cm->nl; i++) {
         struct glayer *l = &cm->L[i];
         /* attention block */
@@ -307,7 +310,7 @@ static int decode_graph(struct cuda_model *cm, int i, int span)
 }
 
 extern "C" int cuda_model_forward(struct cuda_model *cm, const float *x, int n, int pos0,
-                                  int scoring, float *logits, int all_logits,
+                                  int scoring, int stat_op, float *logits, int all_logits,
                                   float *x_out, char *err, size_t errlen)
 {
     const struct cuda_model_desc *d = &cm->d;
@@ -320,6 +323,7 @@ extern "C" int cuda_model_forward(struct cuda_model *cm, const float *x, int n, 
     cm->st_host->pos0 = pos0;
     cm->st_host->n = n;
     cm->st_host->scoring = scoring;
+    cm->st_host->stat_op = cm->conf.stat && !cm->conf.unbounded ? stat_op : 0;
     memcpy(cm->h_io, x, (size_t)n * E * 4);
     CU_TRY(cudaMemcpyAsync(cm->st, cm->st_host, sizeof(struct kstep), cudaMemcpyHostToDevice,
                            cm->s));

@@ -17,6 +17,8 @@ struct kstep {
     int pos0;   /* position of the call's first token */
     int n;      /* tokens in the call */
     int scoring;
+    int stat_op; /* keyformer-static before the call: 0 nothing, 1 choose the key tokens, 2 slide
+                  * (kv_cache_static_op; read by k_static, so a decode graph serves every step) */
 };
 
 /*
@@ -30,6 +32,7 @@ struct kv_layer {
     int rowb, q8;
     int32_t *pos;    /* [G][cap] */
     float *score;    /* [G][cap] */
+    uint8_t *key;    /* [G][cap] keyformer-static's key tokens (0 at and past n_used), or NULL */
     int *n_used;     /* [G] (device) */
     int cap, swa, layer; /* layer: the model's layer index (noise key) */
 };
@@ -37,6 +40,8 @@ struct kv_layer {
 /* Policy constants shared by the kernels (enum kv_policy values). */
 struct kv_conf {
     int policy, budget, recent, n_sink, unbounded;
+    int stat; /* keyformer-static: policy is KV_P_KEYFORMER (its scores, τ constant) until the
+               * key tokens are frozen, then only the window slides (k_static, k_commit) */
     uint64_t seed;
     float tau_init, tau_end;
     int tau_steps;
@@ -61,6 +66,7 @@ __device__ __forceinline__ float kv_tau(const struct kv_conf &c, int qpos)
 #define KV_P_SINK 2
 #define KV_P_H2O 3
 #define KV_P_KEYFORMER 4
+#define KV_P_KEYFORMER_STATIC 5 /* the host's value; the device runs it as KEYFORMER + stat */
 
 /* ---- the Gumbel noise, bit for bit as engine/kv_noise.c ----------------------------------- */
 __host__ __device__ __forceinline__ uint64_t kn_mix64(uint64_t x)
@@ -174,6 +180,11 @@ int pf_attn_mma_launch(const struct attn_args *a, int keyformer, cudaStream_t s)
 /* Eviction down to the budget, every layer and KV head (victim: vstride bytes, lists: 2·vstride
  * ints per (layer, head)). */
 void kv_commit_launch(const struct kv_layer *layers_dev, int n_layers, const struct kv_conf *conf,
+                      int G, int hd, const struct kstep *st, uint8_t *victim, int *lists,
+                      size_t vstride, cudaStream_t s);
+/* keyformer-static's step before a call (st->stat_op): choose the key tokens or slide the
+ * window, in every global layer (kv_static_freeze / kv_static_slide of engine/kv_evict.c). */
+void kv_static_launch(const struct kv_layer *layers_dev, int n_layers, const struct kv_conf *conf,
                       int G, int hd, const struct kstep *st, uint8_t *victim, int *lists,
                       size_t vstride, cudaStream_t s);
 /* Remove positions >= n_past from every layer. */

@@ -229,6 +229,7 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
         cudaFree(cm->kvl[i].v);
         cudaFree(cm->kvl[i].pos);
         cudaFree(cm->kvl[i].score);
+        cudaFree(cm->kvl[i].key);
     }
     void *ps[] = { cm->kvl_dev, cm->st, cm->x, cm->xn, cm->qkv, cm->attn, cm->gu, cm->ffa,
                    cm->tmp, cm->logits, cm->xq, cm->xh, cm->wh, cm->kh, cm->vh, cm->a_logits,
@@ -321,6 +322,11 @@ static int build_layer(struct cuda_model *cm, int i, char *err, size_t errlen)
         dev_alloc(cm, (void **)&kv->pos, slots * 4, err, errlen) ||
         dev_alloc(cm, (void **)&kv->score, slots * 4, err, errlen))
         return -1;
+    if (d->policy == KV_P_KEYFORMER_STATIC) {
+        if (dev_alloc(cm, (void **)&kv->key, slots, err, errlen) ||
+            cudaMemset(kv->key, 0, slots) != cudaSuccess)
+            return -1;
+    }
     kv->n_used = cm->n_used_all + (size_t)i * d->n_head_kv;
     return 0;
 }
@@ -329,7 +335,7 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
                               size_t errlen)
 {
     *out = NULL;
-    int hd8 = d->head_dim / 8; /* decode attention: hd/8 lanes per key must divide a warp */
+    int stat, hd8 = d->head_dim / 8; /* decode attention: hd/8 lanes per key must divide a warp */
     if (d->n_head % d->n_head_kv || d->n_head / d->n_head_kv > 16 || d->head_dim % 8 ||
         (d->kv_q8 && d->head_dim % 32) ||
         32 % hd8 || d->n_embd % 32 || d->n_ff % 32) {
@@ -386,8 +392,11 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
     for (int i = 0; i < cm->nl; i++)
         if (build_layer(cm, i, err, errlen))
             goto fail;
-    cm->conf = (struct kv_conf){ d->policy, d->budget, d->recent, d->n_sink, d->budget <= 0,
-                                 d->seed, d->tau_init, d->tau_end, d->tau_steps };
+    /* keyformer-static scores as Keyformer with τ constant (kv_cache_tau) until the freeze */
+    stat = d->policy == KV_P_KEYFORMER_STATIC;
+    cm->conf = (struct kv_conf){ stat ? KV_P_KEYFORMER : d->policy, d->budget, d->recent,
+                                 d->n_sink, d->budget <= 0, stat, d->seed, d->tau_init,
+                                 stat ? d->tau_init : d->tau_end, d->tau_steps };
     cm->seed_key = kn_mix64(d->seed + 0x9e3779b97f4a7c15ULL); /* kv_noise.c's seed_key */
     cm->row = (d->n_head + 2 * G) * hd;
     cm->maxcap = max_cap(d);
@@ -495,7 +504,7 @@ static void rows_from_f32(const float *src, size_t n, int hd, int q8, uint8_t *d
 }
 
 extern "C" int cuda_model_kv_get(struct cuda_model *cm, int layer, int g, int *n_used,
-                                 int32_t *pos, float *score, float *k, float *v)
+                                 int32_t *pos, float *score, uint8_t *key, float *k, float *v)
 {
     int i = layer - cm->d.layer0, hd = cm->d.head_dim;
     if (i < 0 || i >= cm->nl || g < 0 || g >= cm->d.n_head_kv)
@@ -510,6 +519,10 @@ extern "C" int cuda_model_kv_get(struct cuda_model *cm, int layer, int g, int *n
         return -1;
     if (score &&
         cudaMemcpy(score, L->score + base, (size_t)n * 4, cudaMemcpyDeviceToHost) != cudaSuccess)
+        return -1;
+    if (key && !L->key)
+        memset(key, 0, (size_t)n);
+    else if (key && cudaMemcpy(key, L->key + base, (size_t)n, cudaMemcpyDeviceToHost) != cudaSuccess)
         return -1;
     if (k || v) {
         uint8_t *h = (uint8_t *)malloc((size_t)n * L->rowb + 8);
@@ -532,8 +545,8 @@ extern "C" int cuda_model_kv_get(struct cuda_model *cm, int layer, int g, int *n
 }
 
 extern "C" int cuda_model_kv_set(struct cuda_model *cm, int layer, int g, int n_used,
-                                 const int32_t *pos, const float *score, const float *k,
-                                 const float *v)
+                                 const int32_t *pos, const float *score, const uint8_t *key,
+                                 const float *k, const float *v)
 {
     int i = layer - cm->d.layer0, hd = cm->d.head_dim;
     if (i < 0 || i >= cm->nl || g < 0 || g >= cm->d.n_head_kv || n_used < 0 ||
@@ -555,6 +568,10 @@ extern "C" int cuda_model_kv_set(struct cuda_model *cm, int layer, int g, int n_
         cudaMemcpy(L->score + base, score, (size_t)n_used * 4, cudaMemcpyHostToDevice) ||
         cudaMemcpy(L->n_used + g, &n_used, 4, cudaMemcpyHostToDevice))
         return -1;
+    if (L->key && /* no key token at or past n_used (cuda_internal.h) */
+        (cudaMemset(L->key + base, 0, (size_t)L->cap) != cudaSuccess ||
+         (key && cudaMemcpy(L->key + base, key, (size_t)n_used, cudaMemcpyHostToDevice))))
+        return -1;
     return 0;
 }
 
@@ -562,6 +579,10 @@ extern "C" void cuda_model_kv_truncate(struct cuda_model *cm, int n_past)
 {
     if (n_past <= 0) {
         cudaMemsetAsync(cm->n_used_all, 0, (size_t)cm->nl * cm->d.n_head_kv * 4, cm->s);
+        for (int i = 0; i < cm->nl; i++)
+            if (cm->kvl[i].key)
+                cudaMemsetAsync(cm->kvl[i].key, 0, (size_t)cm->d.n_head_kv * cm->kvl[i].cap,
+                                cm->s);
     } else {
         kv_truncate_launch(cm->kvl_dev, cm->nl, cm->d.n_head_kv, cm->d.head_dim, n_past,
                            cm->victim, cm->lists, cm->vstride, cm->s);

@@ -48,26 +48,28 @@ size_t cuda_model_device_bytes(const struct cuda_model *cm)
 }
 
 int cuda_model_forward(struct cuda_model *cm, const float *x, int n, int pos0, int scoring,
-                       float *logits, int all_logits, float *x_out, char *err, size_t errlen)
+                       int stat_op, float *logits, int all_logits, float *x_out, char *err,
+                       size_t errlen)
 {
-    (void)cm, (void)x, (void)n, (void)pos0, (void)scoring, (void)logits, (void)all_logits,
+    (void)cm, (void)x, (void)n, (void)pos0, (void)scoring, (void)stat_op, (void)logits, (void)all_logits,
         (void)x_out;
     snprintf(err, errlen, "kfchat was built without CUDA");
     return -1;
 }
 
 int cuda_model_kv_get(struct cuda_model *cm, int layer, int g, int *n_used, int32_t *pos,
-                      float *score, float *k, float *v)
+                      float *score, uint8_t *key, float *k, float *v)
 {
-    (void)cm, (void)layer, (void)g, (void)pos, (void)score, (void)k, (void)v;
+    (void)cm, (void)layer, (void)g, (void)pos, (void)score, (void)key, (void)k, (void)v;
     *n_used = 0;
     return -1;
 }
 
 int cuda_model_kv_set(struct cuda_model *cm, int layer, int g, int n_used, const int32_t *pos,
-                      const float *score, const float *k, const float *v)
+                      const float *score, const uint8_t *key, const float *k, const float *v)
 {
-    (void)cm, (void)layer, (void)g, (void)n_used, (void)pos, (void)score, (void)k, (void)v;
+    (void)cm, (void)layer, (void)g, (void)n_used, (void)pos, (void)score, (void)key, (void)k,
+        (void)v;
     return -1;
 }
 
