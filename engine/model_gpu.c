@@ -107,9 +107,6 @@ static void fill_desc(struct model *m, int layer0, struct cuda_model_desc *d,
 static const char *unsupported(const struct model *m)
 {
     const struct model_hparams *hp = &m->hp;
-    /* sink keeps ALiBi distances in-cache (kv_cache.c's alibi_add): not on the GPU */
-    if (hp->alibi_max_bias > 0.0f && kv_cache_params(m->kv)->policy == KV_POLICY_SINK)
-        return "ALiBi under the sink policy runs on the CPU only";
     if (hp->head_dim_v != hp->head_dim)
         return "different key and value head sizes run on the CPU only";
     for (int l = 0; l < hp->n_layer; l++)

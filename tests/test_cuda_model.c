@@ -172,6 +172,9 @@ out:
 }
 
 /* Kept positions of every (layer, KV head): CPU and GPU after chunks with eviction + decoding. */
+/* check_policy's bound on the final logits' relative error, where > 0 (float models) */
+static double policy_ltol;
+
 static void check_policy(const char *path, const char *policy, const char *budget)
 {
     struct engine *c = open_e(path, 0, policy, budget, 16), *g = open_e(path, -1, policy, budget, 16);
@@ -229,7 +232,10 @@ static void check_policy(const char *path, const char *policy, const char *budge
         ok(serr <= 2e-2, "%s: scores of the common positions agree: worst rel err %.2e", policy,
            serr);
     double e = testutil_max_rel_diff(engine_logits(g), engine_logits(c), (size_t)nv);
-    diag("%s: final logits rel err %.2e", policy, e);
+    if (policy_ltol > 0)
+        ok(e <= policy_ltol, "%s: final logits rel err %.2e <= %.0e", policy, e, policy_ltol);
+    else
+        diag("%s: final logits rel err %.2e", policy, e);
 out:
     engine_close(c);
     engine_close(g);
@@ -450,6 +456,38 @@ out:
     engine_close(b);
 }
 
+/*
+ * StreamingLLM under ALiBi measures a sink's distance inside the cache (kv_cache.c's alibi_add),
+ * so the GPU must know where the oldest other entry sits: the kept positions alone cannot show a
+ * wrong distance, the logits do (float mpt models: policy_ltol).  Also after a truncation that
+ * leaves only the sinks (the new tokens are then the oldest others).
+ */
+static void check_sink_alibi(const char *path)
+{
+    policy_ltol = 5e-3;
+    check_policy(path, "sink", "24");
+    policy_ltol = 0;
+    struct engine *c = open_e(path, 0, "sink", "24", 16), *g = open_e(path, -1, "sink", "24", 16);
+    struct engine_info in;
+    if (!ok(c && g, "sink + ALiBi, truncated: engines open"))
+        goto out;
+    engine_get_info(g, &in);
+    ok(in.gpu_layers > 0, "sink + ALiBi: on the GPU (%d layers)", in.gpu_layers);
+    int nv = engine_n_vocab(c);
+    int32_t t[80];
+    prompt(t, 70, nv, 23);
+    engine_eval(c, t, 70, NULL, NULL, NULL);
+    engine_eval(g, t, 70, NULL, NULL, NULL);
+    engine_truncate(c, 45); /* kept 0-3 and 50-69: only the sinks stay */
+    engine_truncate(g, 45);
+    int ec = engine_eval(c, t + 45, 10, NULL, NULL, NULL), eg = engine_eval(g, t + 45, 10, NULL, NULL, NULL);
+    double e = testutil_max_rel_diff(engine_logits(g), engine_logits(c), (size_t)nv);
+    ok(!ec && !eg && e <= 5e-3, "sink + ALiBi, truncated to the sinks: 10 tokens, rel err %.2e", e);
+out:
+    engine_close(c);
+    engine_close(g);
+}
+
 static void check_fallbacks(const char *llama)
 {
     struct engine_info in;
@@ -473,8 +511,7 @@ static void check_fallbacks(const char *llama)
     e = open_e(path, -1, "sink", "24", 16); /* ALiBi's in-cache distances under sink */
     if (ok(e != NULL, "mpt under sink: opens")) {
         engine_get_info(e, &in);
-        ok(in.gpu_layers == 0 && strstr(in.gpu_note, "CPU"), "mpt under sink: on the CPU (%s)",
-           in.gpu_note);
+        ok(in.gpu_layers == 2, "mpt under sink: on the GPU (%s)", in.gpu_note);
     }
     engine_close(e);
 }
@@ -612,6 +649,8 @@ int main(void)
         unsetenv("KF_CUDA_KF_SPLIT");
         check_policy(llama, "window", "24");
         check_policy(llama, "sink", "24");
+        snprintf(path, sizeof path, "%s/m22.gguf", tmpdir);
+        check_sink_alibi(path);
     }
     /* MHA contexts over 1024 slots take a warp per chunk (k_dec_wflash; the long-context
      * checks at the end); forced here for these short ones: full, window and sink, and the
@@ -631,6 +670,8 @@ int main(void)
             snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, wpol[i][0]);
             check_policy(path, wpol[i][1], wpol[i][2]);
         }
+        snprintf(path, sizeof path, "%s/m22.gguf", tmpdir);
+        check_sink_alibi(path);
     }
     unsetenv("KF_CUDA_WFLASH");
     /* Decode attention on the tensor cores (k_dec_mma: GQA contexts over 1024 slots, f16 cache,
@@ -661,6 +702,8 @@ int main(void)
             snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, dpol[i][0]);
             check_policy(path, dpol[i][1], dpol[i][2]);
         }
+        snprintf(path, sizeof path, "%s/m24.gguf", tmpdir); /* mpt f32, head size 64 */
+        check_sink_alibi(path);
         /* the scores on the main stream instead of the side stream (cuda_internal.h) */
         setenv("KF_CUDA_SIDE", "0", 1);
         snprintf(path, sizeof path, "%s/m25.gguf", tmpdir);
@@ -706,6 +749,8 @@ int main(void)
         check_policy(path, "h2o", "24");
         snprintf(path, sizeof path, "%s/m23.gguf", tmpdir); /* mpt, 6 heads */
         check_policy(path, "keyformer", "24");
+        snprintf(path, sizeof path, "%s/m22.gguf", tmpdir); /* mpt f32 */
+        check_sink_alibi(path);
         check_state(llama);
         check_state_static(llama);
         check_fallbacks(llama);

@@ -75,7 +75,17 @@ __device__ __forceinline__ float att_logit(const struct attn_args &a, float dot,
                                            int qpos)
 {
     float lg = a.scale * dot;
-    return a.alibi ? lg + a.alibi[h] * (float)(kpos - qpos) : lg;
+    if (!a.alibi)
+        return lg;
+    if (kpos < a.conf.n_sink && a.conf.policy == KV_P_SINK && !a.conf.unbounded) {
+        /* StreamingLLM under ALiBi measures a sink's distance inside the cache, as the CPU
+         * (kv_cache.c's alibi_add): the sinks sit just before the oldest other entry kept.
+         * The cache holds the sinks and the newest entries before pos0, contiguous (the sink
+         * policy drops the oldest first), so that entry is pos0 − (entries − sinks). */
+        const int prev = a.kv.n_used[h / (a.n_head / a.G)], ns = min(a.conf.n_sink, a.st->pos0);
+        kpos += max(0, a.st->pos0 - (prev - ns) - a.conf.n_sink);
+    }
+    return lg + a.alibi[h] * (float)(kpos - qpos);
 }
 
 /* RoPE's cosine and sine for pair i at position p (as the CPU: theta = p·base^(−2i/n_rot)). */
