@@ -389,6 +389,30 @@ __device__ __forceinline__ uint64_t cand_key(const struct kv_conf &c, int pos, f
 
 typedef cub::BlockReduce<int, CB> BlockSumInt;
 
+/* One eviction block's scratch (grid: KV heads × layers): the victim flags of its slots and the
+ * hole and mover lists of the compaction. */
+struct evict_scratch {
+    uint8_t *victim;
+    int *holes, *movers;
+};
+
+__device__ __forceinline__ struct evict_scratch scratch_of(uint8_t *victim_all, int *lists_all,
+                                                           size_t vstride, int G)
+{
+    size_t vb = ((size_t)blockIdx.y * G + blockIdx.x) * vstride;
+    return { victim_all + vb, lists_all + 2 * vb, lists_all + 2 * vb + vstride };
+}
+
+/* KV head g's count (plus add), read once and shared with the whole block. */
+__device__ __forceinline__ int block_count(const struct kv_layer &L, int g, int add)
+{
+    __shared__ int c;
+    if (threadIdx.x == 0)
+        c = L.n_used[g] + add;
+    __syncthreads();
+    return c;
+}
+
 /*
  * The need-th smallest of the keys keyf(s) != UINT64_MAX over slots [0, count), 4 bits at a
  * time (every thread calling; 1 <= need <= the number of such keys, all distinct).
@@ -460,16 +484,12 @@ __global__ void __launch_bounds__(CB) k_commit(const struct kv_layer *layers, st
         typename BRI::TempStorage i;
         typename BRK::TempStorage k;
     } tmp;
-    __shared__ int sh_count, sh_int;
+    __shared__ int sh_int;
     const struct kv_layer L = layers[blockIdx.y];
     int g = blockIdx.x, n = st->n, p_last = st->pos0 + n - 1;
-    size_t vb = ((size_t)blockIdx.y * G + g) * vstride;
-    uint8_t *victim = victim_all + vb;
-    int *holes = lists_all + 2 * vb, *movers = holes + vstride;
-    if (threadIdx.x == 0)
-        sh_count = L.n_used[g] + n;
-    __syncthreads();
-    int count = sh_count;
+    const struct evict_scratch x = scratch_of(victim_all, lists_all, vstride, G);
+    uint8_t *victim = x.victim;
+    int count = block_count(L, g, n);
     const int32_t *P = L.pos + (size_t)g * L.cap;
     const float *S = L.score + (size_t)g * L.cap;
     int nv = 0;
@@ -529,7 +549,7 @@ __global__ void __launch_bounds__(CB) k_commit(const struct kv_layer *layers, st
         return;
     }
     __syncthreads();
-    drop_victims(L, g, hd, count, nv, victim, holes, movers, tmp.i, &sh_int);
+    drop_victims(L, g, hd, count, nv, victim, x.holes, x.movers, tmp.i, &sh_int);
 }
 
 void kv_commit_launch(const struct kv_layer *layers_dev, int n_layers, const struct kv_conf *conf,
@@ -553,18 +573,14 @@ __global__ void __launch_bounds__(CB) k_static(const struct kv_layer *layers, st
 {
     kgrid_begin();
     __shared__ typename BlockSumInt::TempStorage tmp;
-    __shared__ int sh_count, sh_int;
+    __shared__ int sh_int;
     const struct kv_layer L = layers[blockIdx.y];
     const int op = st->stat_op, g = blockIdx.x, n = st->pos0, w = c.recent;
     if (!op || L.swa > 0) /* (uniform in the block) */
         return;
-    size_t vb = ((size_t)blockIdx.y * G + g) * vstride;
-    uint8_t *victim = victim_all + vb;
-    int *holes = lists_all + 2 * vb, *movers = holes + vstride;
-    if (threadIdx.x == 0)
-        sh_count = L.n_used[g];
-    __syncthreads();
-    const int count = sh_count;
+    const struct evict_scratch x = scratch_of(victim_all, lists_all, vstride, G);
+    uint8_t *victim = x.victim;
+    const int count = block_count(L, g, 0);
     const int32_t *P = L.pos + (size_t)g * L.cap;
     const float *S = L.score + (size_t)g * L.cap;
     uint8_t *Kf = L.key + (size_t)g * L.cap;
@@ -594,7 +610,7 @@ __global__ void __launch_bounds__(CB) k_static(const struct kv_layer *layers, st
         }
     }
     __syncthreads();
-    drop_victims(L, g, hd, count, nv, victim, holes, movers, tmp, &sh_int);
+    drop_victims(L, g, hd, count, nv, victim, x.holes, x.movers, tmp, &sh_int);
 }
 
 void kv_static_launch(const struct kv_layer *layers_dev, int n_layers, const struct kv_conf *conf,
@@ -611,22 +627,18 @@ __global__ void __launch_bounds__(CB) k_truncate(const struct kv_layer *layers, 
 {
     kgrid_begin();
     __shared__ typename BlockSumInt::TempStorage tmp;
-    __shared__ int sh_nv, sh_count;
+    __shared__ int sh_nv;
     const struct kv_layer L = layers[blockIdx.y];
     int g = blockIdx.x;
-    size_t vb = ((size_t)blockIdx.y * G + g) * vstride;
-    uint8_t *victim = victim_all + vb;
-    int *holes = lists_all + 2 * vb, *movers = holes + vstride;
-    if (threadIdx.x == 0)
-        sh_count = L.n_used[g];
-    __syncthreads();
-    int count = sh_count, nv = 0;
+    const struct evict_scratch x = scratch_of(victim_all, lists_all, vstride, G);
+    uint8_t *victim = x.victim;
+    int count = block_count(L, g, 0), nv = 0;
     for (int s = threadIdx.x; s < count; s += CB) {
         int v = L.pos[(size_t)g * L.cap + s] >= n_past;
         victim[s] = (uint8_t)v;
         nv += v;
     }
-    drop_victims(L, g, hd, count, nv, victim, holes, movers, tmp, &sh_nv);
+    drop_victims(L, g, hd, count, nv, victim, x.holes, x.movers, tmp, &sh_nv);
 }
 
 void kv_truncate_launch(const struct kv_layer *layers_dev, int n_layers, int G, int hd,

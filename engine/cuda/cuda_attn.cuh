@@ -69,6 +69,20 @@ __device__ __forceinline__ float warps_merge(const float *m, const float *l, int
     return O;
 }
 
+/* warps_merge's (M, Ls) alone: Keyformer's noisy softmax, which has no output to merge. */
+__device__ __forceinline__ void warps_ml(const float *m, const float *l, int ms, float &M, float &Ls)
+{
+    M = -INFINITY;
+    Ls = 0.0f;
+#pragma unroll
+    for (int w = 0; w < 8; w++)
+        M = fmaxf(M, m[w * ms]);
+    if (M != -INFINITY)
+#pragma unroll
+        for (int w = 0; w < 8; w++)
+            Ls += m[w * ms] == -INFINITY ? 0.0f : l[w * ms] * expf(m[w * ms] - M);
+}
+
 /* The logit of query head h at qpos for a visible key at kpos: scale·(q·k), plus ALiBi's
  * slope_h·(kpos − qpos) (kv_cache.c's alibi_add; mpt). */
 __device__ __forceinline__ float att_logit(const struct attn_args &a, float dot, int h, int kpos,

@@ -448,16 +448,8 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
             float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
             st[0] = M;
             st[1] = Ls;
-            if (SC == 2) { /* the noisy logits' (m2, l2) the same way */
-                float M2 = -INFINITY, L2 = 0.0f;
-                for (int w = 0; w < 8; w++)
-                    M2 = fmaxf(M2, sm_m[w][j][1]);
-                for (int w = 0; M2 != -INFINITY && w < 8; w++)
-                    if (sm_m[w][j][1] != -INFINITY)
-                        L2 += sm_l[w][j][1] * expf(sm_m[w][j][1] - M2);
-                st[2] = M2;
-                st[3] = L2;
-            }
+            if (SC == 2) /* the noisy logits' (m2, l2) the same way */
+                warps_ml(&sm_m[0][j][1], &sm_l[0][j][1], DM_GROUP * 2, st[2], st[3]);
         }
     }
     if (!FUSE)

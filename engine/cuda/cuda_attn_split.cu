@@ -587,16 +587,8 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
             float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
             st[0] = M;
             st[1] = Ls;
-            if (SC == 2) { /* the noisy logits' (m2, l2) the same way */
-                float M2 = -INFINITY, L2 = 0.0f;
-                for (int v = 0; v < 8; v++)
-                    M2 = fmaxf(M2, sm_m[v][h][1]);
-                for (int v = 0; M2 != -INFINITY && v < 8; v++)
-                    if (sm_m[v][h][1] != -INFINITY)
-                        L2 += sm_l[v][h][1] * expf(sm_m[v][h][1] - M2);
-                st[2] = M2;
-                st[3] = L2;
-            }
+            if (SC == 2) /* the noisy logits' (m2, l2) the same way */
+                warps_ml(&sm_m[0][h][1], &sm_l[0][h][1], NG * 2, st[2], st[3]);
         }
     }
 }
