@@ -69,18 +69,11 @@ __device__ __forceinline__ float warps_merge(const float *m, const float *l, int
     return O;
 }
 
-/* warps_merge's (M, Ls) alone: Keyformer's noisy softmax, which has no output to merge. */
+/* warps_merge's (M, Ls) alone: Keyformer's noisy softmax, which has no output to merge (the
+ * unused sum of l·e^(m − M) is dropped by the compiler). */
 __device__ __forceinline__ void warps_ml(const float *m, const float *l, int ms, float &M, float &Ls)
 {
-    M = -INFINITY;
-    Ls = 0.0f;
-#pragma unroll
-    for (int w = 0; w < 8; w++)
-        M = fmaxf(M, m[w * ms]);
-    if (M != -INFINITY)
-#pragma unroll
-        for (int w = 0; w < 8; w++)
-            Ls += m[w * ms] == -INFINITY ? 0.0f : l[w * ms] * expf(m[w * ms] - M);
+    (void)warps_merge(m, l, ms, l, ms, M, Ls);
 }
 
 /* The logit of query head h at qpos for a visible key at kpos: scale·(q·k), plus ALiBi's
