@@ -3,8 +3,9 @@
  * prompt (cuBLAS path), of short chunks and of decode steps (matrix-vector kernels, CUDA graph)
  * for every architecture with a GPU path and several tensor types; partial offload; the KV
  * policies (kept positions and scores of every layer and KV head after prompt chunks with
- * eviction and many decode steps); snapshots and truncation on the GPU; the CPU fallbacks
- * (no GPU path for an architecture or policy, too little GPU memory).  Skipped without a GPU.
+ * eviction and many decode steps; keyformer-static's key tokens; ALiBi under sink, by the
+ * logits); snapshots and truncation on the GPU; the CPU fallback for too little GPU memory.
+ * Skipped without a GPU.
  */
 #include "config.h"
 
@@ -171,10 +172,10 @@ out:
     engine_close(gf);
 }
 
-/* Kept positions of every (layer, KV head): CPU and GPU after chunks with eviction + decoding. */
 /* check_policy's bound on the final logits' relative error, where > 0 (float models) */
 static double policy_ltol;
 
+/* Kept positions of every (layer, KV head): CPU and GPU after chunks with eviction + decoding. */
 static void check_policy(const char *path, const char *policy, const char *budget)
 {
     struct engine *c = open_e(path, 0, policy, budget, 16), *g = open_e(path, -1, policy, budget, 16);
