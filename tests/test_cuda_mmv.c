@@ -386,6 +386,55 @@ static void test_glu(uint32_t type, int64_t k, int64_t n, int act)
     free(u);
 }
 
+/*
+ * Several tokens per launch (cuda_mmv_rows, short prompts): bit for bit the decode kernel's
+ * numbers token by token (each thread sums the same units in the same order), which test_mmv
+ * checks against the CPU reference.  rows 11 = a launch of 8 and one of 3; 9 = 8 and a lone
+ * token (the decode kernel); with bias and residual, and the GLU form.
+ */
+static void test_rows(uint32_t type, int64_t k, int64_t n, int rows, int act)
+{
+    const char *name = quant_traits_get(type)->name;
+    char what[96], err[256];
+    float *wgd, *wud = NULL;
+    void *wg = make_weight(type, k, n, &wgd), *wu = act >= 0 ? make_weight(type, k, n, &wud) : NULL;
+    size_t ny = (size_t)rows * n;
+    float *x = xmalloc((size_t)rows * k * sizeof(float)), *bias = xmalloc((size_t)n * sizeof(float));
+    float *res = xmalloc(ny * sizeof(float)), *yr = xmalloc(ny * sizeof(float));
+    float *y1 = xmalloc(ny * sizeof(float));
+    for (size_t i = 0; i < (size_t)rows * k; i++)
+        x[i] = rng_gauss() * 0.1f;
+    for (int64_t i = 0; i < n; i++)
+        bias[i] = rng_gauss();
+    for (size_t i = 0; i < ny; i++)
+        res[i] = rng_gauss();
+    snprintf(what, sizeof(what), "%s%s rows=%d n=%lld k=%lld", name, act >= 0 ? " glu" : "", rows,
+             (long long)n, (long long)k);
+    if (cuda_test_mmv_rows(type, wg, wu, k, n, rows, x, act, act >= 0 ? NULL : bias,
+                           act >= 0 ? NULL : res, yr, y1, err, sizeof(err)) != 0) {
+        ok(0, "%s: %s", what, err);
+    } else {
+        size_t differ = 0, bad = 0;
+        for (size_t i = 0; i < ny; i++) {
+            differ += memcmp(&yr[i], &y1[i], sizeof(float)) != 0;
+            bad += !isfinite(yr[i]);
+        }
+        ok(differ == 0 && bad == 0, "%s: as the decode kernel token by token (%zu of %zu differ, "
+           "%zu non-finite)", what, differ, ny, bad);
+    }
+    free(wg);
+    free(wgd);
+    if (wu) {
+        free(wu);
+        free(wud);
+    }
+    free(x);
+    free(bias);
+    free(res);
+    free(yr);
+    free(y1);
+}
+
 static void test_dequant(uint32_t type, int64_t k, int64_t n)
 {
     const char *name = quant_traits_get(type)->name;
@@ -489,5 +538,12 @@ int main(int argc, char **argv)
         test_glu(types[t], 4096, 3, MMV_ACT_GELU_ID);
     }
     test_glu(QTYPE_Q4_K, 11008, 64, MMV_ACT_GELU_ID);
+    for (int t = 0; t < N_TYPES; t++) {
+        if (is_float_type(types[t]))
+            continue;
+        test_rows(types[t], 4096, 515, 11, -1);
+        test_rows(types[t], 256, 3, 9, -1);
+        test_rows(types[t], 4096, 515, 11, MMV_ACT_SILU_ID);
+    }
     return done_testing();
 }

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <vector>
 #include <algorithm>
+#include <type_traits>
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -91,13 +92,17 @@ struct mmv_args {
     float *y;
     const float *bias, *res;
     int nb, n, act;
+    int nt;                /* tokens (T > 1: x rows xs bytes apart, y and res rows ys floats) */
+    size_t xs, ys;
 };
 
 /*
  * Rows blockIdx.x*R .. +R-1 (rows past n recompute row n-1 and are not stored).  GLU: acc from
- * w (gate), acc2 from w2 (up); y = act(acc) * acc2.
+ * w (gate), acc2 from w2 (up); y = act(acc) * acc2.  T > 1: the same for nt <= T tokens, each
+ * unit's weights read once for all of them (short prompts: exact integer dots as in decoding,
+ * instead of f16 operands in cuBLAS).
  */
-template <class Q, int R, bool GLU>
+template <class Q, int R, bool GLU, int T = 1>
 __global__ void __launch_bounds__(MMV_THREADS, 4) k_mmv(const mmv_args args)
 {
     const int row0 = blockIdx.x * R;
@@ -110,10 +115,12 @@ __global__ void __launch_bounds__(MMV_THREADS, 4) k_mmv(const mmv_args args)
         ur[r] = GLU ? args.w2 + row * rb : nullptr;
     }
     kgrid_begin();
-    float acc[R], acc2[R];
+    float acc[T][R], acc2[T][R];
 #pragma unroll
-    for (int r = 0; r < R; r++)
-        acc[r] = acc2[r] = 0.0f;
+    for (int t = 0; t < T; t++)
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            acc[t][r] = acc2[t][r] = 0.0f;
 
     const int units = args.nb * Q::UPB;
     for (int u = threadIdx.x; u < units; u += MMV_THREADS) {
@@ -132,36 +139,46 @@ __global__ void __launch_bounds__(MMV_THREADS, 4) k_mmv(const mmv_args args)
             if (GLU)
                 mmv_pin(ru[GLU ? r : 0]);
         }
-        typename Q::act x;
-        Q::load(x, args.x, b, j);
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            acc[r] += Q::calc(rw[r], j, x);
-            if (GLU)
-                acc2[r] += Q::calc(ru[GLU ? r : 0], j, x);
+        for (int t = 0; t < T; t++) {
+            if (T > 1 && t >= args.nt)
+                break;
+            typename Q::act x;
+            Q::load(x, T == 1 ? args.x : (const uint8_t *)args.x + t * args.xs, b, j);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                acc[t][r] += Q::calc(rw[r], j, x);
+                if (GLU)
+                    acc2[t][r] += Q::calc(ru[GLU ? r : 0], j, x);
+            }
         }
     }
 
-    __shared__ float red[2][MMV_WARPS][R];
+    __shared__ float red[2][MMV_WARPS][T][R];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        acc[r] = warp_sum(acc[r]);
-        if (GLU)
-            acc2[r] = warp_sum(acc2[r]);
-        if (lane == 0) {
-            red[0][warp][r] = acc[r];
-            red[1][warp][r] = acc2[r];
+    for (int t = 0; t < T; t++)
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            acc[t][r] = warp_sum(acc[t][r]);
+            if (GLU)
+                acc2[t][r] = warp_sum(acc2[t][r]);
+            if (lane == 0) {
+                red[0][warp][t][r] = acc[t][r];
+                red[1][warp][t][r] = acc2[t][r];
+            }
         }
-    }
     __syncthreads();
-    if (threadIdx.x < R && row0 + (int)threadIdx.x < args.n) {
-        const int r = threadIdx.x, row = row0 + r;
+    /* (T == 1: the decode kernel's epilogue as it always was) */
+    const int r = T == 1 ? (int)threadIdx.x : threadIdx.x % R, t = T == 1 ? 0 : threadIdx.x / R;
+    const int row = row0 + r;
+    const size_t yo = T == 1 ? (size_t)row : t * args.ys + row;
+    if (threadIdx.x < T * R && row < args.n && (T == 1 || t < args.nt)) {
         float v = 0.0f, v2 = 0.0f;
 #pragma unroll
         for (int w = 0; w < MMV_WARPS; w++) {
-            v += red[0][w][r];
-            v2 += red[1][w][r];
+            v += red[0][w][t][r];
+            v2 += red[1][w][t][r];
         }
         if (GLU) {
             v = mmv_activate(v, args.act) * v2;
@@ -169,16 +186,30 @@ __global__ void __launch_bounds__(MMV_THREADS, 4) k_mmv(const mmv_args args)
             if (args.bias)
                 v += args.bias[row];
             if (args.res)
-                v += args.res[row];
+                v += args.res[yo];
         }
-        args.y[row] = v;
+        args.y[yo] = v;
     }
 }
+
+/* Tokens per launch of the several-token kernel (cuda_mmv_rows). */
+#define MMV_T 8
 
 /* Rows per CUDA block: 4 once there are enough rows to fill the GPU, else 1 (tiny tests). */
 template <class Q> static int mmv_launch(const mmv_args &a, bool glu, cudaStream_t s)
 {
     const unsigned n = (unsigned)a.n;
+    if (a.nt > 1) {
+        /* several tokens: fewer rows a block keep the accumulators in registers (Q2_K and
+         * Q3_K, whose units dequantize in more registers, with half as many: no spills) */
+        constexpr int RT = std::is_same<Q, t_q2_k>::value || std::is_same<Q, t_q3_k>::value ? 2 : 4;
+        if (glu)
+            klaunch(k_mmv<Q, RT / 2, true, MMV_T>, (n + RT / 2 - 1) / (RT / 2), MMV_THREADS, 0,
+                    s, a);
+        else
+            klaunch(k_mmv<Q, RT, false, MMV_T>, (n + RT - 1) / RT, MMV_THREADS, 0, s, a);
+        return 0;
+    }
     if (n >= 512) {
         if (glu)
             klaunch(k_mmv<Q, 4, true>, (n + 3) / 4, MMV_THREADS, 0, s, a);
@@ -316,9 +347,11 @@ void cuda_quantize_q8_1(const float *x, void *xq, int64_t k, int rows, cudaStrea
                 x, (uint8_t *)xq, nblk);
 }
 
+/* rows > 1: several tokens (q8_1 types only), xq rows xs bytes apart, y (and the residual)
+ * rows ys floats apart, MMV_T a launch. */
 static int mmv_any(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,
                    const float *x, const void *xq, float *y, const struct mmv_epilogue *ep,
-                   int act, bool glu, cudaStream_t s)
+                   int act, bool glu, cudaStream_t s, int rows = 1, size_t xs = 0, size_t ys = 0)
 {
     shape_of sh;
     if (mmv_with_type(type, sh) != 0 || k <= 0 || n <= 0 || k % sh.qk != 0 || n > INT32_MAX ||
@@ -339,8 +372,22 @@ static int mmv_any(uint32_t type, const void *w, const void *w2, int64_t k, int6
     a.nb = (int)(k / sh.qk);
     a.n = (int)n;
     a.act = act;
-    mmv_launcher l{ a, glu, s };
-    return mmv_with_type(type, l);
+    a.nt = 1;
+    a.xs = xs;
+    a.ys = ys;
+    if (rows > 1 && !q8)
+        return -1;
+    for (int t0 = 0; t0 < rows; t0 += MMV_T) {
+        a.nt = min(MMV_T, rows - t0); /* (a lone last token takes the decode kernel) */
+        a.x = (const uint8_t *)xa + t0 * xs;
+        a.y = y + t0 * ys;
+        a.res = ep && ep->residual ? ep->residual + t0 * ys : nullptr;
+        mmv_launcher l{ a, glu, s };
+        int rc = mmv_with_type(type, l);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int cuda_mmv(uint32_t type, const void *w, int64_t k, int64_t n, const float *x, const void *xq,
@@ -353,6 +400,20 @@ int cuda_mmv_glu(uint32_t type, const void *wg, const void *wu, int64_t k, int64
                  const float *x, const void *xq, enum mmv_act act, float *y, cudaStream_t s)
 {
     return mmv_any(type, wg, wu, k, n, x, xq, y, nullptr, (int)act, true, s);
+}
+
+int cuda_mmv_rows(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const void *xq,
+                  float *y, const struct mmv_epilogue *ep, cudaStream_t s)
+{
+    return mmv_any(type, w, nullptr, k, n, nullptr, xq, y, ep, MMV_ACT_NONE, false, s, rows,
+                   (size_t)(k / 32) * 36, (size_t)n);
+}
+
+int cuda_mmv_glu_rows(uint32_t type, const void *wg, const void *wu, int64_t k, int64_t n,
+                      int rows, const void *xq, enum mmv_act act, float *y, cudaStream_t s)
+{
+    return mmv_any(type, wg, wu, k, n, nullptr, xq, y, nullptr, (int)act, true, s, rows,
+                   (size_t)(k / 32) * 36, (size_t)n);
 }
 
 int cuda_dequant_f16(uint32_t type, const void *w, int64_t k, int64_t n, __half *out,
@@ -450,6 +511,79 @@ extern "C" int cuda_test_mmv(uint32_t type, const void *w, const void *w2, int64
                              const float *x, int act, float *y, char *err, size_t errlen)
 {
     return cuda_test_mmv_ep(type, w, w2, k, n, x, act, nullptr, nullptr, y, err, errlen);
+}
+
+extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, int64_t k,
+                                  int64_t n, int rows, const float *x, int act,
+                                  const float *bias, const float *residual, float *y_rows,
+                                  float *y_one, char *err, size_t errlen)
+{
+    const size_t wbytes = mmv_row_bytes(type, k) * (size_t)n, qrow = (size_t)k / 32 * 36;
+    const size_t ny = (size_t)rows * (size_t)n;
+    const int glu = act >= 0;
+    uint8_t *dw = nullptr, *dw2 = nullptr, *dxq = nullptr;
+    float *dx = nullptr, *dy[2] = { nullptr, nullptr }, *dbias = nullptr;
+    int rc = -1;
+    if (!wbytes || !cuda_mmv_wants_q8_1(type) || rows < 1) {
+        snprintf(err, errlen, "type %u with k=%lld, %d rows not supported", type, (long long)k,
+                 rows);
+        return -1;
+    }
+    MMV_TRY(cudaMalloc(&dw, wbytes + MMV_PAD));
+    MMV_TRY(cudaMemcpy(dw, w, wbytes, cudaMemcpyHostToDevice));
+    if (glu) {
+        MMV_TRY(cudaMalloc(&dw2, wbytes + MMV_PAD));
+        MMV_TRY(cudaMemcpy(dw2, w2, wbytes, cudaMemcpyHostToDevice));
+    }
+    MMV_TRY(cudaMalloc(&dx, (size_t)rows * k * sizeof(float)));
+    MMV_TRY(cudaMemcpy(dx, x, (size_t)rows * k * sizeof(float), cudaMemcpyHostToDevice));
+    MMV_TRY(cudaMalloc(&dxq, rows * qrow + MMV_PAD));
+    if (bias) {
+        MMV_TRY(cudaMalloc(&dbias, (size_t)n * sizeof(float)));
+        MMV_TRY(cudaMemcpy(dbias, bias, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
+    }
+    for (int i = 0; i < 2; i++) {
+        MMV_TRY(cudaMalloc(&dy[i], ny * sizeof(float)));
+        MMV_TRY(cudaMemset(dy[i], 0xff, ny * sizeof(float))); /* NaN: unwritten rows fail */
+        if (residual) /* in y itself, as the forward pass has it */
+            MMV_TRY(cudaMemcpy(dy[i], residual, ny * sizeof(float), cudaMemcpyHostToDevice));
+    }
+    if (mmv_is_kquant(type))
+        ops_round_act(dx, rows, k, ACT_Q8_256, dxq, NULL, 0);
+    else
+        cuda_quantize_q8_1(dx, dxq, k, rows, 0);
+    {
+        struct mmv_epilogue ep = { dbias, residual ? dy[0] : nullptr };
+        if (glu ? cuda_mmv_glu_rows(type, dw, dw2, k, n, rows, dxq, (enum mmv_act)act, dy[0], 0)
+                : cuda_mmv_rows(type, dw, k, n, rows, dxq, dy[0], &ep, 0)) {
+            snprintf(err, errlen, "cuda_mmv_rows refused type %u", type);
+            goto fail;
+        }
+    }
+    for (int t = 0; t < rows; t++) { /* the decode kernel, token by token */
+        struct mmv_epilogue ep = { dbias, residual ? dy[1] + (size_t)t * n : nullptr };
+        const uint8_t *xq = dxq + t * qrow;
+        if (glu ? cuda_mmv_glu(type, dw, dw2, k, n, nullptr, xq, (enum mmv_act)act,
+                               dy[1] + (size_t)t * n, 0)
+                : cuda_mmv(type, dw, k, n, nullptr, xq, dy[1] + (size_t)t * n, &ep, 0)) {
+            snprintf(err, errlen, "cuda_mmv refused type %u", type);
+            goto fail;
+        }
+    }
+    MMV_TRY(cudaGetLastError());
+    MMV_TRY(cudaDeviceSynchronize());
+    MMV_TRY(cudaMemcpy(y_rows, dy[0], ny * sizeof(float), cudaMemcpyDeviceToHost));
+    MMV_TRY(cudaMemcpy(y_one, dy[1], ny * sizeof(float), cudaMemcpyDeviceToHost));
+    rc = 0;
+fail:
+    cudaFree(dw);
+    cudaFree(dw2);
+    cudaFree(dx);
+    cudaFree(dxq);
+    cudaFree(dy[0]);
+    cudaFree(dy[1]);
+    cudaFree(dbias);
+    return rc;
 }
 
 extern "C" int cuda_test_dequant(uint32_t type, const void *w, int64_t k, int64_t n, float *out,

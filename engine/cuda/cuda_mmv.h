@@ -53,6 +53,16 @@ int cuda_mmv_glu(uint32_t type, const void *wg, const void *wu, int64_t k, int64
 /* out (n × k halves, row-major) = W dequantized; for cuBLAS.  0 or -1 for unsupported types. */
 int cuda_dequant_f16(uint32_t type, const void *w, int64_t k, int64_t n, __half *out,
                      cudaStream_t s);
+
+/*
+ * The same products for `rows` tokens at once (q8_1 types: cuda_mmv_wants_q8_1): xq holds their
+ * q8_1 rows ((k/32)·36 bytes each), y (and the epilogue's residual) rows of n floats.  Each
+ * weight is read once per 4 tokens and multiplied exactly as in decoding.
+ */
+int cuda_mmv_rows(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const void *xq,
+                  float *y, const struct mmv_epilogue *ep, cudaStream_t s);
+int cuda_mmv_glu_rows(uint32_t type, const void *wg, const void *wu, int64_t k, int64_t n,
+                      int rows, const void *xq, enum mmv_act act, float *y, cudaStream_t s);
 #endif
 
 #ifdef __cplusplus
@@ -73,6 +83,13 @@ int cuda_test_dequant(uint32_t type, const void *w, int64_t k, int64_t n, float 
 int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,
                      const float *x, int act, const float *bias, const float *residual, float *y,
                      char *err, size_t errlen);
+/* cuda_mmv_rows (act < 0) or cuda_mmv_glu_rows (act >= 0) over `rows` tokens x (rows × k),
+ * into y_rows, and the decode kernel token by token into y_one (both rows × n; bias and a
+ * residual, rows × n, as cuda_test_mmv_ep).  q8_1 types only. */
+int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,
+                       int rows, const float *x, int act, const float *bias,
+                       const float *residual, float *y_rows, float *y_one, char *err,
+                       size_t errlen);
 /* Median microseconds of one cuda_mmv launch (n × k of type, weights from w), over device copies
  * that L2 cannot hold, timed with events around graph replays. */
 int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n, double *us, char *err,

@@ -11,7 +11,7 @@
 #include "cuda_internal.h"
 #include "cuda_ops.h"
 
-#define GEMM_MIN 8 /* rows from which a product goes through cuBLAS */
+#define GEMM_MIN 8 /* rows from which a product may go through cuBLAS (mmv_path) */
 #define GRAPHS 20
 
 struct dw {
@@ -65,6 +65,7 @@ struct cuda_model {
     size_t h_io_floats;
     cudaGraphExec_t graph[GRAPHS]; /* decode step, by span bucket (256 << i slots) */
     int graph_state;               /* 0 in use, -1 disabled */
+    int mmv_rows;                  /* products of up to this many rows stay on the mmv kernels */
     int prof_step;                 /* KF_CUDA_PROFILE_STEP: decode steps left before the one profiled */
     size_t bytes;
 };
