@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "kv_cache.h"
+#include "kv_sync.h"
 #include "ref/kv_ref.h"
 #include "status.h"
 #include "tap.h"
@@ -630,6 +631,7 @@ static void test_static_off_by_one(void)
     int G = s.n_head_kv, group = s.n_head / G;
     run_call(&R, 20);
     ok(kv_cache_recent_window(R.kv) == 3, "static: w = floor(0.3 * 12) = 3");
+    int ops_ok = kv_cache_static_op(R.kv) == 0; /* what a GPU backend repeats (kv_sync.h) */
     /* the prefill Gumbel score (τ = 1) of each prompt position, computed here from scratch */
     double S[2][2][20] = { { { 0 } } };
     double scale = 1.0 / sqrt(16.0);
@@ -664,6 +666,7 @@ static void test_static_off_by_one(void)
     for (int step = 0; step < 40; step++) {
         int p = 20 + step;
         run_call(&R, 1);
+        ops_ok &= kv_cache_static_op(R.kv) == (step == 0 ? 1 : 2);
         if (step == 0)
             first_max = R.during_max;
         else if (R.during_max > later_max)
@@ -691,6 +694,8 @@ static void test_static_off_by_one(void)
     ok(slide_ok, "static: after each decode step at position p: the top-9 of positions 0..16 by "
        "the prefill Gumbel score plus {p-2, p-1, p}; key tokens never change");
     ok(never17, "static: position n - w = 17 is never kept after the first decode step");
+    ok(ops_ok, "static: kv_cache_static_op says 0 after the prompt, 1 (froze) after the first "
+       "decode step, 2 (slid) after the others");
     ok(later_max == 12, "static: later decode steps also attend over exactly B = 12 entries, as "
        "the authors' code (keyformer.md 1.6; got %d)", later_max);
     report(&R);
