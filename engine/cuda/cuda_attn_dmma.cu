@@ -307,9 +307,9 @@ __device__ __forceinline__ void dm_score(const struct attn_args &a, const float 
             ym = fmaxf(ym, y[e]);
         }
         if (hv && i < n) {
-            if (SC == 2)
+            if (SC == 2) /* Keyformer's scores read the noisy logits only */
                 a.noisy[(size_t)h * a.kv.cap + s0 + i] = y[e];
-            else /* Keyformer's scores take the noisy logits only */
+            else
                 a.logits[(size_t)h * a.kv.cap + s0 + i] = x[e];
         }
     }
