@@ -805,6 +805,68 @@ static void test_truncate_reset(enum kv_policy pol)
     run_close(&R);
 }
 
+/*
+ * The sink cache holds the sinks and the newest other entries, contiguous, between any two calls
+ * (prompt chunks, decode steps, truncations — one that leaves only the sinks included).  The GPU
+ * relies on it for ALiBi under sink: it takes the oldest other entry as pos0 − (entries − sinks)
+ * instead of searching the cache (engine/cuda/cuda_attn.cuh, att_logit).
+ */
+static int sink_contiguous(struct run *R)
+{
+    int32_t pos[256];
+    int n_sink = kv_params_default().n_sink, p0 = kv_cache_n_past(R->kv), good = 1;
+    for (int l = 0; l < R->s->n_layer; l++)
+        for (int g = 0; g < R->s->n_head_kv; g++) {
+            int k = kv_cache_trace(R->kv, l, g, pos, NULL, NULL, 256);
+            int ns = p0 < n_sink ? p0 : n_sink, lo = p0 - (k - ns); /* sorted by position */
+            for (int i = 0; i < k; i++)
+                good &= i < ns ? pos[i] == i : pos[i] == lo + (i - ns);
+        }
+    return good;
+}
+
+static void test_sink_contiguous(void)
+{
+    static const int none[1];
+    struct spec s = { .policy = KV_POLICY_SINK, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+                      .head_dim = 16, .n_ctx = 256, .n_batch = 16, .budget = 16, .recent = 0.3f,
+                      .sched = none, .n_calls = 0 };
+    snprintf(s.name, sizeof s.name, "sink contiguity");
+    struct run R;
+    rng_state = 99;
+    if (run_open(&R, &s, 3)) {
+        ok(0, "%s: opens", s.name);
+        return;
+    }
+    int good = sink_contiguous(&R), checks = 1;
+    /* a prompt of 30 in chunks and 10 decode steps (kept: 0-3 and 28-39), a cut inside the
+     * window (at 36), 5 more (0-3, 29-40), a cut that leaves only the sinks (at 20), then more
+     * chunks and steps */
+    static const int plan[][2] = { { 30, 0 }, { 1, 10 }, { -36, 0 }, { 5, 0 }, { -20, 0 },
+                                   { 13, 0 }, { 1, 25 }, { 16, 0 }, { 1, 3 } };
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        int reps = plan[i][1] ? plan[i][1] : 1;
+        for (int r = 0; r < reps; r++) {
+            if (plan[i][0] < 0) {
+                int n = -plan[i][0];
+                kv_cache_truncate(R.kv, n);
+                kv_ref_truncate(R.ref, n);
+                forget_from(&R, n);
+                gen_vectors(&R, n);
+            } else {
+                run_tokens(&R, plan[i][0]);
+            }
+            good &= sink_contiguous(&R);
+            checks++;
+            if (plan[i][0] == -20) /* only the sinks are left */
+                good &= kv_cache_n_used(R.kv, 0, 0) == 4 && kv_cache_n_past(R.kv) == 20;
+        }
+    }
+    ok(good, "%s: sinks plus the newest entries, contiguous, at all %d points", s.name, checks);
+    report(&R);
+    run_close(&R);
+}
+
 static void test_refusals_and_sizes(void)
 {
     static const int none[1];
@@ -925,6 +987,7 @@ int main(void)
     test_truncate_reset(KV_POLICY_H2O);
     test_truncate_reset(KV_POLICY_KEYFORMER);
     test_truncate_reset(KV_POLICY_SINK);
+    test_sink_contiguous();
     test_refusals_and_sizes();
     return done_testing();
 }
