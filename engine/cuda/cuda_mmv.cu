@@ -448,6 +448,21 @@ static size_t mmv_row_bytes(uint32_t type, int64_t k)
     return (size_t)(k / sh.qk) * sh.bytes;
 }
 
+/* A test's weight copies on the device (w2: GLU's up weight, or NULL), MMV_PAD bytes past each. */
+static cudaError_t mmv_test_weights(const void *w, const void *w2, size_t wbytes, uint8_t **dw,
+                                    uint8_t **dw2)
+{
+    cudaError_t e = cudaMalloc(dw, wbytes + MMV_PAD);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(*dw, w, wbytes, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess && w2) {
+        e = cudaMalloc(dw2, wbytes + MMV_PAD);
+        if (e == cudaSuccess)
+            e = cudaMemcpy(*dw2, w2, wbytes, cudaMemcpyHostToDevice);
+    }
+    return e;
+}
+
 extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k,
                                 int64_t n, const float *x, int act, const float *bias,
                                 const float *residual, float *y, char *err, size_t errlen)
@@ -462,12 +477,7 @@ extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, in
         snprintf(err, errlen, "type %u with k=%lld not supported", type, (long long)k);
         return -1;
     }
-    MMV_TRY(cudaMalloc(&dw, wbytes + MMV_PAD));
-    MMV_TRY(cudaMemcpy(dw, w, wbytes, cudaMemcpyHostToDevice));
-    if (glu) {
-        MMV_TRY(cudaMalloc(&dw2, wbytes + MMV_PAD));
-        MMV_TRY(cudaMemcpy(dw2, w2, wbytes, cudaMemcpyHostToDevice));
-    }
+    MMV_TRY(mmv_test_weights(w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
     MMV_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
     MMV_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
     MMV_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
@@ -529,12 +539,7 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
                  rows);
         return -1;
     }
-    MMV_TRY(cudaMalloc(&dw, wbytes + MMV_PAD));
-    MMV_TRY(cudaMemcpy(dw, w, wbytes, cudaMemcpyHostToDevice));
-    if (glu) {
-        MMV_TRY(cudaMalloc(&dw2, wbytes + MMV_PAD));
-        MMV_TRY(cudaMemcpy(dw2, w2, wbytes, cudaMemcpyHostToDevice));
-    }
+    MMV_TRY(mmv_test_weights(w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
     MMV_TRY(cudaMalloc(&dx, (size_t)rows * k * sizeof(float)));
     MMV_TRY(cudaMemcpy(dx, x, (size_t)rows * k * sizeof(float), cudaMemcpyHostToDevice));
     MMV_TRY(cudaMalloc(&dxq, rows * qrow + MMV_PAD));
