@@ -339,6 +339,21 @@ __device__ void compact_block(const struct kv_layer &L, int g, int hd, int count
     }
 }
 
+/* keyformer-static after the freeze: flag what is not a key token at or before position lim
+ * (kv_evict.c's slide); returns this thread's count of flags. */
+__device__ __forceinline__ int flag_unkeyed(const struct kv_layer &L, int g, int count, int lim, uint8_t *victim)
+{
+    const int32_t *P = L.pos + (size_t)g * L.cap;
+    const uint8_t *Kf = L.key + (size_t)g * L.cap;
+    int nv = 0;
+    for (int s = threadIdx.x; s < count; s += CB) {
+        int v = !Kf[s] && P[s] <= lim;
+        victim[s] = (uint8_t)v;
+        nv += v;
+    }
+    return nv;
+}
+
 /* Move slot src into dst (one victim: the last slot fills its hole). */
 __device__ void move_one(const struct kv_layer &L, int g, int hd, int dst, int src)
 {
@@ -503,12 +518,7 @@ __global__ void __launch_bounds__(CB) k_commit(const struct kv_layer *layers, st
     } else if (c.stat && !c.unbounded && !st->scoring) {
         /* keyformer-static after the freeze: what is not a key token leaves with the window
          * (a decode step's leaving token already went in k_static; a prompt chunk's go here) */
-        const uint8_t *Kf = L.key + (size_t)g * L.cap;
-        for (int s = threadIdx.x; s < count; s += CB) {
-            int v = !Kf[s] && P[s] <= p_last - c.recent;
-            victim[s] = (uint8_t)v;
-            nv += v;
-        }
+        nv = flag_unkeyed(L, g, count, p_last - c.recent, victim);
     } else if (!c.unbounded && c.policy != KV_P_FULL && count > c.budget) {
         int need = count - c.budget, nc = 0;
         KeyIdx best = { UINT64_MAX, -1 };
@@ -586,11 +596,7 @@ __global__ void __launch_bounds__(CB) k_static(const struct kv_layer *layers, st
     uint8_t *Kf = L.key + (size_t)g * L.cap;
     int nv = 0;
     if (op == 2) {
-        for (int s = threadIdx.x; s < count; s += CB) {
-            int v = !Kf[s] && P[s] <= n - w;
-            victim[s] = (uint8_t)v;
-            nv += v;
-        }
+        nv = flag_unkeyed(L, g, count, n - w, victim);
     } else {
         int nc = 0;
         for (int s = threadIdx.x; s < count; s += CB)

@@ -76,6 +76,28 @@ __device__ __forceinline__ void warps_ml(const float *m, const float *l, int ms,
     (void)warps_merge(m, l, ms, l, ms, M, Ls);
 }
 
+/*
+ * The end of a k_dec_wflash or k_dec_mma block for query head hq and output dimension d (of hd):
+ * its 8 warps' partial into a.partial and, once per head (d 0), their softmax's (M, Ls) into
+ * a.pstats, with Keyformer's noisy (m2, l2) beside them (SC 2).  m and l point at warp 0's
+ * [plain, noisy] pair of this head, warp w's lie w·ms floats further; o likewise, w·os.
+ */
+template <int SC>
+__device__ __forceinline__ void block_partial(const struct attn_args &a, const float *m,
+                                              const float *l, int ms, const float *o, int os,
+                                              int hq, int d, int hd)
+{
+    float M, Ls, O = warps_merge(m, l, ms, o, os, M, Ls);
+    a.partial[((size_t)blockIdx.y * a.n_head + hq) * hd + d] = O;
+    if (d == 0) {
+        float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
+        st[0] = M;
+        st[1] = Ls;
+        if (SC == 2) /* the noisy logits' (m2, l2) the same way */
+            warps_ml(m + 1, l + 1, ms, st[2], st[3]);
+    }
+}
+
 /* The logit of query head h at qpos for a visible key at kpos: scale·(q·k), plus ALiBi's
  * slope_h·(kpos − qpos) (kv_cache.c's alibi_add; mpt). */
 __device__ __forceinline__ float att_logit(const struct attn_args &a, float dot, int h, int kpos,

@@ -440,17 +440,9 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
     __syncthreads();
     /* the block's 8 chunks met: one partial per block and query head, as k_dec_wflash's */
     for (int idx = threadIdx.x; idx < group * HD; idx += blockDim.x) {
-        const int j = idx / HD, d = idx % HD, hq = hq0 + j;
-        float M, Ls, O = warps_merge(&sm_m[0][j][0], &sm_l[0][j][0], DM_GROUP * 2, &sm_o[0][j][d],
-                                     DM_GROUP * (HD + 4), M, Ls);
-        a.partial[((size_t)blockIdx.y * a.n_head + hq) * HD + d] = O;
-        if (d == 0) {
-            float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
-            st[0] = M;
-            st[1] = Ls;
-            if (SC == 2) /* the noisy logits' (m2, l2) the same way */
-                warps_ml(&sm_m[0][j][1], &sm_l[0][j][1], DM_GROUP * 2, st[2], st[3]);
-        }
+        const int j = idx / HD, d = idx % HD;
+        block_partial<SC>(a, &sm_m[0][j][0], &sm_l[0][j][0], DM_GROUP * 2, &sm_o[0][j][d],
+                          DM_GROUP * (HD + 4), hq0 + j, d, HD);
     }
     if (!FUSE)
         return;

@@ -579,17 +579,9 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
     __syncthreads();
     /* the block's 8 chunks met: one partial per block and head (fewer for the reduction) */
     for (int idx = threadIdx.x; idx < NG * hd; idx += blockDim.x) {
-        int h = idx / hd, d = idx % hd, hq = hq0 + h;
-        float M, Ls, O = warps_merge(&sm_m[0][h][0], &sm_l[0][h][0], NG * 2, &sm_o[0][h][d],
-                                     NG * 256, M, Ls);
-        a.partial[((size_t)blockIdx.y * a.n_head + hq) * hd + d] = O;
-        if (d == 0) {
-            float *st = a.pstats + ((size_t)hq * gridDim.y + blockIdx.y) * 4;
-            st[0] = M;
-            st[1] = Ls;
-            if (SC == 2) /* the noisy logits' (m2, l2) the same way */
-                warps_ml(&sm_m[0][h][1], &sm_l[0][h][1], NG * 2, st[2], st[3]);
-        }
+        int h = idx / hd, d = idx % hd;
+        block_partial<SC>(a, &sm_m[0][h][0], &sm_l[0][h][0], NG * 2, &sm_o[0][h][d], NG * 256,
+                          hq0 + h, d, hd);
     }
 }
 

@@ -189,7 +189,9 @@ static int run_layers(struct cuda_model *cm, int n, int span)
 {
     const struct cuda_model_desc *d = &cm->d;
     int E = d->n_embd, hd = d->head_dim, G = d->n_head_kv;
-    if (cm->conf.stat && !cm->conf.unbounded) /* keyformer-static's freeze or slide, if due */
+    /* keyformer-static's freeze or slide, if due: only ever before a decode step (inside its
+     * graph, so every step replays it and reads its op from the step record) */
+    if (n == 1 && cm->conf.stat && !cm->conf.unbounded)
         kv_static_launch(cm->kvl_dev, cm->nl, &cm->conf, G, hd, cm->st, cm->victim, cm->lists,
                          cm->vstride, cm->s);
     for (int i = 0; i < cm->nl; i++) {
