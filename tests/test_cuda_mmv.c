@@ -1,7 +1,8 @@
 /*
  * test_cuda_mmv.c — the CUDA weight kernels (engine/cuda/cuda_mmv.cu) against the CPU scalar
  * references: matrix-vector products for every GPU type and several shapes, the bias/residual
- * epilogue, the gated (SILU/GELU) pair, and dequantization to f16.
+ * epilogue, the gated (SILU/GELU) pair, dequantization to f16, the several-token kernel of short
+ * prompts and the tensor-core products of long ones (cuda_mmq).
  *
  * Weights are random floats quantized by the CPU quantizer, so every block is valid and none is
  * zero.  Each product is compared with a double-precision dot of the CPU-dequantized weights
@@ -411,7 +412,7 @@ static void test_rows(uint32_t type, int64_t k, int64_t n, int rows, int act)
     snprintf(what, sizeof(what), "%s%s rows=%d n=%lld k=%lld", name, act >= 0 ? " glu" : "", rows,
              (long long)n, (long long)k);
     if (cuda_test_mmv_rows(type, wg, wu, k, n, rows, x, act, act >= 0 ? NULL : bias,
-                           act >= 0 ? NULL : res, yr, y1, err, sizeof(err)) != 0) {
+                           act >= 0 ? NULL : res, 0, yr, y1, err, sizeof(err)) != 0) {
         ok(0, "%s: %s", what, err);
     } else {
         size_t differ = 0, bad = 0;
@@ -433,6 +434,56 @@ static void test_rows(uint32_t type, int64_t k, int64_t n, int rows, int act)
     free(res);
     free(yr);
     free(y1);
+}
+
+/*
+ * Prompt batches on the int8 tensor cores (cuda_mmq): against the double-precision products of
+ * the CPU-dequantized weights with the activations as the CPU rounds them (its batch path's
+ * function, exact sums of the activations in every min term), plus bias and residual.  Only f32
+ * summation order separates the two (measured ~1e-7), so 1e-5 catches a wrong index, scale or
+ * offset.  Shapes leave partial tiles of rows (128) and tokens (64), and k a partial chunk (256)
+ * for the legacy types.
+ */
+static void test_mmq(uint32_t type, int64_t k, int64_t n, int rows, int with_res)
+{
+    const char *name = quant_traits_get(type)->name;
+    char what[96], err[256];
+    float *wd;
+    void *w = make_weight(type, k, n, &wd);
+    const size_t ny = (size_t)rows * n;
+    float *x = xmalloc((size_t)rows * k * sizeof(float)), *xd = xmalloc((size_t)k * sizeof(float));
+    float *bias = xmalloc((size_t)n * sizeof(float)), *res = xmalloc(ny * sizeof(float));
+    float *yq = xmalloc(ny * sizeof(float)), *y1 = xmalloc(ny * sizeof(float));
+    double *ref = xmalloc(ny * sizeof(double));
+    for (size_t i = 0; i < (size_t)rows * k; i++)
+        x[i] = rng_gauss() * 0.1f;
+    for (int64_t i = 0; i < n; i++)
+        bias[i] = rng_gauss();
+    for (size_t i = 0; i < ny; i++)
+        res[i] = with_res ? rng_gauss() : 0.0f;
+    snprintf(what, sizeof(what), "%s mmq tokens=%d n=%lld k=%lld%s", name, rows, (long long)n,
+             (long long)k, with_res ? " +res" : "");
+    if (cuda_test_mmv_rows(type, w, NULL, k, n, rows, x, -1, bias, with_res ? res : NULL, 1, yq,
+                           y1, err, sizeof(err)) != 0) {
+        ok(0, "%s: %s", what, err);
+    } else {
+        for (int t = 0; t < rows; t++) {
+            q8_1_roundtrip_t(type, x + (size_t)t * k, k, xd);
+            ref_mv(wd, xd, k, n, ref + (size_t)t * n);
+            for (int64_t r = 0; r < n; r++)
+                ref[(size_t)t * n + r] += (double)bias[r] + res[(size_t)t * n + r];
+        }
+        check(what, yq, ref, (int64_t)ny, 1e-5);
+    }
+    free(w);
+    free(wd);
+    free(x);
+    free(xd);
+    free(bias);
+    free(res);
+    free(yq);
+    free(y1);
+    free(ref);
 }
 
 static void test_dequant(uint32_t type, int64_t k, int64_t n)
@@ -544,6 +595,14 @@ int main(int argc, char **argv)
         test_rows(types[t], 4096, 515, 11, -1);
         test_rows(types[t], 256, 3, 9, -1);
         test_rows(types[t], 4096, 515, 11, MMV_ACT_SILU_ID);
+    }
+    for (int t = 0; t < N_TYPES; t++) {
+        if (is_float_type(types[t]))
+            continue;
+        const int kq = is_kquant(types[t]);
+        test_mmq(types[t], 4096, 515, 100, 1);
+        test_mmq(types[t], kq ? 256 : 160, 3, 17, 0);
+        test_mmq(types[t], kq ? 11008 : 11008 + 96, 130, 65, 0);
     }
     return done_testing();
 }

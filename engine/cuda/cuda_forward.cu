@@ -16,23 +16,41 @@
 /* ---- products ------------------------------------------------------------------------------- */
 
 /*
- * Does a product of n rows with w take the matrix-vector kernels rather than cuBLAS?  Every type
- * below GEMM_MIN rows; the q8_1 types up to cm->mmv_rows (KF_CUDA_MMV_ROWS, default 16), 8
- * tokens a launch (cuda_mmv_rows): a short chat turn then reads the quantized weights twice
- * instead of dequantizing all of them to f16 for cuBLAS (2.1× faster at 8 tokens, 1.2× at 16),
- * and multiplies exactly as a decode step does (integer dots on the CPU's rounding).
+ * Does a product of n rows with w take the matrix-vector kernels?  Every type below GEMM_MIN
+ * rows; the q8_1 types up to cm->mmv_rows (KF_CUDA_MMV_ROWS, default 16), 8 tokens a launch
+ * (cuda_mmv_rows): a short chat turn then reads the quantized weights twice instead of
+ * dequantizing all of them to f16 for cuBLAS (2.1× faster at 8 tokens, 1.2× at 16), and
+ * multiplies exactly as a decode step does (integer dots on the CPU's rounding).
  */
 static int mmv_path(const struct cuda_model *cm, const struct dw *w, int n)
 {
     return n < GEMM_MIN || (n <= cm->mmv_rows && cuda_mmv_wants_q8_1(w->type));
 }
 
-/* Was x (n rows) already rounded for w, as q8_1 (matrix-vector kernels) or f16 (cuBLAS)? */
+/* With KF_CUDA_MMQ=1 (cm->mmq), longer batches of the integer types go to the int8 tensor cores
+ * (cuda_mmq.cu: the CPU's arithmetic instead of f16 operands); the rest to cuBLAS. */
+static int mmq_path(const struct cuda_model *cm, const struct dw *w, int n)
+{
+    return cm->mmq && !mmv_path(cm, w, n) && cuda_mmv_wants_q8_1(w->type);
+}
+
+/* The operand a product of n rows with w reads: q8_1 rows (cm->xq) or f16 (cm->xh, cuBLAS). */
+static int wants_q(const struct cuda_model *cm, const struct dw *w, int n)
+{
+    return mmq_path(cm, w, n) || (mmv_path(cm, w, n) && cuda_mmv_wants_q8_1(w->type));
+}
+
+static int wants_h(const struct cuda_model *cm, const struct dw *w, int n)
+{
+    return !mmv_path(cm, w, n) && !mmq_path(cm, w, n);
+}
+
+/* Was x (n rows) already rounded for w, as q8_1 (integer kernels) or f16 (cuBLAS)? */
 static int prepared(const struct cuda_model *cm, const struct dw *w, const float *x, int n)
 {
     if (cm->prep_x != x || cm->prep_mode != w->act || cm->prep_n != n)
         return 0;
-    return mmv_path(cm, w, n) ? cm->prep_q : cm->prep_h;
+    return wants_q(cm, w, n) ? cm->prep_q : wants_h(cm, w, n) ? cm->prep_h : 1;
 }
 
 /* x (n rows) is now rounded for weights of activation format mode: as q8_1 (q), as f16 (h). */
@@ -59,12 +77,39 @@ static void norm_for(struct cuda_model *cm, const float *x, const float *nw, con
                  cm->s);
         return;
     }
-    int mv = mmv_path(cm, w, n), q = mv && cuda_mmv_wants_q8_1(w->type);
+    int q = wants_q(cm, w, n), h = wants_h(cm, w, n);
     ops_norm(x, nw, nb, d->norm_layer, n, d->n_embd, d->eps, out, mode, q ? cm->xq : NULL,
-             mv ? NULL : cm->xh, cm->s);
-    mark_prepared(cm, out, mode, n, q, !mv);
+             h ? cm->xh : NULL, cm->s);
+    mark_prepared(cm, out, mode, n, q, h);
 }
 
+
+/*
+ * dst (n × rows, row stride rows) = xh · w[0..rows)ᵀ (+ dst when beta1) through cuBLAS on f16:
+ * quantized weights dequantized into cm->wh a slab of rows at a time.
+ */
+static int gemm_rows(struct cuda_model *cm, const struct dw *w, int64_t rows, int n, float *dst,
+                     int beta1)
+{
+    const float one = 1.0f, zero = 0.0f;
+    int f16 = w->type == QTYPE_F16; /* already what cuBLAS takes: no copy */
+    int64_t rows_per = f16 ? rows : (int64_t)(cm->wh_elems / (size_t)w->k);
+    for (int64_t r0 = 0; r0 < rows; r0 += rows_per) {
+        int64_t rn = rows - r0 < rows_per ? rows - r0 : rows_per;
+        const void *A = f16 ? (const void *)((const char *)w->d + (size_t)r0 * w->row_bytes)
+                            : (const void *)cm->wh;
+        if (!f16 && cuda_dequant_f16(w->type, (const char *)w->d + (size_t)r0 * w->row_bytes,
+                                     w->k, rn, cm->wh, cm->s))
+            return -1;
+        /* column-major view: C (rows × n) = W (rows × k, stored as k × rows) ᵀ · X (k × n) */
+        if (cublasGemmEx(cm->cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)rn, n, (int)w->k, &one, A,
+                         CUDA_R_16F, (int)w->k, cm->xh, CUDA_R_16F, (int)w->k,
+                         beta1 ? &one : &zero, dst + r0, CUDA_R_32F, (int)rows,
+                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
+            return -1;
+    }
+    return 0;
+}
 
 /*
  * y (n × w.n, row stride ldy) = x (n × w.k) · wᵀ, then + bias, + acc (acc may alias y; acc rows
@@ -92,29 +137,20 @@ static int linear(struct cuda_model *cm, const struct dw *w, const float *x, int
         }
         return 0;
     }
+    if (mmq_path(cm, w, n)) {
+        struct mmv_epilogue ep = { bias, acc };
+        if (!prepared(cm, w, x, n))
+            ops_round_act(x, n, w->k, w->act, cm->xq, NULL, s);
+        return cuda_mmq(w->type, w->d, w->k, w->n, n, cm->xq, y, &ep, s) ? -1 : 0;
+    }
     if (!prepared(cm, w, x, n))
         ops_round_act(x, n, w->k, w->act, NULL, cm->xh, s);
-    const float one = 1.0f, zero = 0.0f;
     /* a residual in place (acc == y) is cuBLAS's beta = 1; a bias, or a residual from elsewhere,
      * goes through tmp (callers pass acc only for n_embd rows) */
     int inplace = acc && acc == y && !bias;
     float *dst = acc && !inplace ? cm->tmp : y;
-    int f16 = w->type == QTYPE_F16; /* already what cuBLAS takes: no copy */
-    int64_t rows_per = f16 ? w->n : (int64_t)(cm->wh_elems / (size_t)w->k);
-    for (int64_t r0 = 0; r0 < w->n; r0 += rows_per) {
-        int64_t rn = w->n - r0 < rows_per ? w->n - r0 : rows_per;
-        const void *A = f16 ? (const void *)w->d : (const void *)cm->wh;
-        if (!f16 && cuda_dequant_f16(w->type, (const char *)w->d + (size_t)r0 * w->row_bytes,
-                                     w->k, rn, cm->wh, s))
-            return -1;
-        /* column-major view: C (w.n × n) = W (w.n × k, stored as k × w.n) ᵀ · X (k × n) */
-        if (cublasGemmEx(cm->cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)rn, n, (int)w->k, &one, A,
-                         CUDA_R_16F, (int)w->k, cm->xh, CUDA_R_16F, (int)w->k,
-                         inplace ? &one : &zero, dst + r0,
-                         CUDA_R_32F, (int)w->n, CUBLAS_COMPUTE_32F,
-                         CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
-            return -1;
-    }
+    if (gemm_rows(cm, w, w->n, n, dst, inplace))
+        return -1;
     if ((acc && !inplace) || bias)
         ops_epilogue(y, dst, bias, acc, n, (int)w->n, s);
     return 0;
@@ -145,21 +181,15 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
                 return -1;
         return 0;
     }
-    if (!prepared(cm, &l->w_gu, cm->xn, n))
-        ops_round_act(cm->xn, n, k, l->w_gu.act, NULL, cm->xh, cm->s);
-    const float one = 1.0f, zero = 0.0f;
-    int f16 = l->w_gu.type == QTYPE_F16;
-    int64_t rows_per = f16 ? 2 * nff : (int64_t)(cm->wh_elems / (size_t)k);
-    for (int64_t r0 = 0; r0 < 2 * nff; r0 += rows_per) {
-        int64_t rn = 2 * nff - r0 < rows_per ? 2 * nff - r0 : rows_per;
-        const void *A = f16 ? (const void *)l->w_gu.d : (const void *)cm->wh;
-        if ((!f16 && cuda_dequant_f16(l->w_gu.type,
-                                      (const char *)l->w_gu.d + (size_t)r0 * l->w_gu.row_bytes, k,
-                                      rn, cm->wh, cm->s)) ||
-            cublasGemmEx(cm->cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)rn, n, (int)k, &one, A,
-                         CUDA_R_16F, (int)k, cm->xh, CUDA_R_16F, (int)k, &zero, cm->gu + r0,
-                         CUDA_R_32F, (int)(2 * nff), CUBLAS_COMPUTE_32F,
-                         CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
+    if (mmq_path(cm, &l->w_gu, n)) { /* gate | up rows in one product, as cuBLAS below */
+        if (!prepared(cm, &l->w_gu, cm->xn, n))
+            ops_round_act(cm->xn, n, k, l->w_gu.act, cm->xq, NULL, cm->s);
+        if (cuda_mmq(l->w_gu.type, l->w_gu.d, k, 2 * nff, n, cm->xq, cm->gu, NULL, cm->s))
+            return -1;
+    } else {
+        if (!prepared(cm, &l->w_gu, cm->xn, n))
+            ops_round_act(cm->xn, n, k, l->w_gu.act, NULL, cm->xh, cm->s);
+        if (gemm_rows(cm, &l->w_gu, 2 * nff, n, cm->gu, 0))
             return -1;
     }
     if (l->w_down.act != ACT_NONE) {

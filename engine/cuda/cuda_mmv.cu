@@ -525,8 +525,8 @@ extern "C" int cuda_test_mmv(uint32_t type, const void *w, const void *w2, int64
 
 extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, int64_t k,
                                   int64_t n, int rows, const float *x, int act,
-                                  const float *bias, const float *residual, float *y_rows,
-                                  float *y_one, char *err, size_t errlen)
+                                  const float *bias, const float *residual, int mmq,
+                                  float *y_rows, float *y_one, char *err, size_t errlen)
 {
     const size_t wbytes = mmv_row_bytes(type, k) * (size_t)n, qrow = (size_t)k / 32 * 36;
     const size_t ny = (size_t)rows * (size_t)n;
@@ -534,7 +534,7 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
     uint8_t *dw = nullptr, *dw2 = nullptr, *dxq = nullptr;
     float *dx = nullptr, *dy[2] = { nullptr, nullptr }, *dbias = nullptr;
     int rc = -1;
-    if (!wbytes || !cuda_mmv_wants_q8_1(type) || rows < 1) {
+    if (!wbytes || !cuda_mmv_wants_q8_1(type) || rows < 1 || (mmq && glu)) {
         snprintf(err, errlen, "type %u with k=%lld, %d rows not supported", type, (long long)k,
                  rows);
         return -1;
@@ -559,9 +559,10 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
         cuda_quantize_q8_1(dx, dxq, k, rows, 0);
     {
         struct mmv_epilogue ep = { dbias, residual ? dy[0] : nullptr };
-        if (glu ? cuda_mmv_glu_rows(type, dw, dw2, k, n, rows, dxq, (enum mmv_act)act, dy[0], 0)
-                : cuda_mmv_rows(type, dw, k, n, rows, dxq, dy[0], &ep, 0)) {
-            snprintf(err, errlen, "cuda_mmv_rows refused type %u", type);
+        if (mmq ? cuda_mmq(type, dw, k, n, rows, dxq, dy[0], &ep, 0)
+            : glu ? cuda_mmv_glu_rows(type, dw, dw2, k, n, rows, dxq, (enum mmv_act)act, dy[0], 0)
+                  : cuda_mmv_rows(type, dw, k, n, rows, dxq, dy[0], &ep, 0)) {
+            snprintf(err, errlen, "%s refused type %u", mmq ? "cuda_mmq" : "cuda_mmv_rows", type);
             goto fail;
         }
     }

@@ -63,6 +63,16 @@ int cuda_mmv_rows(uint32_t type, const void *w, int64_t k, int64_t n, int rows, 
                   float *y, const struct mmv_epilogue *ep, cudaStream_t s);
 int cuda_mmv_glu_rows(uint32_t type, const void *wg, const void *wu, int64_t k, int64_t n,
                       int rows, const void *xq, enum mmv_act act, float *y, cudaStream_t s);
+
+/*
+ * Prompt batches on the int8 tensor cores (cuda_mmq.cu): y (rows × n, row-major) = the same
+ * products for `rows` tokens of q8_1 activations xq, with the epilogue (ep may be NULL).
+ * cuda_mmq_supported: the type has the kernel and the GPU the instructions (sm_80 or newer).
+ * 0, or -1 for an unsupported type or shape.
+ */
+int cuda_mmq_supported(uint32_t type);
+int cuda_mmq(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const void *xq,
+             float *y, const struct mmv_epilogue *ep, cudaStream_t s);
 #endif
 
 #ifdef __cplusplus
@@ -84,11 +94,12 @@ int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k, in
                      const float *x, int act, const float *bias, const float *residual, float *y,
                      char *err, size_t errlen);
 /* cuda_mmv_rows (act < 0) or cuda_mmv_glu_rows (act >= 0) over `rows` tokens x (rows × k),
- * into y_rows, and the decode kernel token by token into y_one (both rows × n; bias and a
- * residual, rows × n, as cuda_test_mmv_ep).  q8_1 types only. */
+ * or with mmq set cuda_mmq (act < 0 only), into y_rows, and the decode kernel token by token
+ * into y_one (both rows × n; bias and a residual, rows × n, as cuda_test_mmv_ep).  q8_1 types
+ * only. */
 int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,
                        int rows, const float *x, int act, const float *bias,
-                       const float *residual, float *y_rows, float *y_one, char *err,
+                       const float *residual, int mmq, float *y_rows, float *y_one, char *err,
                        size_t errlen);
 /* Median microseconds of one cuda_mmv launch (n × k of type, weights from w), over device copies
  * that L2 cannot hold, timed with events around graph replays. */

@@ -3,7 +3,8 @@
  * GGUF block type: how a thread loads its piece of a block ("unit"), the matching piece of the
  * 8-bit activations, and the integer dot of the two with the block's scales and mins.  The bit
  * layouts are engine/quant_ref.c's and quant_ref_k.c's (their scalar code is the oracle of
- * tests/test_cuda_mmv.c).  Included by cuda_mmv.cu only.
+ * tests/test_cuda_mmv.c).  Included by cuda_mmv.cu, and by cuda_mmq.cu for the loads and unpacking
+ * helpers.
  */
 #ifndef KF_CUDA_MMV_TYPES_CUH
 #define KF_CUDA_MMV_TYPES_CUH

@@ -456,6 +456,12 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
     /* H100, Llama-2-7B Q4_K_M, prompt t/s, cuBLAS against these kernels: 8 tokens 540 / 1125,
      * 16: 1078 / 1313, 32: 2128 / 1437 (they are compute-bound at ~1,450 t/s) */
     cm->mmv_rows = getenv("KF_CUDA_MMV_ROWS") ? atoi(getenv("KF_CUDA_MMV_ROWS")) : 16;
+    /* KF_CUDA_MMQ=1: prompt batches of quantized weights on the int8 tensor cores, with the
+     * CPU's arithmetic, instead of cuBLAS on f16.  Not the default: at 24 to 512 tokens it ran
+     * at 0.5-0.6× of cuBLAS (H100, Llama-2-7B Q4_K_M pp512 8,128 against 18,925 t/s), and the
+     * logits moved no closer to the CPU's (docs/cuda.md, "Prompt path"). */
+    cm->mmq = getenv("KF_CUDA_MMQ") && !strcmp(getenv("KF_CUDA_MMQ"), "1") &&
+              cuda_mmq_supported(QTYPE_Q4_0);
     /* `ncu --profile-from-start off` then sees the kernels of that one decode step only */
     cm->prof_step = getenv("KF_CUDA_PROFILE_STEP") ? atoi(getenv("KF_CUDA_PROFILE_STEP")) : 0;
     CU_TRY(cudaStreamSynchronize(cm->s));

@@ -66,6 +66,7 @@ struct cuda_model {
     cudaGraphExec_t graph[GRAPHS]; /* decode step, by span bucket (256 << i slots) */
     int graph_state;               /* 0 in use, -1 disabled */
     int mmv_rows;                  /* products of up to this many rows stay on the mmv kernels */
+    int mmq;                       /* longer ones of the integer types take cuda_mmq (else cuBLAS) */
     int prof_step;                 /* KF_CUDA_PROFILE_STEP: decode steps left before the one profiled */
     size_t bytes;
 };
