@@ -159,6 +159,17 @@ struct u_q8_0 {
     }
 };
 
+/* Q4_K/Q5_K: scale and min of sub-block 2c + h from the super-block's first 16 bytes. */
+__device__ __forceinline__ void k4_sub_scales(uint4 hd, int c, int h, float (&ds)[2],
+                                              float (&dm)[2])
+{
+    unsigned sc, m;
+    k4_scales(c, hd.y, hd.z, hd.w, &sc, &m);
+    const float2 d = half2_bits((int)hd.x);
+    ds[0] = ds[1] = d.x * (float)((sc >> (8 * h)) & 0xFF);
+    dm[0] = dm[1] = d.y * (float)((m >> (8 * h)) & 0xFF);
+}
+
 /* Q4_K/Q5_K: sub-block s = 2c + h of a super-block takes qs bytes 32c..32c+31, nibble h. */
 struct u_q4_k {
     static constexpr int BYTES = 144, SUB = 32;
@@ -172,11 +183,7 @@ struct u_q4_k {
 #pragma unroll
         for (int i = 0; i < 8; i++)
             q[i] = (int)((w[i] >> (4 * h)) & 0x0F0F0F0Fu);
-        unsigned sc, m;
-        k4_scales(c, hd.y, hd.z, hd.w, &sc, &m);
-        const float2 d = half2_bits((int)hd.x);
-        ds[0] = ds[1] = d.x * (float)((sc >> (8 * h)) & 0xFF);
-        dm[0] = dm[1] = d.y * (float)((m >> (8 * h)) & 0xFF);
+        k4_sub_scales(hd, c, h, ds, dm);
     }
 };
 
@@ -194,11 +201,7 @@ struct u_q5_k {
 #pragma unroll
         for (int i = 0; i < 8; i++)
             q[i] = (int)(((w[i] >> (4 * h)) & 0x0F0F0F0Fu) | ((hb[i] >> s) & 0x01010101u) << 4);
-        unsigned sc, m;
-        k4_scales(c, hd.y, hd.z, hd.w, &sc, &m);
-        const float2 d = half2_bits((int)hd.x);
-        ds[0] = ds[1] = d.x * (float)((sc >> (8 * h)) & 0xFF);
-        dm[0] = dm[1] = d.y * (float)((m >> (8 * h)) & 0xFF);
+        k4_sub_scales(hd, c, h, ds, dm);
     }
 };
 
