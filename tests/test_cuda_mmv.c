@@ -24,6 +24,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_mmv.h"
+#include "half.h"
 #include "quant.h"
 #include "tap.h"
 
@@ -437,14 +438,17 @@ static void test_rows(uint32_t type, int64_t k, int64_t n, int rows, int act)
 }
 
 /*
- * Prompt batches on the int8 tensor cores (cuda_mmq): against the double-precision products of
- * the CPU-dequantized weights with the activations as the CPU rounds them (its batch path's
- * function, exact sums of the activations in every min term), plus bias and residual.  Only f32
- * summation order separates the two (measured ~1e-7), so 1e-5 catches a wrong index, scale or
- * offset.  Shapes leave partial tiles of rows (128) and tokens (64), and k a partial chunk (256)
- * for the legacy types.
+ * Prompt batches on the tensor cores.  kernel 1, cuda_mmq (int8): against the double-precision
+ * products of the CPU-dequantized weights with the activations as the CPU rounds them (its batch
+ * path's function, exact sums of the activations in every min term), plus bias and residual.
+ * Only f32 summation order separates the two (measured ~1e-7), so 1e-5 catches a wrong index,
+ * scale or offset.  kernel 2, cuda_mmf (f16 operands, dequantized in shared memory, k split
+ * over blocks when tokens are few): the same with both operands rounded to f16 first, as the
+ * kernel (and cuBLAS on cuda_dequant_f16's output) takes them; 5e-5, the tensor cores' f32 sums
+ * being less exact than IEEE ones (measured 1.3e-5 at k = 11008).  Shapes leave partial tiles of
+ * rows (128) and tokens (64), and k a partial chunk for the legacy types.
  */
-static void test_mmq(uint32_t type, int64_t k, int64_t n, int rows, int with_res)
+static void test_mmq(uint32_t type, int64_t k, int64_t n, int rows, int with_res, int kernel)
 {
     const char *name = quant_traits_get(type)->name;
     char what[96], err[256];
@@ -461,19 +465,26 @@ static void test_mmq(uint32_t type, int64_t k, int64_t n, int rows, int with_res
         bias[i] = rng_gauss();
     for (size_t i = 0; i < ny; i++)
         res[i] = with_res ? rng_gauss() : 0.0f;
-    snprintf(what, sizeof(what), "%s mmq tokens=%d n=%lld k=%lld%s", name, rows, (long long)n,
-             (long long)k, with_res ? " +res" : "");
-    if (cuda_test_mmv_rows(type, w, NULL, k, n, rows, x, -1, bias, with_res ? res : NULL, 1, yq,
-                           y1, err, sizeof(err)) != 0) {
+    snprintf(what, sizeof(what), "%s %s tokens=%d n=%lld k=%lld%s", name,
+             kernel == 2 ? "mmf" : "mmq", rows, (long long)n, (long long)k,
+             with_res ? " +res" : "");
+    if (kernel == 2) /* the f16 operand of the weights */
+        for (size_t i = 0; i < (size_t)n * k; i++)
+            wd[i] = fp16_to_fp32(fp32_to_fp16(wd[i]));
+    if (cuda_test_mmv_rows(type, w, NULL, k, n, rows, x, -1, bias, with_res ? res : NULL, kernel,
+                           yq, y1, err, sizeof(err)) != 0) {
         ok(0, "%s: %s", what, err);
     } else {
         for (int t = 0; t < rows; t++) {
             q8_1_roundtrip_t(type, x + (size_t)t * k, k, xd);
+            if (kernel == 2)
+                for (int64_t i = 0; i < k; i++)
+                    xd[i] = fp16_to_fp32(fp32_to_fp16(xd[i]));
             ref_mv(wd, xd, k, n, ref + (size_t)t * n);
             for (int64_t r = 0; r < n; r++)
                 ref[(size_t)t * n + r] += (double)bias[r] + res[(size_t)t * n + r];
         }
-        check(what, yq, ref, (int64_t)ny, 1e-5);
+        check(what, yq, ref, (int64_t)ny, kernel == 2 ? 5e-5 : 1e-5);
     }
     free(w);
     free(wd);
@@ -600,9 +611,12 @@ int main(int argc, char **argv)
         if (is_float_type(types[t]))
             continue;
         const int kq = is_kquant(types[t]);
-        test_mmq(types[t], 4096, 515, 100, 1);
-        test_mmq(types[t], kq ? 256 : 160, 3, 17, 0);
-        test_mmq(types[t], kq ? 11008 : 11008 + 96, 130, 65, 0);
+        for (int kernel = 1; kernel <= 2; kernel++) {
+            test_mmq(types[t], 4096, 515, 100, 1, kernel);
+            test_mmq(types[t], kq ? 256 : 160, 3, 17, 0, kernel);
+            test_mmq(types[t], kq ? 11008 : 11008 + 96, 130, 65, 0, kernel);
+        }
+        test_mmq(types[t], 4096, 300, 24, 1, 2); /* k split over 8 blocks, residual in place */
     }
     return done_testing();
 }

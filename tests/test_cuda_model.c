@@ -766,6 +766,13 @@ int main(void)
     recheck(tmpdir, models, mmq_again, sizeof mmq_again / sizeof mmq_again[0],
             "int8 tensor-core prompt products");
     unsetenv("KF_CUDA_MMQ");
+    /* ... and through cuBLAS on weights dequantized to memory, which takes longer batches than
+     * these 40-token prompts (KF_CUDA_MMF_MAX=0 sends them there too) */
+    setenv("KF_CUDA_MMF_MAX", "0", 1);
+    static const size_t blas_again[] = { 4, 6, 12, 13, 16, 19, 21 };
+    recheck(tmpdir, models, blas_again, sizeof blas_again / sizeof blas_again[0],
+            "cuBLAS prompt products");
+    unsetenv("KF_CUDA_MMF_MAX");
     /* k_dec_short with a KV head's query heads in one block (scores summed in the block) and
      * in two blocks of two (q8_0: 4 query heads per KV head) */
     unsetenv("KF_CUDA_DEC");

@@ -34,6 +34,14 @@ static int mmq_path(const struct cuda_model *cm, const struct dw *w, int n)
     return cm->mmq && !mmv_path(cm, w, n) && cuda_mmv_wants_q8_1(w->type);
 }
 
+/* Batches of up to cm->mmf_max rows (KF_CUDA_MMF_MAX) of the integer types take cuda_mmf:
+ * cuBLAS's f16 operands, the weights dequantized in shared memory instead of in memory. */
+static int mmf_path(const struct cuda_model *cm, const struct dw *w, int n)
+{
+    return n <= cm->mmf_max && !mmv_path(cm, w, n) && !mmq_path(cm, w, n) &&
+           cuda_mmv_wants_q8_1(w->type);
+}
+
 /* The operand a product of n rows with w reads: q8_1 rows (cm->xq) or f16 (cm->xh, cuBLAS). */
 static int wants_q(const struct cuda_model *cm, const struct dw *w, int n)
 {
@@ -145,6 +153,13 @@ static int linear(struct cuda_model *cm, const struct dw *w, const float *x, int
     }
     if (!prepared(cm, w, x, n))
         ops_round_act(x, n, w->k, w->act, NULL, cm->xh, s);
+    if (mmf_path(cm, w, n)) {
+        struct mmv_epilogue ep = { bias, acc };
+        return cuda_mmf(w->type, w->d, w->k, w->n, n, cm->xh, y, &ep, cm->part, cm->part_floats,
+                        cm->nsm, s)
+                   ? -1
+                   : 0;
+    }
     /* a residual in place (acc == y) is cuBLAS's beta = 1; a bias, or a residual from elsewhere,
      * goes through tmp (callers pass acc only for n_embd rows) */
     int inplace = acc && acc == y && !bias;
@@ -189,7 +204,10 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
     } else {
         if (!prepared(cm, &l->w_gu, cm->xn, n))
             ops_round_act(cm->xn, n, k, l->w_gu.act, NULL, cm->xh, cm->s);
-        if (gemm_rows(cm, &l->w_gu, 2 * nff, n, cm->gu, 0))
+        if (mmf_path(cm, &l->w_gu, n)
+                ? cuda_mmf(l->w_gu.type, l->w_gu.d, k, 2 * nff, n, cm->xh, cm->gu, NULL, cm->part,
+                           cm->part_floats, cm->nsm, cm->s)
+                : gemm_rows(cm, &l->w_gu, 2 * nff, n, cm->gu, 0))
             return -1;
     }
     if (l->w_down.act != ACT_NONE) {

@@ -37,13 +37,11 @@
 
 #include "cuda_mmv_types.cuh"
 #include "cuda_launch.cuh"
+#include "cuda_mmq_types.cuh"
 
-#define MQ_BM 128             /* weight rows a block */
-#define MQ_BN 64              /* tokens a block */
 #define MQ_KC 256             /* k elements a chunk */
 #define MQ_LD (MQ_KC + 16)    /* bytes of a shared int8 row: 68 words, so fragment loads of 8 rows
                                * × 4 words hit 32 different banks */
-#define MQ_THREADS 256
 #define MQ_MAGIC 0x4B400000   /* bits of 1.5·2^23 */
 #define MQ_MAGICF 12582912.0f
 
@@ -60,223 +58,6 @@ struct mq_smem {
     float da[MQ_BN][9];        /* activation scale per 32 */
     float sa[MQ_BN][17];       /* da · Σq per 16 (what a SUB-16 min multiplies) */
     float sa32[MQ_BN][9];      /* da · Σq per 32 */
-};
-
-// ---- unpacking: one 32-element block of a row into int8 values and scales --------------------
-// unpack(row, kb, q, ds, dm): elements 32kb..32kb+31 of the row at `row` (bytes), as 8 ints of 4
-// signed bytes in element order, with w = ds[e/16]·q − dm[e/16].
-
-__device__ __forceinline__ int nib_lo(int w) { return w & 0x0F0F0F0F; }
-__device__ __forceinline__ int nib_hi(int w) { return (int)((unsigned)w >> 4) & 0x0F0F0F0F; }
-
-struct u_q4_0 {
-    static constexpr int BYTES = 18, SUB = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + kb * BYTES;
-        int w[4];
-        ld_a2<4>(p + 2, w);
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            q[i] = (int)__vsub4(nib_lo(w[i]), 0x08080808);
-            q[4 + i] = (int)__vsub4(nib_hi(w[i]), 0x08080808);
-        }
-        ds[0] = ds[1] = ld_half(p);
-        dm[0] = dm[1] = 0.0f;
-    }
-};
-
-struct u_q4_1 {
-    static constexpr int BYTES = 20, SUB = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + kb * BYTES;
-        const float2 d = half2_bits(ld_i32(p));
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int w = ld_i32(p + 4 + 4 * i);
-            q[i] = nib_lo(w);
-            q[4 + i] = nib_hi(w);
-        }
-        ds[0] = ds[1] = d.x;
-        dm[0] = dm[1] = -d.y; /* w = d·q + m */
-    }
-};
-
-struct u_q5_0 {
-    static constexpr int BYTES = 22, SUB = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + kb * BYTES;
-        int v[5], lo[4], hi[4];
-        ld_a2<5>(p + 2, v);
-        const int qs[4] = { v[1], v[2], v[3], v[4] };
-        q5_unpack((unsigned)v[0], qs, lo, hi);
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            q[i] = (int)__vsub4(lo[i], 0x10101010);
-            q[4 + i] = (int)__vsub4(hi[i], 0x10101010);
-        }
-        ds[0] = ds[1] = ld_half(p);
-        dm[0] = dm[1] = 0.0f;
-    }
-};
-
-struct u_q5_1 {
-    static constexpr int BYTES = 24, SUB = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + kb * BYTES;
-        const float2 d = half2_bits(ld_i32(p));
-        int qs[4], lo[4], hi[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-            qs[i] = ld_i32(p + 8 + 4 * i);
-        q5_unpack((unsigned)ld_i32(p + 4), qs, lo, hi);
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            q[i] = lo[i];
-            q[4 + i] = hi[i];
-        }
-        ds[0] = ds[1] = d.x;
-        dm[0] = dm[1] = -d.y;
-    }
-};
-
-struct u_q8_0 {
-    static constexpr int BYTES = 34, SUB = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + kb * BYTES;
-        ld_a2<8>(p + 2, q);
-        ds[0] = ds[1] = ld_half(p);
-        dm[0] = dm[1] = 0.0f;
-    }
-};
-
-/* Q4_K/Q5_K: scale and min of sub-block 2c + h from the super-block's first 16 bytes. */
-__device__ __forceinline__ void k4_sub_scales(uint4 hd, int c, int h, float (&ds)[2],
-                                              float (&dm)[2])
-{
-    unsigned sc, m;
-    k4_scales(c, hd.y, hd.z, hd.w, &sc, &m);
-    const float2 d = half2_bits((int)hd.x);
-    ds[0] = ds[1] = d.x * (float)((sc >> (8 * h)) & 0xFF);
-    dm[0] = dm[1] = d.y * (float)((m >> (8 * h)) & 0xFF);
-}
-
-/* Q4_K/Q5_K: sub-block s = 2c + h of a super-block takes qs bytes 32c..32c+31, nibble h. */
-struct u_q4_k {
-    static constexpr int BYTES = 144, SUB = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + (kb >> 3) * BYTES;
-        const int s = kb & 7, c = s >> 1, h = s & 1;
-        const uint4 hd = ld_u128(p), q0 = ld_u128(p + 16 + 32 * c), q1 = ld_u128(p + 32 + 32 * c);
-        const unsigned w[8] = { q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w };
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            q[i] = (int)((w[i] >> (4 * h)) & 0x0F0F0F0Fu);
-        k4_sub_scales(hd, c, h, ds, dm);
-    }
-};
-
-struct u_q5_k {
-    static constexpr int BYTES = 176, SUB = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + (kb >> 3) * BYTES;
-        const int s = kb & 7, c = s >> 1, h = s & 1;
-        const uint4 hd = ld_u128(p), h0 = ld_u128(p + 16), h1 = ld_u128(p + 32);
-        const uint4 q0 = ld_u128(p + 48 + 32 * c), q1 = ld_u128(p + 64 + 32 * c);
-        const unsigned w[8] = { q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w };
-        const unsigned hb[8] = { h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w };
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            q[i] = (int)(((w[i] >> (4 * h)) & 0x0F0F0F0Fu) | ((hb[i] >> s) & 0x01010101u) << 4);
-        k4_sub_scales(hd, c, h, ds, dm);
-    }
-};
-
-/* Q6_K: elements 128h + 32t + l: ql byte 64h + 32(t&1) + l (nibble t>>1), qh byte 32h + l (bits
- * 2t, 2t+1), scale 8h + 2t + l/16. */
-struct u_q6_k {
-    static constexpr int BYTES = 210, SUB = 16;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + (kb >> 3) * BYTES;
-        const int s = kb & 7, h = s >> 2, t = s & 3;
-        int ql[8], qh[8];
-        ld_a2<8>(p + 64 * h + 32 * (t & 1), ql);
-        ld_a2<8>(p + 128 + 32 * h, qh);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            q[i] = (int)__vsub4((((unsigned)ql[i] >> (4 * (t >> 1))) & 0x0F0F0F0Fu) |
-                                    (((unsigned)qh[i] >> (2 * t)) & 0x03030303u) << 4,
-                                0x20202020);
-        const float d = ld_half(p + 208);
-        ds[0] = d * (float)ld_s8(p + 192 + 8 * h + 2 * t);
-        ds[1] = d * (float)ld_s8(p + 193 + 8 * h + 2 * t);
-        dm[0] = dm[1] = 0.0f;
-    }
-};
-
-/* Q2_K: elements 128h + 32i + l: qs byte 32h + l, bits 2i; scale byte 8h + 2i + l/16. */
-struct u_q2_k {
-    static constexpr int BYTES = 84, SUB = 16;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + (kb >> 3) * BYTES;
-        const int s = kb & 7, h = s >> 2, i = s & 3;
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-            q[j] = (int)(((unsigned)ld_i32(p + 16 + 32 * h + 4 * j) >> (2 * i)) & 0x03030303u);
-        const float2 d = half2_bits(ld_i32(p + 80));
-#pragma unroll
-        for (int x = 0; x < 2; x++) {
-            const int sb = __ldg(p + 8 * h + 2 * i + x);
-            ds[x] = d.x * (float)(sb & 15);
-            dm[x] = d.y * (float)(sb >> 4);
-        }
-    }
-};
-
-/* Q3_K: elements 128h + 32i + l: 2 bits of qs byte 32h + l (bits 2i), the third from hmask byte
- * l (bit 4h + i, set: +0, clear: −4); 6-bit scale 8h + 2i + l/16, minus 32. */
-struct u_q3_k {
-    static constexpr int BYTES = 110, SUB = 16;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + (kb >> 3) * BYTES;
-        const int s = kb & 7, h = s >> 2, i = s & 3;
-        int qs[8], hm[8];
-        ld_a2<8>(p + 32 + 32 * h, qs);
-        ld_a2<8>(p, hm);
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-            q[j] = (int)__vsub4((((unsigned)qs[j] >> (2 * i)) & 0x03030303u) |
-                                    (((unsigned)hm[j] >> (4 * h + i)) & 0x01010101u) << 2,
-                                0x04040404);
-        const float d = ld_half(p + 108);
-#pragma unroll
-        for (int x = 0; x < 2; x++) {
-            const int si = 8 * h + 2 * i + x;
-            const int lo4 = si < 8 ? __ldg(p + 96 + si) & 15 : __ldg(p + 88 + si) >> 4;
-            const int hi2 = (__ldg(p + 104 + (si & 3)) >> (2 * (si >> 2))) & 3;
-            ds[x] = d * (float)((lo4 | hi2 << 4) - 32);
-        }
-        dm[0] = dm[1] = 0.0f;
-    }
 };
 
 // ---- the kernel --------------------------------------------------------------------------------
@@ -451,75 +232,49 @@ __global__ void __launch_bounds__(MQ_THREADS, 2) k_mmq(const mq_args a)
         }
     }
 
-#pragma unroll
-    for (int mi = 0; mi < 2; mi++)
-#pragma unroll
-        for (int ni = 0; ni < 4; ni++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int row = row0 + wr + 16 * mi + g + 8 * (e >> 1);
-                const int tok = tok0 + wt + 8 * ni + 2 * tq + (e & 1);
-                if (row >= a.n || tok >= a.nt)
-                    continue;
-                const size_t o = (size_t)tok * a.n + row;
-                float v = acc[mi][ni][e];
-                if (a.bias)
-                    v += a.bias[row];
-                if (a.res)
-                    v += a.res[o];
-                a.y[o] = v;
-            }
+    mq_store(acc, a.y, a.bias, a.res, a.n, a.nt, row0 + wr, tok0 + wt, g, tq);
 }
 
 // ---- dispatch -----------------------------------------------------------------------------------
 
 template <class U, bool MIN> static int mq_launch(const mq_args &a, cudaStream_t s)
 {
-    static bool attr; /* once per instantiation: more than 48 KiB of shared memory */
-    if (!attr) {
-        if (cudaFuncSetAttribute(k_mmq<U, MIN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)sizeof(mq_smem)) != cudaSuccess)
-            return -1;
-        attr = true;
-    }
-    const dim3 grid((unsigned)((a.nt + MQ_BN - 1) / MQ_BN), (unsigned)((a.n + MQ_BM - 1) / MQ_BM));
-    return klaunch(k_mmq<U, MIN>, grid, MQ_THREADS, sizeof(mq_smem), s, a) == cudaSuccess ? 0 : -1;
+    static bool attr;
+    if (mq_smem_attr(k_mmq<U, MIN>, sizeof(mq_smem), attr))
+        return -1;
+    return klaunch(k_mmq<U, MIN>, mq_grid(a.nt, a.n, 1), MQ_THREADS, sizeof(mq_smem), s, a) ==
+                   cudaSuccess
+               ? 0
+               : -1;
 }
+
+struct mq_probe {
+    template <class U, bool MIN> int go(size_t) { return 0; }
+};
+
+struct mq_go {
+    mq_args a;
+    cudaStream_t s;
+    template <class U, bool MIN> int go(size_t rb)
+    {
+        a.rb = rb;
+        return mq_launch<U, MIN>(a, s);
+    }
+};
 
 int cuda_mmq_supported(uint32_t type)
 {
-    switch (type) {
-    case QTYPE_Q4_0: case QTYPE_Q4_1: case QTYPE_Q5_0: case QTYPE_Q5_1: case QTYPE_Q8_0:
-    case QTYPE_Q2_K: case QTYPE_Q3_K: case QTYPE_Q4_K: case QTYPE_Q5_K: case QTYPE_Q6_K:
-        return kdevice_major() >= 8;
-    default:
-        return 0;
-    }
+    return mq_with_type(type, 256, mq_probe{}) == 0 && kdevice_major() >= 8;
 }
 
 int cuda_mmq(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const void *xq,
              float *y, const struct mmv_epilogue *ep, cudaStream_t s)
 {
-    if (k % 32 || rows < 1 || n < 1)
+    if (k % 32 || rows < 1 || n < 1 || (mq_is_kquant(type) && k % 256))
         return -1;
-    const int kq = type == QTYPE_Q2_K || type == QTYPE_Q3_K || type == QTYPE_Q4_K ||
-                   type == QTYPE_Q5_K || type == QTYPE_Q6_K;
-    if (kq && k % 256)
-        return -1;
-    mq_args a = { (const uint8_t *)w, 0, (const uint8_t *)xq, (size_t)(k / 32) * 36, y,
+    mq_go f = { { (const uint8_t *)w, 0, (const uint8_t *)xq, (size_t)(k / 32) * 36, y,
                   ep ? ep->bias : nullptr, ep ? ep->residual : nullptr, (int)n, rows,
-                  (int)(k / 32), kq };
-    switch (type) {
-    case QTYPE_Q4_0: a.rb = (size_t)(k / 32) * u_q4_0::BYTES; return mq_launch<u_q4_0, false>(a, s);
-    case QTYPE_Q4_1: a.rb = (size_t)(k / 32) * u_q4_1::BYTES; return mq_launch<u_q4_1, true>(a, s);
-    case QTYPE_Q5_0: a.rb = (size_t)(k / 32) * u_q5_0::BYTES; return mq_launch<u_q5_0, false>(a, s);
-    case QTYPE_Q5_1: a.rb = (size_t)(k / 32) * u_q5_1::BYTES; return mq_launch<u_q5_1, true>(a, s);
-    case QTYPE_Q8_0: a.rb = (size_t)(k / 32) * u_q8_0::BYTES; return mq_launch<u_q8_0, false>(a, s);
-    case QTYPE_Q2_K: a.rb = (size_t)(k / 256) * u_q2_k::BYTES; return mq_launch<u_q2_k, true>(a, s);
-    case QTYPE_Q3_K: a.rb = (size_t)(k / 256) * u_q3_k::BYTES; return mq_launch<u_q3_k, false>(a, s);
-    case QTYPE_Q4_K: a.rb = (size_t)(k / 256) * u_q4_k::BYTES; return mq_launch<u_q4_k, true>(a, s);
-    case QTYPE_Q5_K: a.rb = (size_t)(k / 256) * u_q5_k::BYTES; return mq_launch<u_q5_k, true>(a, s);
-    case QTYPE_Q6_K: a.rb = (size_t)(k / 256) * u_q6_k::BYTES; return mq_launch<u_q6_k, false>(a, s);
-    default: return -1;
-    }
+                  (int)(k / 32), mq_is_kquant(type) },
+                s };
+    return mq_with_type(type, k, f);
 }

@@ -532,8 +532,9 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
     const size_t ny = (size_t)rows * (size_t)n;
     const int glu = act >= 0;
     uint8_t *dw = nullptr, *dw2 = nullptr, *dxq = nullptr;
-    float *dx = nullptr, *dy[2] = { nullptr, nullptr }, *dbias = nullptr;
-    int rc = -1;
+    float *dx = nullptr, *dy[2] = { nullptr, nullptr }, *dbias = nullptr, *dpart = nullptr;
+    __half *dxh = nullptr;
+    int rc = -1, nsm = 0;
     if (!wbytes || !cuda_mmv_wants_q8_1(type) || rows < 1 || (mmq && glu)) {
         snprintf(err, errlen, "type %u with k=%lld, %d rows not supported", type, (long long)k,
                  rows);
@@ -557,12 +558,22 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
         ops_round_act(dx, rows, k, ACT_Q8_256, dxq, NULL, 0);
     else
         cuda_quantize_q8_1(dx, dxq, k, rows, 0);
+    if (mmq == 2) { /* the f16 operand (the same rounding, as values), and split-k scratch */
+        int dev = 0;
+        MMV_TRY(cudaGetDevice(&dev));
+        MMV_TRY(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
+        MMV_TRY(cudaMalloc(&dxh, (size_t)rows * k * sizeof(__half)));
+        MMV_TRY(cudaMalloc(&dpart, ny * 16 * sizeof(float)));
+        ops_round_act(dx, rows, k, mmv_is_kquant(type) ? ACT_Q8_256 : ACT_Q8_32, NULL, dxh, 0);
+    }
     {
         struct mmv_epilogue ep = { dbias, residual ? dy[0] : nullptr };
-        if (mmq ? cuda_mmq(type, dw, k, n, rows, dxq, dy[0], &ep, 0)
+        if (mmq == 2 ? cuda_mmf(type, dw, k, n, rows, dxh, dy[0], &ep, dpart, ny * 16, nsm, 0)
+            : mmq    ? cuda_mmq(type, dw, k, n, rows, dxq, dy[0], &ep, 0)
             : glu ? cuda_mmv_glu_rows(type, dw, dw2, k, n, rows, dxq, (enum mmv_act)act, dy[0], 0)
                   : cuda_mmv_rows(type, dw, k, n, rows, dxq, dy[0], &ep, 0)) {
-            snprintf(err, errlen, "%s refused type %u", mmq ? "cuda_mmq" : "cuda_mmv_rows", type);
+            snprintf(err, errlen, "%s refused type %u",
+                     mmq == 2 ? "cuda_mmf" : mmq ? "cuda_mmq" : "cuda_mmv_rows", type);
             goto fail;
         }
     }
@@ -588,6 +599,8 @@ fail:
     cudaFree(dxq);
     cudaFree(dy[0]);
     cudaFree(dy[1]);
+    cudaFree(dxh);
+    cudaFree(dpart);
     cudaFree(dbias);
     return rc;
 }

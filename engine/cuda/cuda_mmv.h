@@ -73,6 +73,15 @@ int cuda_mmv_glu_rows(uint32_t type, const void *wg, const void *wu, int64_t k, 
 int cuda_mmq_supported(uint32_t type);
 int cuda_mmq(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const void *xq,
              float *y, const struct mmv_epilogue *ep, cudaStream_t s);
+/*
+ * The same products on f16 operands (cuda_mmf.cu): xh holds the tokens' activations rounded as
+ * for cuBLAS (rows × k halves), the weights are dequantized in shared memory as
+ * cuda_dequant_f16 writes them.  part (part_floats, may be NULL) is scratch for splitting k when
+ * the grid would leave SMs idle (nsm: the GPU's SMs).  The types of cuda_mmq_supported.
+ */
+int cuda_mmf(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const __half *xh,
+             float *y, const struct mmv_epilogue *ep, float *part, size_t part_floats, int nsm,
+             cudaStream_t s);
 #endif
 
 #ifdef __cplusplus
@@ -94,7 +103,7 @@ int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k, in
                      const float *x, int act, const float *bias, const float *residual, float *y,
                      char *err, size_t errlen);
 /* cuda_mmv_rows (act < 0) or cuda_mmv_glu_rows (act >= 0) over `rows` tokens x (rows × k),
- * or with mmq set cuda_mmq (act < 0 only), into y_rows, and the decode kernel token by token
+ * or with mmq 1 cuda_mmq, 2 cuda_mmf on x's f16 rounding (act < 0 only), into y_rows, and the decode kernel token by token
  * into y_one (both rows × n; bias and a residual, rows × n, as cuda_test_mmv_ep).  q8_1 types
  * only. */
 int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,

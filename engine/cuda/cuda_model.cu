@@ -237,7 +237,7 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
                    cm->a_noisy,
                    cm->a_stats, cm->a_partial, cm->a_pstats, cm->a_cnt, cm->victim, cm->lists,
                    cm->out_norm, cm->out_norm_b, cm->out_bias, cm->out.d,
-                   cm->n_used_all, cm->alibi };
+                   cm->n_used_all, cm->alibi, cm->part };
     for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++)
         cudaFree(ps[j]);
     if (cm->st_host)
@@ -433,7 +433,8 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
         dev_alloc(cm, (void **)&cm->victim, (size_t)cm->nl * G * cm->vstride, err, errlen) ||
         dev_alloc(cm, (void **)&cm->lists, (size_t)cm->nl * G * cm->vstride * 8, err, errlen) ||
         dev_alloc(cm, (void **)&cm->a_cnt, ((size_t)d->n_head * hd / 256 + 1 + d->n_head_kv) * 4,
-                  err, errlen))
+                  err, errlen) ||
+        dev_alloc(cm, (void **)&cm->part, MMF_PART_FLOATS * 4, err, errlen))
         goto fail;
     CU_TRY(cudaMemset(cm->a_cnt, 0, ((size_t)d->n_head * hd / 256 + 1 + d->n_head_kv) * 4));
     if (upload_f(cm, &cm->alibi, d->alibi, (size_t)d->n_head, err, errlen))
@@ -462,6 +463,18 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
      * logits moved no closer to the CPU's (docs/cuda.md, "Prompt path"). */
     cm->mmq = getenv("KF_CUDA_MMQ") && !strcmp(getenv("KF_CUDA_MMQ"), "1") &&
               cuda_mmq_supported(QTYPE_Q4_0);
+    /* KF_CUDA_MMF_MAX=N: batches of up to N rows through cuda_mmf (0: cuBLAS from the
+     * matrix-vector kernels' limit on) */
+    cm->mmf_max = !cuda_mmq_supported(QTYPE_Q4_0) ? 0
+                  : getenv("KF_CUDA_MMF_MAX")      ? atoi(getenv("KF_CUDA_MMF_MAX"))
+                                                   : 64;
+    cm->part_floats = MMF_PART_FLOATS;
+    {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&cm->nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            cm->nsm = 132;
+    }
     /* `ncu --profile-from-start off` then sees the kernels of that one decode step only */
     cm->prof_step = getenv("KF_CUDA_PROFILE_STEP") ? atoi(getenv("KF_CUDA_PROFILE_STEP")) : 0;
     CU_TRY(cudaStreamSynchronize(cm->s));

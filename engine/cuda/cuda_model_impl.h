@@ -12,6 +12,7 @@
 #include "cuda_ops.h"
 
 #define GEMM_MIN 8 /* rows from which a product may go through cuBLAS (mmv_path) */
+#define MMF_PART_FLOATS ((size_t)4 << 20) /* cuda_mmf's split-k scratch: 16 MiB */
 #define GRAPHS 20
 
 struct dw {
@@ -67,6 +68,10 @@ struct cuda_model {
     int graph_state;               /* 0 in use, -1 disabled */
     int mmv_rows;                  /* products of up to this many rows stay on the mmv kernels */
     int mmq;                       /* longer ones of the integer types take cuda_mmq (else cuBLAS) */
+    int mmf_max;                   /* ... or cuda_mmf up to this many rows (0: never) */
+    int nsm;                       /* the GPU's SMs */
+    float *part;                   /* cuda_mmf's split-k partials */
+    size_t part_floats;
     int prof_step;                 /* KF_CUDA_PROFILE_STEP: decode steps left before the one profiled */
     size_t bytes;
 };
