@@ -1,6 +1,6 @@
 /*
  * cuda_forward.cu — the GPU model's forward pass: the products (matrix-vector kernels for a few
- * rows, cuBLAS on f16 for prompt batches), the layers with their attention (cuda_attn.cu,
+ * rows, cuda_mmf for short batches of quantized weights, cuBLAS on f16 for longer ones), the layers with their attention (cuda_attn.cu,
  * cuda_attn_dec.cu), the output head, and the decode step captured into CUDA graphs per context
  * bucket.  The state is cuda_model_impl.h's, built by cuda_model.cu.
  */

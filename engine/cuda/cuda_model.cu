@@ -8,8 +8,9 @@
  * once into a CUDA graph: everything that changes between steps (position, temperature, cache
  * counts) lives in device memory, so the same graph is replayed for every token.  Prompt
  * batches dequantize each weight to f16 and multiply with cuBLAS (f32 accumulation); fewer than
- * GEMM_MIN rows go through the matrix-vector kernels row by row, and quantized weights up to
- * KF_CUDA_MMV_ROWS (16) rows through them 8 tokens a launch (cuda_forward.cu's mmv_path).
+ * GEMM_MIN rows go through the matrix-vector kernels row by row, quantized weights up to
+ * KF_CUDA_MMV_ROWS (16) rows through them 8 tokens a launch (cuda_forward.cu's mmv_path), and
+ * up to KF_CUDA_MMF_MAX (64) rows through cuda_mmf, which dequantizes in shared memory.
  */
 #include <cstdio>
 #include <cstdlib>
