@@ -117,13 +117,7 @@ __global__ void __launch_bounds__(MQ_THREADS, 2) k_mmf(const mf_args a)
     const int wr = 32 * (warp & 3), wt = 32 * (warp >> 2);
     kgrid_begin();
     float acc[2][4][4];
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                acc[i][j][e] = 0.0f;
+    mq_zero(acc);
     const int chunks = (a.k + MF_KC - 1) / MF_KC, c0 = blockIdx.z * a.cps;
     const int c1 = min(chunks, c0 + a.cps);
     for (int c = c0; c < c1; c++) {

@@ -156,13 +156,7 @@ __global__ void __launch_bounds__(MQ_THREADS, 2) k_mmq(const mq_args a)
     const int wr = 32 * (warp & 3), wt = 32 * (warp >> 2);
     kgrid_begin();
     float acc[2][4][4];
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                acc[i][j][e] = 0.0f;
+    mq_zero(acc);
 
     const int chunks = (a.nb32 + 7) / 8;
     for (int c = 0; c < chunks; c++) {

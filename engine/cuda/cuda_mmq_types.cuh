@@ -281,6 +281,18 @@ static inline dim3 mq_grid(int nt, int n, int splits)
                 (unsigned)splits);
 }
 
+/* A warp's accumulators: 32 rows × 32 tokens in the mma layout. */
+__device__ __forceinline__ void mq_zero(float (&acc)[2][4][4])
+{
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                acc[i][j][e] = 0.0f;
+}
+
 /*
  * y[tok][row] = a warp's accumulators (+ bias[row], + res[tok][row]); its rows r0.., tokens t0..
  * in the mma layout (g = lane / 4: rows g and g + 8 of each 16; tq = lane % 4: the token pair).
