@@ -179,6 +179,7 @@ extern "C" size_t cuda_model_bytes_needed(const struct cuda_model_desc *d)
     size_t nb = (size_t)d->n_batch, row = (size_t)(d->n_head + 2 * G) * hd;
     b += nb * (4 * E + 2 * row + 3 * (size_t)d->n_ff) * 4; /* attn: up to a qkv row */
     b += dequant_scratch_elems(d) * 2 + nb * ((size_t)d->n_ff > E ? d->n_ff : E) * 4;
+    b += MMF_PART_FLOATS * 4; /* cuda_mmf's split-k partials */
     if (d->kv_q8) /* prefill's dequantized copy of one layer */
         b += (size_t)G * max_cap(d) * hd * 4;
     b += (size_t)d->n_head * max_cap(d) * 8 + nb * d->n_head * 16 +
