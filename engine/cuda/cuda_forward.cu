@@ -17,14 +17,17 @@
 
 /*
  * Does a product of n rows with w take the matrix-vector kernels?  Every type below GEMM_MIN
- * rows; the q8_1 types up to cm->mmv_rows (KF_CUDA_MMV_ROWS, default 16), 8 tokens a launch
+ * rows; the q8_1 types up to cm->mmv_rows (KF_CUDA_MMV_ROWS, default 16; the k-quants 11 where
+ * cuda_mmf runs, which is faster for them from 12 rows on), 8 tokens a launch
  * (cuda_mmv_rows): a short chat turn then reads the quantized weights twice instead of
  * dequantizing all of them to f16 for cuBLAS (2.1× faster at 8 tokens, 1.2× at 16), and
  * multiplies exactly as a decode step does (integer dots on the CPU's rounding).
  */
 static int mmv_path(const struct cuda_model *cm, const struct dw *w, int n)
 {
-    return n < GEMM_MIN || (n <= cm->mmv_rows && cuda_mmv_wants_q8_1(w->type));
+    const int kq = w->type >= QTYPE_Q2_K && w->type <= QTYPE_Q6_K;
+    return n < GEMM_MIN ||
+           (n <= (kq ? cm->mmv_rows_k : cm->mmv_rows) && cuda_mmv_wants_q8_1(w->type));
 }
 
 /* With KF_CUDA_MMQ=1 (cm->mmq), longer batches of the integer types go to the int8 tensor cores

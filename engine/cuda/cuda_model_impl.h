@@ -67,6 +67,7 @@ struct cuda_model {
     cudaGraphExec_t graph[GRAPHS]; /* decode step, by span bucket (256 << i slots) */
     int graph_state;               /* 0 in use, -1 disabled */
     int mmv_rows;                  /* products of up to this many rows stay on the mmv kernels */
+    int mmv_rows_k;                /* ... for the k-quants */
     int mmq;                       /* longer ones of the integer types take cuda_mmq (else cuBLAS) */
     int mmf_max;                   /* ... or cuda_mmf up to this many rows (0: never) */
     int nsm;                       /* the GPU's SMs */
