@@ -13,7 +13,8 @@
  * turn them into f16 as k_dequant_f16 does (w = ds·q − dm in f32, then rounded), and copy the
  * tokens' f16 activations; the warps multiply with ldmatrix and mma.sync.m16n8k16.  With few
  * tokens the grid has too few blocks to keep the loads of all SMs in flight (a 4096-row product:
- * 32), so k is split over blockIdx.z: each split writes its partial products, and
+ * 32), so k is split over blockIdx.z (up to three blocks per SM): each split writes its partial
+ * products, and
  * k_mf_reduce sums them in split order (the same result on every run) and applies bias and
  * residual.
  */
@@ -205,12 +206,13 @@ int cuda_mmf(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const
 {
     if (k % 32 || rows < 1 || n < 1 || (mq_is_kquant(type) && k % 256))
         return -1;
-    /* splits: enough blocks for two per SM, at least 4 chunks each, within the scratch */
+    /* splits: enough blocks for three per SM, at least 4 chunks each, within the scratch */
     const int chunks = (int)((k + MF_KC - 1) / MF_KC);
     const dim3 g = mq_grid(rows, (int)n, 1);
     int splits = 1;
-    if (part && (int)(g.x * g.y) < 2 * nsm) {
-        splits = (2 * nsm + (int)(g.x * g.y) - 1) / (int)(g.x * g.y);
+    const int tgt = 3 * nsm; /* as many as fit at once (2 or 4 a SM: 4-7% slower at 64 tokens) */
+    if (part && (int)(g.x * g.y) < tgt) {
+        splits = (tgt + (int)(g.x * g.y) - 1) / (int)(g.x * g.y);
         splits = min(splits, max(1, chunks / 4));
         splits = (int)min((size_t)splits, part_floats / ((size_t)rows * (size_t)n));
         splits = max(splits, 1);
