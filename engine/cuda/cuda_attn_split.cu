@@ -739,13 +739,7 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
     int wfl = mha && a->span > 1024;
     if (wf && (!strcmp(wf, "0") || !strcmp(wf, "1")))
         wfl = mha && wf[0] == '1';
-    static int nsm = 0;
-    if (!nsm) {
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-            nsm = 132;
-    }
+    const int nsm = kdevice_sms();
     /* the tensor cores (cuda_attn_dmma.cu), the same partials, with the policy's logits for
      * k_dec_wscore; KF_CUDA_WFLASH=1 asks for k_dec_wflash instead, and KF_CUDA_KF_SPLIT for
      * the split kernels where there are scores (tests) */

@@ -158,8 +158,8 @@ static int linear(struct cuda_model *cm, const struct dw *w, const float *x, int
         ops_round_act(x, n, w->k, w->act, NULL, cm->xh, s);
     if (mmf_path(cm, w, n)) {
         struct mmv_epilogue ep = { bias, acc };
-        return cuda_mmf(w->type, w->d, w->k, w->n, n, cm->xh, y, &ep, cm->part, cm->part_floats,
-                        cm->nsm, s)
+        return cuda_mmf(w->type, w->d, w->k, w->n, n, cm->xh, y, &ep, cm->part, MMF_PART_FLOATS,
+                        s)
                    ? -1
                    : 0;
     }
@@ -209,7 +209,7 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
             ops_round_act(cm->xn, n, k, l->w_gu.act, NULL, cm->xh, cm->s);
         if (mmf_path(cm, &l->w_gu, n)
                 ? cuda_mmf(l->w_gu.type, l->w_gu.d, k, 2 * nff, n, cm->xh, cm->gu, NULL, cm->part,
-                           cm->part_floats, cm->nsm, cm->s)
+                           MMF_PART_FLOATS, cm->s)
                 : gemm_rows(cm, &l->w_gu, 2 * nff, n, cm->gu, 0))
             return -1;
     }

@@ -50,6 +50,20 @@ static inline int kdevice_major(void)
     return major;
 }
 
+/* The current device's SM count, read once per translation unit (132, an H100's, if it cannot
+ * be read): grids sized to fill the GPU in one wave. */
+static inline int kdevice_sms(void)
+{
+    static int nsm = 0;
+    if (!nsm) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            nsm = 132;
+    }
+    return nsm;
+}
+
 /* Whether the current device takes PDL launches (and KF_CUDA_PDL does not say 0). */
 static inline int klaunch_pdl(void)
 {

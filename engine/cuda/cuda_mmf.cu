@@ -201,9 +201,11 @@ struct mf_go {
 };
 
 int cuda_mmf(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const __half *xh,
-             float *y, const struct mmv_epilogue *ep, float *part, size_t part_floats, int nsm,
+             float *y, const struct mmv_epilogue *ep, float *part, size_t part_floats,
              cudaStream_t s)
 {
+    static const int pf = !(getenv("KF_CUDA_MMF_PF") && !strcmp(getenv("KF_CUDA_MMF_PF"), "0"));
+    const int nsm = kdevice_sms();
     if (k % 32 || rows < 1 || n < 1 || (mq_is_kquant(type) && k % 256))
         return -1;
     /* splits: enough blocks for three per SM, at least 4 chunks each, within the scratch */
@@ -220,8 +222,7 @@ int cuda_mmf(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const
     const int cps = (chunks + splits - 1) / splits;
     splits = (chunks + cps - 1) / cps; /* none empty */
     mf_go f = { { (const uint8_t *)w, 0, xh, splits > 1 ? part : y, ep ? ep->bias : nullptr,
-                  ep ? ep->residual : nullptr, (int)k, (int)n, rows, (int)(k / 32), cps,
-                  !(getenv("KF_CUDA_MMF_PF") && !strcmp(getenv("KF_CUDA_MMF_PF"), "0")) },
+                  ep ? ep->residual : nullptr, (int)k, (int)n, rows, (int)(k / 32), cps, pf },
                 splits, s };
     if (mq_with_type(type, k, f))
         return -1;

@@ -534,7 +534,7 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
     uint8_t *dw = nullptr, *dw2 = nullptr, *dxq = nullptr;
     float *dx = nullptr, *dy[2] = { nullptr, nullptr }, *dbias = nullptr, *dpart = nullptr;
     __half *dxh = nullptr;
-    int rc = -1, nsm = 0;
+    int rc = -1;
     if (!wbytes || !cuda_mmv_wants_q8_1(type) || rows < 1 || (mmq && glu)) {
         snprintf(err, errlen, "type %u with k=%lld, %d rows not supported", type, (long long)k,
                  rows);
@@ -559,16 +559,13 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
     else
         cuda_quantize_q8_1(dx, dxq, k, rows, 0);
     if (mmq == 2) { /* the f16 operand (the same rounding, as values), and split-k scratch */
-        int dev = 0;
-        MMV_TRY(cudaGetDevice(&dev));
-        MMV_TRY(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
         MMV_TRY(cudaMalloc(&dxh, (size_t)rows * k * sizeof(__half)));
         MMV_TRY(cudaMalloc(&dpart, ny * 16 * sizeof(float)));
         ops_round_act(dx, rows, k, mmv_is_kquant(type) ? ACT_Q8_256 : ACT_Q8_32, NULL, dxh, 0);
     }
     {
         struct mmv_epilogue ep = { dbias, residual ? dy[0] : nullptr };
-        if (mmq == 2 ? cuda_mmf(type, dw, k, n, rows, dxh, dy[0], &ep, dpart, ny * 16, nsm, 0)
+        if (mmq == 2 ? cuda_mmf(type, dw, k, n, rows, dxh, dy[0], &ep, dpart, ny * 16, 0)
             : mmq    ? cuda_mmq(type, dw, k, n, rows, dxq, dy[0], &ep, 0)
             : glu ? cuda_mmv_glu_rows(type, dw, dw2, k, n, rows, dxq, (enum mmv_act)act, dy[0], 0)
                   : cuda_mmv_rows(type, dw, k, n, rows, dxq, dy[0], &ep, 0)) {

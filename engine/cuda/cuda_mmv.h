@@ -77,10 +77,10 @@ int cuda_mmq(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const
  * The same products on f16 operands (cuda_mmf.cu): xh holds the tokens' activations rounded as
  * for cuBLAS (rows × k halves), the weights are dequantized in shared memory as
  * cuda_dequant_f16 writes them.  part (part_floats, may be NULL) is scratch for splitting k when
- * the grid would leave SMs idle (nsm: the GPU's SMs).  The types of cuda_mmq_supported.
+ * the grid would leave SMs idle.  The types of cuda_mmq_supported.
  */
 int cuda_mmf(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const __half *xh,
-             float *y, const struct mmv_epilogue *ep, float *part, size_t part_floats, int nsm,
+             float *y, const struct mmv_epilogue *ep, float *part, size_t part_floats,
              cudaStream_t s);
 #endif
 

@@ -70,9 +70,7 @@ struct cuda_model {
     int mmv_rows_k;                /* ... for the k-quants */
     int mmq;                       /* longer ones of the integer types take cuda_mmq (else cuBLAS) */
     int mmf_max;                   /* ... or cuda_mmf up to this many rows (0: never) */
-    int nsm;                       /* the GPU's SMs */
-    float *part;                   /* cuda_mmf's split-k partials */
-    size_t part_floats;
+    float *part;                   /* cuda_mmf's split-k partials (MMF_PART_FLOATS) */
     int prof_step;                 /* KF_CUDA_PROFILE_STEP: decode steps left before the one profiled */
     size_t bytes;
 };
