@@ -385,6 +385,5 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
                 nsplit, mode, a->out_q);
         return;
     }
-    qk_store_launch(a, r, s);
-    attn_split_launch(a, mode, s);
+    attn_split_launch(a, r, mode, s);
 }

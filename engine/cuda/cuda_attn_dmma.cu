@@ -326,20 +326,35 @@ __device__ __forceinline__ void dm_score(const struct attn_args &a, const float 
 }
 
 template <int HD, int Q8, bool FUSE, int SC>
-__global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode, void *xq, int pf)
+__global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const struct rope_args ro,
+                                                    int mode, void *xq, int pf)
 {
     constexpr int KS = HD / 16; /* k-steps of S */
     constexpr int MT = HD / 16; /* dim tiles of Oᵀ */
     __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP][2], sm_l[8][DM_GROUP][2];
+    __shared__ __align__(16) float sm_q[DM_GROUP][HD]; /* the group's queries, normed, rotated */
     const int g = blockIdx.x, group = a.n_head / a.G, hq0 = g * group;
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, r = lane / 4, t = lane % 4;
+    const int qpos = a.st->pos0; /* the step record: written before the call (cuda_launch.cuh) */
     /* the count is the earlier steps' (safe before the wait: cuda_launch.cuh) */
     const int count = a.kv.n_used[g] + 1, ch = wf_chunk(count, gridDim.y);
     const int s0 = (blockIdx.y * 8 + warp) * ch, n = max(0, min(ch, count - s0));
     const size_t row0 = (size_t)g * a.kv.cap + s0;
     const int rowb = a.kv.rowb;
     const uint8_t *K = (const uint8_t *)a.kv.k + row0 * rowb, *V = (const uint8_t *)a.kv.v + row0 * rowb;
-    if (pf) { /* the first two rounds' rows asked into L2 while the Q/K/V products end
+    /* pf & 2: this kernel does k_qk_store's work for its KV head (no kernel of its own between
+     * the Q/K/V products and this one): each block norms and rotates its group's queries into
+     * shared memory, and the block whose chunks hold the newest slot writes that slot's key and
+     * value first.  The rotations' cosines and sines of this lane's pairs (lane, lane + 32) are
+     * computed before the wait. */
+    const int store = pf & 2, half = ro.n_rot / 2;
+    float rc[2] = { 1.0f, 1.0f }, rs[2] = { 0.0f, 0.0f };
+    if (store)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (lane + WARP * j < half)
+                rope_cs(ro, lane + WARP * j, (float)qpos, &rc[j], &rs[j]);
+    if (pf & 1) { /* the first two rounds' rows asked into L2 while the Q/K/V products end
                        * (the newest slot is written after the wait: L2 holds the new row then) */
         const size_t bytes = (size_t)min(n, 32) * rowb;
         for (size_t o = (size_t)lane * 128; o < bytes; o += WARP * 128) {
@@ -350,7 +365,30 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
     kgrid_begin();
     if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
         return;
-    const int qpos = a.st->pos0, hv = r < group, h = hq0 + (hv ? r : 0);
+    if (store) {
+        if (warp < group) { /* qk_head's arithmetic, into shared memory */
+            const float *q = a.qkv + (size_t)(hq0 + warp) * HD;
+            float *dq = sm_q[warp], ss = 0.0f;
+            for (int i = lane; i < HD; i += WARP) {
+                dq[i] = q[i];
+                ss += dq[i] * dq[i];
+            }
+            if (ro.q_norm) {
+                const float sc = 1.0f / sqrtf(warp_sum(ss) / (float)HD + ro.eps);
+                for (int i = lane; i < HD; i += WARP)
+                    dq[i] = dq[i] * sc * ro.q_norm[i];
+            }
+            __syncwarp();
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+                if (lane + WARP * j < half)
+                    rope_rot(ro, dq, lane + WARP * j, rc[j], rs[j]);
+        }
+        if (blockIdx.y == (count - 1) / (8 * ch) && warp >= 6) /* read by this block's last chunk */
+            qk_head(a, ro, 0, a.n_head + (warp == 6 ? 0 : a.G) + g);
+        __syncthreads();
+    }
+    const int hv = r < group, h = hq0 + (hv ? r : 0);
     /* SC (1 h2o, 2 Keyformer): the logits (and noisy logits) of the slots for k_dec_wscore, and
      * for Keyformer the online max and sum of the noisy ones too, as k_dec_wflash keeps them */
     const int scoring = SC && a.st->scoring;
@@ -361,7 +399,7 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
     /* A fragments of S: rows r (head r, hi) and r + 8 (head r, lo) */
     uint32_t qa[KS][4];
     {
-        const float *q = a.qkv + (size_t)h * HD;
+        const float *q = store ? sm_q[h - hq0] : a.qkv + (size_t)h * HD;
 #pragma unroll
         for (int p = 0; p < HD / 32; p++) {
             const float4 *q4 = (const float4 *)(q + p * 32 + t * 8);
@@ -500,7 +538,8 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, int mode
 
 /* The kernel for (head size, cache type, fused, scores). */
 template <int HD, int Q8>
-static void (*dm_kernel(int fused, int sc))(struct attn_args, int, void *, int)
+static void (*dm_kernel(int fused, int sc))(struct attn_args, const struct rope_args, int, void *,
+                                            int)
 {
     if (fused)
         return sc == 2 ? k_dec_mma<HD, Q8, true, 2> : sc ? k_dec_mma<HD, Q8, true, 1>
@@ -509,8 +548,8 @@ static void (*dm_kernel(int fused, int sc))(struct attn_args, int, void *, int)
                                                       : k_dec_mma<HD, Q8, false, 0>;
 }
 
-int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int sc, int *fused,
-                   cudaStream_t s)
+int dec_mma_launch(const struct attn_args *a, const struct rope_args *r, int nsm, int mode,
+                   int sc, int *fused, cudaStream_t s)
 {
     const char *e = getenv("KF_CUDA_DMMA"), *fe = getenv("KF_CUDA_DMMA_FUSE");
     const int group = a->n_head / a->G, force = e && !strcmp(e, "1");
@@ -529,10 +568,16 @@ int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int sc, int *fu
      * a KV head's outputs do not fill (then k_dec_flash_reduce; KF_CUDA_DMMA_FUSE=0 forces it) */
     *fused = a->cnt && (mode != ACT_Q8_256 || group * a->hd % 256 == 0) &&
              !(fe && !strcmp(fe, "0"));
-    void (*k)(struct attn_args, int, void *, int) =
+    void (*k)(struct attn_args, const struct rope_args, int, void *, int) =
         a->hd == 64 ? (a->kv.q8 ? dm_kernel<64, 1>(*fused, sc) : dm_kernel<64, 0>(*fused, sc))
                     : (a->kv.q8 ? dm_kernel<128, 1>(*fused, sc) : dm_kernel<128, 0>(*fused, sc));
     const char *pe = getenv("KF_CUDA_DMMA_PF"); /* 0: no L2 prefetch before the wait (A/B) */
-    klaunch(k, grid, 256, 0, s, *a, mode, a->out_q, !(pe && !strcmp(pe, "0")));
+    /* the cache write and the queries' rotation in this kernel unless KF_CUDA_DMMA_QK=0 (A/B):
+     * then k_qk_store runs before it */
+    const char *qe = getenv("KF_CUDA_DMMA_QK");
+    const int store = !(qe && !strcmp(qe, "0"));
+    if (!store)
+        qk_store_launch(a, r, s);
+    klaunch(k, grid, 256, 0, s, *a, *r, mode, a->out_q, !(pe && !strcmp(pe, "0")) | store << 1);
     return bph;
 }

@@ -714,7 +714,8 @@ int attn_decode_tiles(int cap)
 }
 
 
-void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
+void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int mode,
+                       cudaStream_t s)
 {
     int nb = attn_decode_tiles(a->span), tot = a->n_head * a->hd;
     dim3 gl(a->G, nb), gv(a->G, attn_decode_splits(a->span));
@@ -744,7 +745,7 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
      * k_dec_wscore; KF_CUDA_WFLASH=1 asks for k_dec_wflash instead, and KF_CUDA_KF_SPLIT for
      * the split kernels where there are scores (tests) */
     int fused = 0, bm = (wf && !strcmp(wf, "1")) || (sc && e) ? 0
-                        : dec_mma_launch(a, nsm, mode, sc, &fused, s);
+                        : dec_mma_launch(a, r, nsm, mode, sc, &fused, s);
     if (bm > 0) {
         if (!fused)
             klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bm, mode, a->out_q);
@@ -752,6 +753,7 @@ void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s)
             wscore_launch(a, bm, s);
         return;
     }
+    qk_store_launch(a, r, s); /* (k_dec_mma does this itself) */
     if (wfl && !(sc && e)) {
         /* one wave: two blocks per SM (128 registers) over the heads, at least 16 rows per
          * warp; KF_CUDA_WF_BLOCKS=n asks for n blocks per head (tests) */

@@ -165,14 +165,15 @@ void attn_launch(const struct attn_args *a, const struct rope_args *r, cudaStrea
 void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
 /* Decode attention over contexts longer than k_dec_short's, after the cache write
  * (cuda_attn_split.cu); mode: the output's rounding for W_o (ACT_*). */
-void attn_split_launch(const struct attn_args *a, int mode, cudaStream_t s);
+void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int mode,
+                       cudaStream_t s);
 /* Decode attention on the tensor cores (cuda_attn_dmma.cu) where it serves (contexts over 1024
  * slots, head size 64 or 128, at most 8 query heads a KV head; sc: the policy's scores, 0 none,
  * 1 h2o, 2 Keyformer, for k_dec_wscore; KF_CUDA_DMMA=0/1 turns it off or on for any context):
  * returns its blocks per KV head, or 0 where it does not serve; *fused says
  * whether the blocks combined themselves (else k_dec_flash_reduce must, with mode's rounding). */
-int dec_mma_launch(const struct attn_args *a, int nsm, int mode, int sc, int *fused,
-                   cudaStream_t s);
+int dec_mma_launch(const struct attn_args *a, const struct rope_args *r, int nsm, int mode,
+                   int sc, int *fused, cudaStream_t s);
 /* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
  * capability 8.0+; -1 where it does not apply (older GPUs, other head sizes, KF_CUDA_PF=warp):
  * then k_pf_attn runs. */
