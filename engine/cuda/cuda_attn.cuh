@@ -38,12 +38,24 @@ __device__ __forceinline__ int visible(int kpos, int qpos, int swa)
     return kpos <= qpos && (swa <= 0 || qpos - kpos < swa);
 }
 
-/* Slots per warp of the chunked decode kernels (k_dec_wflash, k_dec_mma) and their reduction:
- * the context spread evenly over the grid's warps of a head (nby blocks of 8), in whole rounds
- * of 16 rows, from the count on the device (the graph's grid is fixed). */
-__device__ __forceinline__ int wf_chunk(int count, int nby)
+/* Slots per block of the chunked decode kernels (k_dec_wflash, k_dec_mma) and their reduction:
+ * the context spread evenly over a head's nby blocks, in whole rounds of 16 rows, from the count
+ * on the device (the graph's grid is fixed); the blocks with slots are the first
+ * ⌈count / wf_block⌉.  (A chunk per warp rounded up to 16 instead left up to a third of the
+ * blocks idle: 4,160 slots over 16 blocks took 11 of them.) */
+__device__ __forceinline__ int wf_block(int count, int nby)
 {
-    return ((count + 8 * nby - 1) / (8 * nby) + 15) & ~15;
+    return ((count + nby - 1) / nby + 15) & ~15;
+}
+
+/* Warp w's slots of block by (s0 .. s0 + n − 1): the block's rounds of 16 shared out as evenly
+ * as whole rounds go, so that no warp has more than one round more than another. */
+__device__ __forceinline__ void wf_warp(int count, int nby, int by, int w, int &s0, int &n)
+{
+    const int cb = wf_block(count, nby), b0 = by * cb, bn = max(0, min(cb, count - b0));
+    const int nr = (bn + 15) / 16, r0 = w * nr / 8, r1 = (w + 1) * nr / 8;
+    s0 = b0 + 16 * r0;
+    n = max(0, min(16 * r1, bn) - 16 * r0);
 }
 
 /* The 8 warps' online-softmax states of one query head met, as the chunked decode kernels

@@ -337,8 +337,9 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, r = lane / 4, t = lane % 4;
     const int qpos = a.st->pos0; /* the step record: written before the call (cuda_launch.cuh) */
     /* the count is the earlier steps' (safe before the wait: cuda_launch.cuh) */
-    const int count = a.kv.n_used[g] + 1, ch = wf_chunk(count, gridDim.y);
-    const int s0 = (blockIdx.y * 8 + warp) * ch, n = max(0, min(ch, count - s0));
+    const int count = a.kv.n_used[g] + 1, cb = wf_block(count, gridDim.y);
+    int s0, n;
+    wf_warp(count, gridDim.y, blockIdx.y, warp, s0, n);
     const size_t row0 = (size_t)g * a.kv.cap + s0;
     const int rowb = a.kv.rowb;
     const uint8_t *K = (const uint8_t *)a.kv.k + row0 * rowb, *V = (const uint8_t *)a.kv.v + row0 * rowb;
@@ -363,7 +364,7 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
         }
     }
     kgrid_begin();
-    if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
+    if (blockIdx.y * cb >= count) /* the whole block (its warps meet below) */
         return;
     if (store) {
         if (warp < group) { /* qk_head's arithmetic, into shared memory */
@@ -384,7 +385,7 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
                 if (lane + WARP * j < half)
                     rope_rot(ro, dq, lane + WARP * j, rc[j], rs[j]);
         }
-        if (blockIdx.y == (count - 1) / (8 * ch) && warp >= 6) /* read by this block's last chunk */
+        if (blockIdx.y == (count - 1) / cb && warp >= 6) /* read by this block's last warp */
             qk_head(a, ro, 0, a.n_head + (warp == 6 ? 0 : a.G) + g);
         __syncthreads();
     }
@@ -489,7 +490,7 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
      * rounds it for W_o.  The counter is the one k_dec_short uses; its last block resets it. */
     __shared__ float sw[DM_GROUP][DM_BLOCKS], sl[DM_GROUP];
     __shared__ int last;
-    const int nsl = (count + 8 * ch - 1) / (8 * ch); /* blocks with slots */
+    const int nsl = (count + cb - 1) / cb; /* blocks with slots */
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {

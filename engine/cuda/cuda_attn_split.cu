@@ -391,7 +391,7 @@ __global__ void __launch_bounds__(256) k_dec_reduce(struct attn_args a, int mode
 }
 
 /*
- * MHA contexts over 1024 slots: one warp per chunk of wf_chunk() slots (k_dec_wflash), with or
+ * MHA contexts over 1024 slots: one warp per share of wf_block() slots (k_dec_wflash), with or
  * without scores to keep.  The warp streams its chunk's keys and values, U rows per lane in
  * flight, with an online softmax in registers and no barrier until the block's 8 warps combine
  * their chunks (one partial per block), so the SM's warps hide each other's load latency (the
@@ -512,12 +512,13 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
     kgrid_begin();
     int hq0 = blockIdx.x * NG, g = hq0 / (a.n_head / a.G);
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
-    int chunk = blockIdx.y * 8 + warp, hd = a.hd, L = hd / 8, kp = WARP / L;
+    int hd = a.hd, L = hd / 8, kp = WARP / L;
     int li = lane % L, sub = lane / L, count = a.kv.n_used[g] + 1;
-    int ch = wf_chunk(count, gridDim.y), s0 = chunk * ch;
-    if (blockIdx.y * 8 * ch >= count) /* the whole block (its warps meet below) */
+    int s0, n;
+    wf_warp(count, gridDim.y, blockIdx.y, warp, s0, n);
+    if (blockIdx.y * wf_block(count, gridDim.y) >= count) /* the whole block (its warps meet below) */
         return;
-    int n = max(0, min(ch, count - s0)), qpos = a.st->pos0;
+    int qpos = a.st->pos0;
     /* SC (1 h2o, 2 Keyformer): the logits (and noisy logits) of the slots for k_dec_wscore,
      * and for Keyformer the online max and sum of the noisy ones too */
     int scoring = SC && a.st->scoring;
@@ -598,7 +599,7 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw)
     int s = blockIdx.y * 256 + threadIdx.x, keyformer = a.conf.policy == KV_P_KEYFORMER;
     if (!a.st->scoring || blockIdx.y * 256 >= count)
         return;
-    int cs = 8 * wf_chunk(count, nbw), nt = (count + cs - 1) / cs;
+    int cs = wf_block(count, nbw), nt = (count + cs - 1) / cs;
     for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
         dec_stats(a, g * group + j, nbw, nt, keyformer, sts[j]);
     __syncthreads();
@@ -631,7 +632,7 @@ static void wscore_launch(const struct attn_args *a, int nb, cudaStream_t s)
 }
 
 /*
- * The blocks (nb per head, 8·wf_chunk slots each) of k_dec_wflash met:
+ * The blocks (nb per head, wf_block slots each) of k_dec_wflash met:
  * out = Σ_s o_s·exp(m_s − M) / Σ_s l_s·exp(m_s − M), rounded for the output projection as
  * k_dec_reduce.  A block's 256 outputs belong to 256/hd heads (hd <= 256): their weights
  * exp(m_s − M) go through shared memory once, so that each thread's loop over the slices is
@@ -651,7 +652,7 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         /* warps 0..3 prepare head h0 + hh0, warps 4..7 head h0 + hh0 + 1 */
         int side = warp / 4, h = h0 + hh0 + side, wl = threadIdx.x % 128;
         if (hh0 + side < hpb && h < a.n_head) {
-            int g = h / group, count = a.kv.n_used[g] + 1, cs = 8 * wf_chunk(count, nb);
+            int g = h / group, count = a.kv.n_used[g] + 1, cs = wf_block(count, nb);
             int nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             float M = -INFINITY;
@@ -663,7 +664,7 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         }
         __syncthreads();
         if (hh0 + side < hpb && h < a.n_head) {
-            int g = h / group, count = a.kv.n_used[g] + 1, cs = 8 * wf_chunk(count, nb);
+            int g = h / group, count = a.kv.n_used[g] + 1, cs = wf_block(count, nb);
             int nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             float M = fmaxf(fmaxf(mx[side][0], mx[side][1]), fmaxf(mx[side][2], mx[side][3]));
@@ -682,7 +683,7 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         int hme = e / a.hd - h0 - hh0; /* this thread's head, if it is one of the two */
         if (valid && (hme == 0 || hme == 1)) {
             int h = e / a.hd, d = e % a.hd, g = h / group, count = a.kv.n_used[g] + 1;
-            int cs = 8 * wf_chunk(count, nb), nsl = (count + cs - 1) / cs;
+            int cs = wf_block(count, nb), nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             const float *pp = a.partial + (size_t)h * a.hd + d;
             size_t stride = (size_t)a.n_head * a.hd;
