@@ -823,7 +823,7 @@ int main(void)
         unsetenv("KF_CUDA_WFLASH");
         kvtype = KV_TYPE_F16;
     }
-    /* GQA at 1100+ slots: k_dec_mma (head sizes 64 and 128, 4 query heads a KV head), through
+    /* GQA at 1100+ slots: k_dec_mma (head sizes 64 and 128, 4 or 2 query heads a KV head), through
      * one, three and the default blocks per KV head and the separate reduction, f16 and q8_0,
      * against the batched split kernels too */
     static const char *const gqa[][2] = {
@@ -831,6 +831,9 @@ int main(void)
           "head size 64" },
         { "--arch llama --embd 512 --layers 2 --heads 4 --kv-heads 1 --ff 256 --type f32 --ctx 2048",
           "head size 128" },
+        /* 9 KV heads: 132 SMs give the first 6 heads 15 blocks, the others 14 (wf_extra) */
+        { "--arch llama --embd 1152 --layers 2 --heads 18 --kv-heads 9 --ff 256 --type f32 --ctx 2048",
+          "9 KV heads" },
     };
     static const struct {
         const char *var, *val, *what; /* the environment of the run, its label */

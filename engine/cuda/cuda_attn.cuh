@@ -48,6 +48,13 @@ __device__ __forceinline__ int wf_block(int count, int nby)
     return ((count + nby - 1) / nby + 15) & ~15;
 }
 
+/* Blocks of KV head g in a grid of nb rows of blocks whose first `extra` heads take all nb
+ * (attn_args.wf_extra; 0: every head). */
+__device__ __forceinline__ int wf_nby(int nb, int extra, int g)
+{
+    return extra && g >= extra ? nb - 1 : nb;
+}
+
 /* Warp w's slots of block by (s0 .. s0 + n − 1): the block's rounds of 16 shared out as evenly
  * as whole rounds go, so that no warp has more than one round more than another. */
 __device__ __forceinline__ void wf_warp(int count, int nby, int by, int w, int &s0, int &n)

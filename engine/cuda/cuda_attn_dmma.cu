@@ -337,9 +337,10 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, r = lane / 4, t = lane % 4;
     const int qpos = a.st->pos0; /* the step record: written before the call (cuda_launch.cuh) */
     /* the count is the earlier steps' (safe before the wait: cuda_launch.cuh) */
-    const int count = a.kv.n_used[g] + 1, cb = wf_block(count, gridDim.y);
-    int s0, n;
-    wf_warp(count, gridDim.y, blockIdx.y, warp, s0, n);
+    const int count = a.kv.n_used[g] + 1, nby = wf_nby(gridDim.y, a.wf_extra, g);
+    const int cb = wf_block(count, nby);
+    int s0, n; /* (none in a block past nby) */
+    wf_warp(count, nby, blockIdx.y, warp, s0, n);
     const size_t row0 = (size_t)g * a.kv.cap + s0;
     const int rowb = a.kv.rowb;
     const uint8_t *K = (const uint8_t *)a.kv.k + row0 * rowb, *V = (const uint8_t *)a.kv.v + row0 * rowb;
@@ -549,8 +550,8 @@ static void (*dm_kernel(int fused, int sc))(struct attn_args, const struct rope_
                                                       : k_dec_mma<HD, Q8, false, 0>;
 }
 
-int dec_mma_launch(const struct attn_args *a, const struct rope_args *r, int nsm, int mode,
-                   int sc, int *fused, cudaStream_t s)
+int dec_mma_launch(struct attn_args *a, const struct rope_args *r, int nsm, int mode, int sc,
+                   int *fused, cudaStream_t s)
 {
     const char *e = getenv("KF_CUDA_DMMA"), *fe = getenv("KF_CUDA_DMMA_FUSE");
     const int group = a->n_head / a->G, force = e && !strcmp(e, "1");
@@ -559,11 +560,15 @@ int dec_mma_launch(const struct attn_args *a, const struct rope_args *r, int nsm
         return 0;
     if (!force && a->span <= 1024)
         return 0;
-    /* one wave: a block of 8 warps per SM (~190 registers a thread) over the KV heads;
-     * KF_CUDA_WF_BLOCKS=n asks for n blocks per KV head (tests) */
+    /* one wave: a block of 8 warps per SM (~190 registers a thread) over the KV heads, the
+     * first nsm mod G heads a block more (wf_extra: Llama-3's 8 KV heads 17 and 16 blocks on
+     * 132 SMs, the blocks past a head's count leaving at once); KF_CUDA_WF_BLOCKS=n asks for n
+     * blocks per KV head (tests) */
     const char *be = getenv("KF_CUDA_WF_BLOCKS");
+    const int lim = min(DM_BLOCKS, (a->span + 8 * 16 - 1) / (8 * 16));
     int bph = be && atoi(be) > 0 ? atoi(be) : max(1, nsm / a->G);
-    bph = min(min(bph, DM_BLOCKS), (a->span + 8 * 16 - 1) / (8 * 16));
+    a->wf_extra = !(be && atoi(be) > 0) && nsm > a->G && bph < lim ? nsm % a->G : 0;
+    bph = min(bph + (a->wf_extra > 0), lim);
     const dim3 grid(a->G, bph);
     /* the blocks combine themselves unless the rounding for W_o needs 256-element blocks that
      * a KV head's outputs do not fill (then k_dec_flash_reduce; KF_CUDA_DMMA_FUSE=0 forces it) */

@@ -599,7 +599,7 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw)
     int s = blockIdx.y * 256 + threadIdx.x, keyformer = a.conf.policy == KV_P_KEYFORMER;
     if (!a.st->scoring || blockIdx.y * 256 >= count)
         return;
-    int cs = wf_block(count, nbw), nt = (count + cs - 1) / cs;
+    int cs = wf_block(count, wf_nby(nbw, a.wf_extra, g)), nt = (count + cs - 1) / cs;
     for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
         dec_stats(a, g * group + j, nbw, nt, keyformer, sts[j]);
     __syncthreads();
@@ -652,7 +652,7 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         /* warps 0..3 prepare head h0 + hh0, warps 4..7 head h0 + hh0 + 1 */
         int side = warp / 4, h = h0 + hh0 + side, wl = threadIdx.x % 128;
         if (hh0 + side < hpb && h < a.n_head) {
-            int g = h / group, count = a.kv.n_used[g] + 1, cs = wf_block(count, nb);
+            int g = h / group, count = a.kv.n_used[g] + 1, cs = wf_block(count, wf_nby(nb, a.wf_extra, g));
             int nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             float M = -INFINITY;
@@ -664,7 +664,7 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         }
         __syncthreads();
         if (hh0 + side < hpb && h < a.n_head) {
-            int g = h / group, count = a.kv.n_used[g] + 1, cs = wf_block(count, nb);
+            int g = h / group, count = a.kv.n_used[g] + 1, cs = wf_block(count, wf_nby(nb, a.wf_extra, g));
             int nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             float M = fmaxf(fmaxf(mx[side][0], mx[side][1]), fmaxf(mx[side][2], mx[side][3]));
@@ -683,7 +683,7 @@ __global__ void __launch_bounds__(256) k_dec_flash_reduce(struct attn_args a, in
         int hme = e / a.hd - h0 - hh0; /* this thread's head, if it is one of the two */
         if (valid && (hme == 0 || hme == 1)) {
             int h = e / a.hd, d = e % a.hd, g = h / group, count = a.kv.n_used[g] + 1;
-            int cs = wf_block(count, nb), nsl = (count + cs - 1) / cs;
+            int cs = wf_block(count, wf_nby(nb, a.wf_extra, g)), nsl = (count + cs - 1) / cs;
             const float *st = a.pstats + (size_t)h * nb * 4;
             const float *pp = a.partial + (size_t)h * a.hd + d;
             size_t stride = (size_t)a.n_head * a.hd;
@@ -745,13 +745,14 @@ void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int
     /* the tensor cores (cuda_attn_dmma.cu), the same partials, with the policy's logits for
      * k_dec_wscore; KF_CUDA_WFLASH=1 asks for k_dec_wflash instead, and KF_CUDA_KF_SPLIT for
      * the split kernels where there are scores (tests) */
+    struct attn_args b = *a; /* (with the grid's wf_extra) */
     int fused = 0, bm = (wf && !strcmp(wf, "1")) || (sc && e) ? 0
-                        : dec_mma_launch(a, r, nsm, mode, sc, &fused, s);
+                        : dec_mma_launch(&b, r, nsm, mode, sc, &fused, s);
     if (bm > 0) {
         if (!fused)
-            klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bm, mode, a->out_q);
+            klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, b, bm, mode, a->out_q);
         if (sc)
-            wscore_launch(a, bm, s);
+            wscore_launch(&b, bm, s);
         return;
     }
     qk_store_launch(a, r, s); /* (k_dec_mma does this itself) */

@@ -148,6 +148,8 @@ struct attn_args {
     float *pstats;          /* decode: [n_head][tiles][4] softmax partials */
     int n;                  /* tokens in this call (host copy, picks the path) */
     int span;               /* grids cover this many slots: >= every count of the call */
+    int wf_extra;           /* chunked decode kernels: KV heads below this have gridDim.y blocks,
+                             * the others one fewer (wf_nby), so that the grid fills the GPU */
     int out_mode;           /* decode: round the output for the next product (ACT_*) */
     void *out_q;            /* ... into these q8_1 blocks */
     int *cnt;               /* decode: [n_head*hd/256] zeroed arrival counters (k_dec_short) */
@@ -172,8 +174,8 @@ void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int
  * 1 h2o, 2 Keyformer, for k_dec_wscore; KF_CUDA_DMMA=0/1 turns it off or on for any context):
  * returns its blocks per KV head, or 0 where it does not serve; *fused says
  * whether the blocks combined themselves (else k_dec_flash_reduce must, with mode's rounding). */
-int dec_mma_launch(const struct attn_args *a, const struct rope_args *r, int nsm, int mode,
-                   int sc, int *fused, cudaStream_t s);
+int dec_mma_launch(struct attn_args *a, const struct rope_args *r, int nsm, int mode, int sc,
+                   int *fused, cudaStream_t s);
 /* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
  * capability 8.0+; -1 where it does not apply (older GPUs, other head sizes, KF_CUDA_PF=warp):
  * then k_pf_attn runs. */
