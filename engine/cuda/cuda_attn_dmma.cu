@@ -8,6 +8,11 @@
  * 1024 slots, head sizes 64 and 128, up to 8 query heads per KV head (MHA included), every
  * policy: with H2O and Keyformer it also writes the logits (and the noisy logits with their
  * online statistics) that k_dec_wscore turns into the slots' scores, as k_dec_wflash does.
+ * It also does k_qk_store's work for its KV head (the queries normed and rotated into shared
+ * memory by every block, the newest key and value written by the block that reads them), so
+ * that no kernel runs between the Q/K/V products and this one.  The grid fills the GPU: the
+ * first nsm mod G KV heads take one block more (wf_nby), each head's context spread over its
+ * blocks in whole rounds of 16 (wf_block) and a block's rounds evenly over its warps (wf_warp).
  *
  * Why: under GQA the batched split kernels read a key once for its group but do every
  * multiply-add on the CUDA cores, one round of loads per block between barriers; at depth they
@@ -18,7 +23,13 @@
  * 309/185 -> 314/189, q8_0 326/222 -> 335/226).  Tried and not kept: the rows through cp.async
  * into shared memory, three stages a warp (ldmatrix for both operands, 128 registers; 290 against
  * 300 at d16384), chunks not rounded to whole rounds of 16 (the last round's latency for a few
- * slots: 300 against 303).
+ * slots: 300 against 303).  Session 11, also not kept (H100, Llama-3 shape tg at d4096/d16384,
+ * A/B in one run): the rows through the bulk copy engine (cp.async.bulk into a ring of 1-3
+ * stages a warp, positions included, mbarrier waits): 3 stages 353/295 against 376/306-311, 2
+ * stages 368/295, 1 stage 370/305; an L2 prefetch 1-4 rounds ahead in the loop: 372/299-290
+ * against 372/308 (Llama-2 shape d16384 191 -> 147 at 4 rounds); the first round's registers
+ * loaded before the grid wait: 369.1/306.8 against 371.5/307.7 (means of three).  More bytes in
+ * flight per SM made it slower every time.
  *
  * Layout (lane = 4r + t).  S = Q·Kᵀ: M = 16 rows, the group's query heads as f16 hi parts in
  * rows 0..7 and their lo parts in rows 8..15 (one product gives both), N = 8 slots, K = 16
