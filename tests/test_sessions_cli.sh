@@ -85,8 +85,13 @@ expect_error "--resume of an unknown session" "no saved session" "$KF" chat -m "
 expect_error "bad export format" "md or json" "$KF" export demo --format pdf
 
 # --- kill -9 during a reply --------------------------------------------------------------------
-printf 'first question\n' | "$KF" chat -m "$M" --session killme -n 4 -t 1 >/dev/null 2>&1
-printf 'second question\n' | "$KF" chat -m "$M" --session killme -n 3000 -t 1 >"$T/long" 2>&1 &
+# on a model slow enough that the reply cannot end before the kill lands: on the tiny one a
+# 3000-token reply takes about a second, which a loaded machine's scheduler can outlast
+M2="$T/slow.gguf"
+"$MK" --arch llama --vocab "$VOCAB" --embd 512 --layers 4 --heads 8 --kv-heads 2 --ff 1536 \
+    --type q8_0 --ctx 4096 -o "$M2" >/dev/null 2>&1
+printf 'first question\n' | "$KF" chat -m "$M2" --session killme -n 4 -t 1 >/dev/null 2>&1
+printf 'second question\n' | "$KF" chat -m "$M2" --session killme -n 3000 -t 1 --seed 7 >"$T/long" 2>&1 &
 pid=$!
 i=0
 while [ $i -lt 100 ] && [ ! -s "$T/long" ]; do sleep 0.05; i=$((i + 1)); done
