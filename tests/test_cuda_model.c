@@ -844,6 +844,7 @@ int main(void)
         { "KF_CUDA_WF_BLOCKS", "3", "k_dec_mma, three blocks per KV head", 0 },
         { "KF_CUDA_DMMA_FUSE", "0", "k_dec_mma + k_dec_flash_reduce", 0 },
         { "KF_CUDA_DMMA_QK", "0", "k_qk_store + k_dec_mma", 0 },
+        { "KF_CUDA_DMMA_POS", "1", "k_dec_mma, every position read", 0 },
         { "KF_CUDA_DMMA", "0", "split kernels", 0 },
         { NULL, NULL, "q8_0 cache, k_dec_mma", 1 },
         { "KF_CUDA_WF_BLOCKS", "3", "q8_0 cache, k_dec_mma, three blocks per KV head", 1 },

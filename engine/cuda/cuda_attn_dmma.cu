@@ -256,15 +256,18 @@ template <int HD> struct dm_kv<HD, 1> {
 };
 
 /* The positions of the round's slots 2t, 2t+1, 2t+8, 2t+9 (INT_MAX past n: never visible),
- * and with Keyformer's noise (SC 2) that of slot lane mod 16 (dm_noise) in zp. */
+ * and with Keyformer's noise (SC 2) that of slot lane mod 16 (dm_noise) in zp.  Without load,
+ * 0 for the slots before n: a decode step's cache holds only earlier positions, so where no
+ * sliding window, ALiBi or noise asks for a position, every slot is visible and the positions
+ * need not be read. */
 template <int SC>
 __device__ __forceinline__ void dm_pos(const int32_t *P, int n, int b0, int t, int lane,
-                                       int (&kp)[4], int &zp)
+                                       int (&kp)[4], int &zp, int load)
 {
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
-        kp[j] = i < n ? P[i] : INT_MAX;
+        kp[j] = i >= n ? INT_MAX : load ? P[i] : 0;
     }
     if (SC == 2)
         zp = b0 + lane % 16 < n ? P[b0 + lane % 16] : INT_MAX;
@@ -402,6 +405,8 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
         __syncthreads();
     }
     const int hv = r < group, h = hq0 + (hv ? r : 0);
+    /* the slots' positions: for a window's or ALiBi's logits, Keyformer's noise, or pf & 4 */
+    const int ldpos = SC == 2 || a.alibi || a.kv.swa > 0 || (pf & 4);
     /* SC (1 h2o, 2 Keyformer): the logits (and noisy logits) of the slots for k_dec_wscore, and
      * for Keyformer the online max and sum of the noisy ones too, as k_dec_wflash keeps them */
     const int scoring = SC && a.st->scoring;
@@ -434,7 +439,7 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
     kv.keys(K, rowb, n, 0, r, t);
     kv.values(V, rowb, n, 0, r, t);
     int zp = INT_MAX;
-    dm_pos<SC>(P, n, 0, t, lane, kp, zp);
+    dm_pos<SC>(P, n, 0, t, lane, kp, zp, ldpos);
     for (int b0 = 0; b0 < n; b0 += 16) { /* warp-uniform */
         float x[4]; /* head r, slots 2t, 2t+1, 2t+8, 2t+9 of the round */
         kv.dots(qa, x);
@@ -463,7 +468,7 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
         kv.pv(x, o);
         if (b0 + 16 < n) {
             kv.values(V, rowb, n, b0 + 16, r, t);
-            dm_pos<SC>(P, n, b0 + 16, t, lane, kp, zp);
+            dm_pos<SC>(P, n, b0 + 16, t, lane, kp, zp, ldpos);
         }
     }
     l = quad_sum(l);
@@ -595,6 +600,10 @@ int dec_mma_launch(struct attn_args *a, const struct rope_args *r, int nsm, int 
     const int store = !(qe && !strcmp(qe, "0"));
     if (!store)
         qk_store_launch(a, r, s);
-    klaunch(k, grid, 256, 0, s, *a, *r, mode, a->out_q, !(pe && !strcmp(pe, "0")) | store << 1);
+    /* KF_CUDA_DMMA_POS=1: the positions read even where they cannot matter (A/B, tests) */
+    const char *ps = getenv("KF_CUDA_DMMA_POS");
+    const int allpos = ps && !strcmp(ps, "1");
+    klaunch(k, grid, 256, 0, s, *a, *r, mode, a->out_q,
+            !(pe && !strcmp(pe, "0")) | store << 1 | allpos << 2);
     return bph;
 }
