@@ -179,6 +179,20 @@ static __device__ __forceinline__ float key_dot(const float *kf, const float *q,
     return d;
 }
 
+/* One head v (hd floats, in place) RMS-normed with weights nw by one warp, the CPU's QK-norm;
+ * __syncwarp() then orders the lanes' writes before the rotation reads them. */
+static __device__ __forceinline__ void head_rmsnorm(float *v, const float *nw, int hd, float eps)
+{
+    const int lane = threadIdx.x % WARP;
+    float ss = 0.0f;
+    for (int i = lane; i < hd; i += WARP)
+        ss += v[i] * v[i];
+    const float sc = 1.0f / sqrtf(warp_sum(ss) / (float)hd + eps);
+    for (int i = lane; i < hd; i += WARP)
+        v[i] = v[i] * sc * nw[i];
+    __syncwarp();
+}
+
 /*
  * Head hh of token t (query heads, then key heads, then value heads of the qkv row), by one
  * warp: optional RMSNorm over the head (q_norm / k_norm), RoPE at position pos0 + t for queries
@@ -194,15 +208,8 @@ static __device__ __forceinline__ void qk_head(const struct attn_args &a,
     int pos = a.st->pos0 + t;
     if (hh < nq + G) {
         const float *nw = hh < nq ? r.q_norm : r.k_norm;
-        if (nw) {
-            float ss = 0.0f;
-            for (int i = lane; i < hd; i += WARP)
-                ss += v[i] * v[i];
-            float sc = 1.0f / sqrtf(warp_sum(ss) / (float)hd + r.eps);
-            for (int i = lane; i < hd; i += WARP)
-                v[i] = v[i] * sc * nw[i];
-            __syncwarp();
-        }
+        if (nw)
+            head_rmsnorm(v, nw, hd, r.eps);
         for (int i = lane; i < r.n_rot / 2; i += WARP)
             rope_pair(r, v, i, (float)pos);
         if (hh < nq)

@@ -384,16 +384,11 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
     if (store) {
         if (warp < group) { /* qk_head's arithmetic, into shared memory */
             const float *q = a.qkv + (size_t)(hq0 + warp) * HD;
-            float *dq = sm_q[warp], ss = 0.0f;
-            for (int i = lane; i < HD; i += WARP) {
+            float *dq = sm_q[warp];
+            for (int i = lane; i < HD; i += WARP)
                 dq[i] = q[i];
-                ss += dq[i] * dq[i];
-            }
-            if (ro.q_norm) {
-                const float sc = 1.0f / sqrtf(warp_sum(ss) / (float)HD + ro.eps);
-                for (int i = lane; i < HD; i += WARP)
-                    dq[i] = dq[i] * sc * ro.q_norm[i];
-            }
+            if (ro.q_norm)
+                head_rmsnorm(dq, ro.q_norm, HD, ro.eps);
             __syncwarp();
 #pragma unroll
             for (int j = 0; j < 2; j++)
@@ -582,8 +577,9 @@ int dec_mma_launch(struct attn_args *a, const struct rope_args *r, int nsm, int 
      * blocks per KV head (tests) */
     const char *be = getenv("KF_CUDA_WF_BLOCKS");
     const int lim = min(DM_BLOCKS, (a->span + 8 * 16 - 1) / (8 * 16));
-    int bph = be && atoi(be) > 0 ? atoi(be) : max(1, nsm / a->G);
-    a->wf_extra = !(be && atoi(be) > 0) && nsm > a->G && bph < lim ? nsm % a->G : 0;
+    const int asked = be ? max(0, atoi(be)) : 0;
+    int bph = asked ? asked : max(1, nsm / a->G);
+    a->wf_extra = !asked && nsm > a->G && bph < lim ? nsm % a->G : 0;
     bph = min(bph + (a->wf_extra > 0), lim);
     const dim3 grid(a->G, bph);
     /* the blocks combine themselves unless the rounding for W_o needs 256-element blocks that

@@ -1,8 +1,9 @@
 /*
  * cuda_forward.cu — the GPU model's forward pass: the products (matrix-vector kernels for a few
- * rows, cuda_mmf for short batches of quantized weights, cuBLAS on f16 for longer ones), the layers with their attention (cuda_attn.cu,
- * cuda_attn_dec.cu), the output head, and the decode step captured into CUDA graphs per context
- * bucket.  The state is cuda_model_impl.h's, built by cuda_model.cu.
+ * rows, cuda_mmf for short batches of quantized weights, cuBLAS on f16 for longer ones), the
+ * layers with their attention (cuda_attn.cu, cuda_attn_dec.cu), the output head, and the decode
+ * step captured into CUDA graphs per context bucket.  The state is cuda_model_impl.h's, built by
+ * cuda_model.cu.
  */
 #include <cstdio>
 #include <cstdlib>
@@ -25,9 +26,9 @@
  */
 static int mmv_path(const struct cuda_model *cm, const struct dw *w, int n)
 {
-    const int kq = w->type >= QTYPE_Q2_K && w->type <= QTYPE_Q6_K;
     return n < GEMM_MIN ||
-           (n <= (kq ? cm->mmv_rows_k : cm->mmv_rows) && cuda_mmv_wants_q8_1(w->type));
+           (n <= (cuda_mmv_is_kquant(w->type) ? cm->mmv_rows_k : cm->mmv_rows) &&
+            cuda_mmv_wants_q8_1(w->type));
 }
 
 /* With KF_CUDA_MMQ=1 (cm->mmq), longer batches of the integer types go to the int8 tensor cores
@@ -199,20 +200,9 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
                 return -1;
         return 0;
     }
-    if (mmq_path(cm, &l->w_gu, n)) { /* gate | up rows in one product, as cuBLAS below */
-        if (!prepared(cm, &l->w_gu, cm->xn, n))
-            ops_round_act(cm->xn, n, k, l->w_gu.act, cm->xq, NULL, cm->s);
-        if (cuda_mmq(l->w_gu.type, l->w_gu.d, k, 2 * nff, n, cm->xq, cm->gu, NULL, cm->s))
-            return -1;
-    } else {
-        if (!prepared(cm, &l->w_gu, cm->xn, n))
-            ops_round_act(cm->xn, n, k, l->w_gu.act, NULL, cm->xh, cm->s);
-        if (mmf_path(cm, &l->w_gu, n)
-                ? cuda_mmf(l->w_gu.type, l->w_gu.d, k, 2 * nff, n, cm->xh, cm->gu, NULL, cm->part,
-                           MMF_PART_FLOATS, cm->s)
-                : gemm_rows(cm, &l->w_gu, 2 * nff, n, cm->gu, 0))
-            return -1;
-    }
+    /* longer batches: the gate | up rows (w_gu.n = 2·n_ff) as one product into gu */
+    if (linear(cm, &l->w_gu, cm->xn, n, cm->gu, NULL, NULL))
+        return -1;
     if (l->w_down.act != ACT_NONE) {
         ops_glu(cm->gu, n, (int)nff, cm->d.act, cm->ffa, NULL, cm->s);
         return 0;

@@ -206,7 +206,7 @@ int cuda_mmf(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const
 {
     static const int pf = !(getenv("KF_CUDA_MMF_PF") && !strcmp(getenv("KF_CUDA_MMF_PF"), "0"));
     const int nsm = kdevice_sms();
-    if (k % 32 || rows < 1 || n < 1 || (mq_is_kquant(type) && k % 256))
+    if (k % 32 || rows < 1 || n < 1 || (cuda_mmv_is_kquant(type) && k % 256))
         return -1;
     /* splits: enough blocks for three per SM, at least 4 chunks each, within the scratch */
     const int chunks = (int)((k + MF_KC - 1) / MF_KC);

@@ -264,11 +264,11 @@ int cuda_mmq_supported(uint32_t type)
 int cuda_mmq(uint32_t type, const void *w, int64_t k, int64_t n, int rows, const void *xq,
              float *y, const struct mmv_epilogue *ep, cudaStream_t s)
 {
-    if (k % 32 || rows < 1 || n < 1 || (mq_is_kquant(type) && k % 256))
+    if (k % 32 || rows < 1 || n < 1 || (cuda_mmv_is_kquant(type) && k % 256))
         return -1;
     mq_go f = { { (const uint8_t *)w, 0, (const uint8_t *)xq, (size_t)(k / 32) * 36, y,
                   ep ? ep->bias : nullptr, ep ? ep->residual : nullptr, (int)n, rows,
-                  (int)(k / 32), mq_is_kquant(type) },
+                  (int)(k / 32), cuda_mmv_is_kquant(type) },
                 s };
     return mq_with_type(type, k, f);
 }

@@ -235,12 +235,6 @@ struct u_q3_k {
 
 // ---- dispatch and the block's store ---------------------------------------------------------
 
-static inline int mq_is_kquant(uint32_t type)
-{
-    return type == QTYPE_Q2_K || type == QTYPE_Q3_K || type == QTYPE_Q4_K ||
-           type == QTYPE_Q5_K || type == QTYPE_Q6_K;
-}
-
 /* Calls f.template go<U, MIN>(row bytes) with type's unpacker (MIN: it has mins); -1 for other
  * types. */
 template <class F> static int mq_with_type(uint32_t type, int64_t k, F &&f)

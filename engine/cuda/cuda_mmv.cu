@@ -80,7 +80,7 @@ template <class T> __device__ __forceinline__ void mmv_pin(const T &v)
         asm volatile("" ::"r"(w[i]));
 }
 
-static bool mmv_is_kquant(uint32_t type)
+int cuda_mmv_is_kquant(uint32_t type)
 {
     return type == QTYPE_Q2_K || type == QTYPE_Q3_K || type == QTYPE_Q4_K || type == QTYPE_Q5_K ||
            type == QTYPE_Q6_K;
@@ -492,7 +492,7 @@ extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, in
         MMV_TRY(cudaMemcpy(dy, residual, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
         ep.residual = dy;
     }
-    if (mmv_is_kquant(type)) /* as the model rounds them: the CPU's Q8_K (f32 scale per 256) */
+    if (cuda_mmv_is_kquant(type)) /* as the model rounds them: the CPU's Q8_K (f32 scale per 256) */
         ops_round_act(dx, 1, k, ACT_Q8_256, dxq, NULL, 0);
     else
         cuda_quantize_q8_1(dx, dxq, k, 1, 0);
@@ -554,14 +554,14 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
         if (residual) /* in y itself, as the forward pass has it */
             MMV_TRY(cudaMemcpy(dy[i], residual, ny * sizeof(float), cudaMemcpyHostToDevice));
     }
-    if (mmv_is_kquant(type))
+    if (cuda_mmv_is_kquant(type))
         ops_round_act(dx, rows, k, ACT_Q8_256, dxq, NULL, 0);
     else
         cuda_quantize_q8_1(dx, dxq, k, rows, 0);
     if (mmq == 2) { /* the f16 operand (the same rounding, as values), and split-k scratch */
         MMV_TRY(cudaMalloc(&dxh, (size_t)rows * k * sizeof(__half)));
         MMV_TRY(cudaMalloc(&dpart, ny * 16 * sizeof(float)));
-        ops_round_act(dx, rows, k, mmv_is_kquant(type) ? ACT_Q8_256 : ACT_Q8_32, NULL, dxh, 0);
+        ops_round_act(dx, rows, k, cuda_mmv_is_kquant(type) ? ACT_Q8_256 : ACT_Q8_32, NULL, dxh, 0);
     }
     {
         struct mmv_epilogue ep = { dbias, residual ? dy[0] : nullptr };
@@ -672,7 +672,7 @@ extern "C" int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n
     MMV_TRY(cudaStreamCreate(&s));
     MMV_TRY(cudaEventCreate(&e0));
     MMV_TRY(cudaEventCreate(&e1));
-    if (mmv_is_kquant(type))
+    if (cuda_mmv_is_kquant(type))
         ops_round_act(dx, 1, k, ACT_Q8_256, dxq, NULL, s);
     else
         cuda_quantize_q8_1(dx, dxq, k, 1, s);

@@ -33,6 +33,9 @@ int cuda_mmv_supported(uint32_t type);
 /* Does this type read q8_1 activations (1) or f32 (0)? */
 int cuda_mmv_wants_q8_1(uint32_t type);
 
+/* Is it one of the k-quants (super-blocks of 256, activations rounded per 256: ACT_Q8_256)? */
+int cuda_mmv_is_kquant(uint32_t type);
+
 /* x: rows × k floats (k % 32 == 0) -> rows × k/32 blk_q8_1, device pointers. */
 void cuda_quantize_q8_1(const float *x, void *xq, int64_t k, int rows, cudaStream_t s);
 
