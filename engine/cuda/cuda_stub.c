@@ -51,8 +51,8 @@ int cuda_model_forward(struct cuda_model *cm, const float *x, int n, int pos0, i
                        int stat_op, float *logits, int all_logits, float *x_out, char *err,
                        size_t errlen)
 {
-    (void)cm, (void)x, (void)n, (void)pos0, (void)scoring, (void)stat_op, (void)logits, (void)all_logits,
-        (void)x_out;
+    (void)cm, (void)x, (void)n, (void)pos0, (void)scoring, (void)stat_op, (void)logits,
+        (void)all_logits, (void)x_out;
     snprintf(err, errlen, "kfchat was built without CUDA");
     return -1;
 }
