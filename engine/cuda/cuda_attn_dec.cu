@@ -235,17 +235,7 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
     if (nsplit > 1 && scoring) {
         /* the last of the KV head's blocks sums their contributions in head order (a.cnt
          * after the output's counters counts arrivals, reset by that block) */
-        __threadfence();
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            int *c = a.cnt + a.n_head * hd / 256 + 1 + g, old = atomicAdd(c, 1);
-            last = old == nsplit - 1;
-            if (last)
-                *c = 0;
-        }
-        __syncthreads();
-        if (last) {
-            __threadfence();
+        if (block_arrive(a.cnt + a.n_head * hd / 256 + 1 + g, nsplit, &last)) {
             for (int i = threadIdx.x; i < count; i += blockDim.x) {
                 float sc = 0.0f;
                 for (int b = 0; b < nsplit; b++)
@@ -327,18 +317,8 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
         }
         return;
     }
-    __threadfence(); /* this block's outputs are visible before it counts itself in */
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        int c = e0 / 256, old = atomicAdd(&a.cnt[c], 1);
-        last = old == 256 / seg - 1;
-        if (last)
-            a.cnt[c] = 0;
-    }
-    __syncthreads();
-    if (!last)
+    if (!block_arrive(&a.cnt[e0 / 256], 256 / seg, &last))
         return;
-    __threadfence();
     int e = e0 / 256 * 256 + threadIdx.x;
     round_chunk(__ldcg(a.out + e), 1, 0, e, mode, xq, NULL);
 }

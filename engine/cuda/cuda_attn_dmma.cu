@@ -503,18 +503,8 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
     __shared__ float sw[DM_GROUP][DM_BLOCKS], sl[DM_GROUP];
     __shared__ int last;
     const int nsl = (count + cb - 1) / cb; /* blocks with slots */
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        int *cnt = a.cnt + a.n_head * HD / 256 + 1 + g;
-        last = atomicAdd(cnt, 1) == nsl - 1;
-        if (last)
-            *cnt = 0;
-    }
-    __syncthreads();
-    if (!last)
+    if (!block_arrive(a.cnt + a.n_head * HD / 256 + 1 + g, nsl, &last))
         return;
-    __threadfence();
     if (warp < group) {
         const float *st = a.pstats + (size_t)(hq0 + warp) * gridDim.y * 4;
         float M = -INFINITY, Ls = 0.0f;
