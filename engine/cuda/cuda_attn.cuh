@@ -365,22 +365,28 @@ template <> struct kvr<1> {
     }
 };
 
+/* The rows' elements as raw() values and their scales (a q8_0 lane's 8 elements share one),
+ * so that the scale multiplies a lane's dot once instead of each element (f16: scale 1, which
+ * the compiler drops). */
 template <int Q8>
-static __device__ __forceinline__ void dec_rows_f32(const kvr<Q8> (&u)[DEC_U],
-                                                    float (&kf)[DEC_U][8])
+static __device__ __forceinline__ void dec_rows_raw(const kvr<Q8> (&u)[DEC_U],
+                                                    float (&kf)[DEC_U][8], float (&ks)[DEC_U])
 {
 #pragma unroll
-    for (int k = 0; k < DEC_U; k++)
-        u[k].f32(kf[k]);
+    for (int k = 0; k < DEC_U; k++) {
+        u[k].raw(kf[k]);
+        ks[k] = u[k].scale();
+    }
 }
 
 /*
- * d[k] = q · key k for the DEC_U keys of kf, q being this lane's 8 elements at q8 (shared
- * memory); the L lanes of a key are summed by shuffles, all keys' dots first and then one round
+ * d[k] = q · key k for the DEC_U keys of kf (raw elements, times the scale ks[k] once per
+ * lane), q being this lane's 8 elements at q8 (shared memory); the L lanes of a key are summed by shuffles, all keys' dots first and then one round
  * of shuffles over them, so that the shuffles' latencies overlap (every lane must call it).
  */
-static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8], const float *q8,
-                                                int L, float (&d)[DEC_U])
+static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8],
+                                                const float (&ks)[DEC_U], const float *q8, int L,
+                                                float (&d)[DEC_U])
 {
     const float4 *q4 = (const float4 *)q8;
     float4 qa = q4[0], qb = q4[1];
@@ -391,6 +397,7 @@ static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8], con
 #pragma unroll
         for (int e = 0; e < 8; e++)
             d[k] += kf[k][e] * q[e];
+        d[k] *= ks[k];
     }
     for (int o = L / 2; o > 0; o >>= 1)
 #pragma unroll
@@ -431,13 +438,13 @@ static __device__ __forceinline__ void dec_pv(const uint8_t *V, int rowb, int n,
             int i = i0 + k * nkg;
             if (i >= n)
                 break;
-            float vf[8];
-            u[k].f32(vf);
+            float vf[8], vs = u[k].scale();
+            u[k].raw(vf);
 #pragma unroll
             for (int jj = 0; jj < 4; jj++) {
                 if (j0 + jj >= nh)
                     break;
-                float p = ps[(j0 + jj) * pstride + i];
+                float p = ps[(j0 + jj) * pstride + i] * vs;
 #pragma unroll
                 for (int e = 0; e < 8; e++)
                     acc[jj][e] += p * vf[e];

@@ -171,11 +171,11 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                                : kvr<Q8>::zero();
             kpos[k] = s < used ? P[s] : qpos;
         }
-        float kf[DEC_U][8];
-        dec_rows_f32(u, kf);
+        float kf[DEC_U][8], ks[DEC_U];
+        dec_rows_raw(u, kf, ks);
         for (int j = 0; j < nh; j++) {
             float d[DEC_U];
-            dec_dots(kf, qs + j * hd + li * 8, L, d);
+            dec_dots(kf, ks, qs + j * hd + li * 8, L, d);
             if (li != 0)
                 continue;
             int h = h0 + j;
@@ -268,13 +268,13 @@ __global__ void __launch_bounds__(256) k_dec_short(struct attn_args a, const str
                 int i = i0 + k * nkg;
                 if (i >= count)
                     break;
-                float vf[8];
-                u[k].f32(vf);
+                float vf[8], vs = u[k].scale();
+                u[k].raw(vf);
 #pragma unroll
                 for (int jj = 0; jj < 4; jj++) {
                     if (j0 + jj >= nh)
                         break;
-                    float p = lt[(j0 + jj) * DEC_VS + i];
+                    float p = lt[(j0 + jj) * DEC_VS + i] * vs;
 #pragma unroll
                     for (int e = 0; e < 8; e++)
                         acc[jj][e] += p * vf[e];

@@ -149,11 +149,11 @@ template <int Q8> __global__ void __launch_bounds__(256, 2) k_dec_logits(struct 
         kvr<Q8> u[DEC_U];
         int kpos[DEC_U];
         dec_tile_rows<Q8>(K, a.kv.rowb, hd, P, s0, nt, base + sub, 8 * kp, li, u, kpos);
-        float kf[DEC_U][8];
-        dec_rows_f32(u, kf);
+        float kf[DEC_U][8], ks[DEC_U];
+        dec_rows_raw(u, kf, ks);
         for (int j = 0; j < group; j++) {
             float d[DEC_U];
-            dec_dots(kf, qs + j * hd + li * 8, L, d);
+            dec_dots(kf, ks, qs + j * hd + li * 8, L, d);
             if (li != 0)
                 continue;
             int h = g * group + j;
