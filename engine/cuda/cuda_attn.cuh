@@ -381,8 +381,9 @@ static __device__ __forceinline__ void dec_rows_raw(const kvr<Q8> (&u)[DEC_U],
 
 /*
  * d[k] = q · key k for the DEC_U keys of kf (raw elements, times the scale ks[k] once per
- * lane), q being this lane's 8 elements at q8 (shared memory); the L lanes of a key are summed by shuffles, all keys' dots first and then one round
- * of shuffles over them, so that the shuffles' latencies overlap (every lane must call it).
+ * lane), q being this lane's 8 elements at q8 (shared memory); the L lanes of a key are summed
+ * by shuffles, all keys' dots first and then one round of shuffles over them, so that the
+ * shuffles' latencies overlap (every lane must call it).
  */
 static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8],
                                                 const float (&ks)[DEC_U], const float *q8, int L,
