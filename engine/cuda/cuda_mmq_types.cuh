@@ -41,6 +41,25 @@ struct u_q4_0 {
     }
 };
 
+/* Q4_0 in the GPU's runs of 8 blocks (t_q4_0g). */
+struct u_q4_0g {
+    static constexpr int BYTES = 18, SUB = 32, ELEMS = 32;
+    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
+                                  float (&dm)[2])
+    {
+        const uint8_t *g = row + (kb >> 3) * t_q4_0g::GBYTES;
+        const uint4 v = ld_u128(g + 16 + 16 * (kb & 7));
+        const int w[4] = { (int)v.x, (int)v.y, (int)v.z, (int)v.w };
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            q[i] = (int)__vsub4(nib_lo(w[i]), 0x08080808);
+            q[4 + i] = (int)__vsub4(nib_hi(w[i]), 0x08080808);
+        }
+        ds[0] = ds[1] = ld_half(g + 2 * (kb & 7));
+        dm[0] = dm[1] = 0.0f;
+    }
+};
+
 struct u_q4_1 {
     static constexpr int BYTES = 20, SUB = 32, ELEMS = 32;
     static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
@@ -241,7 +260,9 @@ template <class F> static int mq_with_type(uint32_t type, int64_t k, F &&f)
 {
     const size_t b32 = (size_t)(k / 32), b256 = (size_t)(k / 256);
     switch (type) {
-    case QTYPE_Q4_0: return f.template go<u_q4_0, false>(b32 * u_q4_0::BYTES);
+    case QTYPE_Q4_0:
+        return cuda_mmv_grouped(type, k) ? f.template go<u_q4_0g, false>(b32 * u_q4_0g::BYTES)
+                                         : f.template go<u_q4_0, false>(b32 * u_q4_0::BYTES);
     case QTYPE_Q4_1: return f.template go<u_q4_1, true>(b32 * u_q4_1::BYTES);
     case QTYPE_Q5_0: return f.template go<u_q5_0, false>(b32 * u_q5_0::BYTES);
     case QTYPE_Q5_1: return f.template go<u_q5_1, true>(b32 * u_q5_1::BYTES);

@@ -21,7 +21,10 @@
  * with 4-byte loads: their tensors must start 16-byte aligned (GGUF's 32-byte alignment and
  * cudaMalloc give that; cuda_mmv returns -1 otherwise).  Blocks of 18/22/34/110/210 bytes are
  * only 2-byte aligned: their fields are read as aligned 32-bit words joined by funnel shifts,
- * which may touch the last partial word after the tensor's end (never a new page).
+ * which may touch the last partial word after the tensor's end (never a new page).  Q4_0, the
+ * one legacy type models are mostly made of, is reordered on the GPU where its rows allow
+ * (cuda_mmv_pack: runs of 8 blocks, scales first) so that a block's quants are one 16-byte load:
+ * in chained launches on an H100, 4096 x 4096 takes 4.86 -> 4.62 us, 4096 x 11008 10.7 -> 10.2.
  */
 #include <cstdint>
 #include <cstdio>
@@ -129,9 +132,9 @@ __global__ void __launch_bounds__(MMV_THREADS, 4) k_mmv(const mmv_args args)
         typename Q::raw rw[R], ru[GLU ? R : 1];
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            Q::fetch(rw[r], wr[r] + b * Q::BYTES, j);
+            q_fetch<Q>(rw[r], wr[r], b, j);
             if (GLU)
-                Q::fetch(ru[GLU ? r : 0], ur[r] + b * Q::BYTES, j);
+                q_fetch<Q>(ru[GLU ? r : 0], ur[r], b, j);
         }
 #pragma unroll
         for (int r = 0; r < R; r++) {
@@ -237,12 +240,55 @@ template <class Q> __global__ void k_dequant_f16(const uint8_t *w, int64_t total
     const int64_t blk = i / per_blk; /* rows are whole blocks, so block index = row * nb + b */
     const int o = (int)(i % per_blk) * 8;
     float v[8];
-    Q::deq8(w + blk * Q::BYTES, o, v);
+    q_deq8<Q>(w, blk, o, v);
     __align__(16) __half h[8];
 #pragma unroll
     for (int t = 0; t < 8; t++)
         h[t] = __float2half_rn(v[t]);
     *(uint4 *)(out + i * 8) = *(const uint4 *)h;
+}
+
+// ---- the GPU's layout of Q4_0 ---------------------------------------------------------------
+
+int cuda_mmv_grouped(uint32_t type, int64_t k)
+{
+    return type == QTYPE_Q4_0 && k > 0 && k % 256 == 0;
+}
+
+/* One thread per run of 8 Q4_0 blocks, in place: (d, qs) × 8 -> d × 8, qs × 8 (t_q4_0g). */
+__global__ void k_pack_q4_0(uint8_t *w, int64_t runs)
+{
+    kgrid_begin();
+    const int64_t g = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= runs)
+        return;
+    uint4 *p = (uint4 *)(w + g * t_q4_0g::GBYTES); /* 144 = 9 × 16 bytes, 16-aligned */
+    __align__(16) uint8_t in[t_q4_0g::GBYTES], out[t_q4_0g::GBYTES];
+#pragma unroll
+    for (int i = 0; i < 9; i++)
+        ((uint4 *)in)[i] = p[i];
+#pragma unroll
+    for (int b = 0; b < 8; b++) {
+        out[2 * b] = in[18 * b];
+        out[2 * b + 1] = in[18 * b + 1];
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            out[16 + 16 * b + i] = in[18 * b + 2 + i];
+    }
+#pragma unroll
+    for (int i = 0; i < 9; i++)
+        p[i] = ((const uint4 *)out)[i];
+}
+
+int cuda_mmv_pack(uint32_t type, void *w, int64_t k, int64_t n, cudaStream_t s)
+{
+    if (!cuda_mmv_grouped(type, k) || n <= 0)
+        return 0;
+    if ((uintptr_t)w % 16 != 0)
+        return -1;
+    const int64_t runs = k / 256 * n;
+    klaunch(k_pack_q4_0, (unsigned)((runs + 255) / 256), 256, 0, s, (uint8_t *)w, runs);
+    return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 
 // ---- q8_1 activation quantizer --------------------------------------------------------------
@@ -276,14 +322,17 @@ __global__ void k_quantize_q8_1(const float *__restrict__ x, uint8_t *__restrict
 
 // ---- dispatch -------------------------------------------------------------------------------
 
-/* Calls F.template operator()<traits>() for a supported type; returns -1 otherwise. */
-template <class F> static int mmv_with_type(uint32_t type, F &&f)
+/* Calls F.template operator()<traits>() for a supported type, as the GPU stores it with rows of
+ * k elements (cuda_mmv_pack; k = 0: as GGUF stores it); returns -1 otherwise. */
+template <class F> static int mmv_with_type(uint32_t type, F &&f, int64_t k = 0)
 {
     switch (type) {
     case QTYPE_F32: return f.template operator()<t_f32>();
     case QTYPE_F16: return f.template operator()<t_f16>();
     case QTYPE_BF16: return f.template operator()<t_bf16>();
-    case QTYPE_Q4_0: return f.template operator()<t_q4_0>();
+    case QTYPE_Q4_0:
+        return cuda_mmv_grouped(type, k) ? f.template operator()<t_q4_0g>()
+                                         : f.template operator()<t_q4_0>();
     case QTYPE_Q4_1: return f.template operator()<t_q4_1>();
     case QTYPE_Q5_0: return f.template operator()<t_q5_0>();
     case QTYPE_Q5_1: return f.template operator()<t_q5_1>();
@@ -354,7 +403,7 @@ static int mmv_any(uint32_t type, const void *w, const void *w2, int64_t k, int6
                    int act, bool glu, cudaStream_t s, int rows = 1, size_t xs = 0, size_t ys = 0)
 {
     shape_of sh;
-    if (mmv_with_type(type, sh) != 0 || k <= 0 || n <= 0 || k % sh.qk != 0 || n > INT32_MAX ||
+    if (mmv_with_type(type, sh, k) != 0 || k <= 0 || n <= 0 || k % sh.qk != 0 || n > INT32_MAX ||
         k / sh.qk * sh.bytes > INT32_MAX)
         return -1;
     const int q8 = cuda_mmv_wants_q8_1(type);
@@ -383,7 +432,7 @@ static int mmv_any(uint32_t type, const void *w, const void *w2, int64_t k, int6
         a.y = y + t0 * ys;
         a.res = ep && ep->residual ? ep->residual + t0 * ys : nullptr;
         mmv_launcher l{ a, glu, s };
-        int rc = mmv_with_type(type, l);
+        int rc = mmv_with_type(type, l, k);
         if (rc)
             return rc;
     }
@@ -420,11 +469,11 @@ int cuda_dequant_f16(uint32_t type, const void *w, int64_t k, int64_t n, __half 
                      cudaStream_t s)
 {
     shape_of sh;
-    if (mmv_with_type(type, sh) != 0 || k <= 0 || n <= 0 || k % sh.qk != 0 ||
+    if (mmv_with_type(type, sh, k) != 0 || k <= 0 || n <= 0 || k % sh.qk != 0 ||
         (uintptr_t)w % sh.align != 0 || (uintptr_t)out % 16 != 0)
         return -1;
     dequant_launcher l{ w, k * n / 8, out, s };
-    return mmv_with_type(type, l);
+    return mmv_with_type(type, l, k);
 }
 
 // ---- host test and benchmark entry points ---------------------------------------------------
@@ -449,18 +498,22 @@ static size_t mmv_row_bytes(uint32_t type, int64_t k)
 }
 
 /* A test's weight copies on the device (w2: GLU's up weight, or NULL), MMV_PAD bytes past each. */
-static cudaError_t mmv_test_weights(const void *w, const void *w2, size_t wbytes, uint8_t **dw,
-                                    uint8_t **dw2)
+static cudaError_t mmv_test_weights(uint32_t type, int64_t k, int64_t n, const void *w,
+                                    const void *w2, size_t wbytes, uint8_t **dw, uint8_t **dw2)
 {
     cudaError_t e = cudaMalloc(dw, wbytes + MMV_PAD);
     if (e == cudaSuccess)
         e = cudaMemcpy(*dw, w, wbytes, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess && cuda_mmv_pack(type, *dw, k, n, 0))
+        e = cudaErrorLaunchFailure;
     if (e == cudaSuccess && w2) {
         e = cudaMalloc(dw2, wbytes + MMV_PAD);
         if (e == cudaSuccess)
             e = cudaMemcpy(*dw2, w2, wbytes, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess && cuda_mmv_pack(type, *dw2, k, n, 0))
+            e = cudaErrorLaunchFailure;
     }
-    return e;
+    return e == cudaSuccess ? cudaDeviceSynchronize() : e;
 }
 
 extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k,
@@ -477,7 +530,7 @@ extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, in
         snprintf(err, errlen, "type %u with k=%lld not supported", type, (long long)k);
         return -1;
     }
-    MMV_TRY(mmv_test_weights(w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
+    MMV_TRY(mmv_test_weights(type, k, n, w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
     MMV_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
     MMV_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
     MMV_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
@@ -540,7 +593,7 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
                  rows);
         return -1;
     }
-    MMV_TRY(mmv_test_weights(w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
+    MMV_TRY(mmv_test_weights(type, k, n, w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
     MMV_TRY(cudaMalloc(&dx, (size_t)rows * k * sizeof(float)));
     MMV_TRY(cudaMemcpy(dx, x, (size_t)rows * k * sizeof(float), cudaMemcpyHostToDevice));
     MMV_TRY(cudaMalloc(&dxq, rows * qrow + MMV_PAD));
@@ -615,8 +668,7 @@ extern "C" int cuda_test_dequant(uint32_t type, const void *w, int64_t k, int64_
         snprintf(err, errlen, "type %u with k=%lld not supported", type, (long long)k);
         return -1;
     }
-    MMV_TRY(cudaMalloc(&dw, wbytes + MMV_PAD));
-    MMV_TRY(cudaMemcpy(dw, w, wbytes, cudaMemcpyHostToDevice));
+    MMV_TRY(mmv_test_weights(type, k, n, w, nullptr, wbytes, &dw, nullptr));
     MMV_TRY(cudaMalloc(&dout, cnt * sizeof(__half)));
     MMV_TRY(cudaMemset(dout, 0xff, cnt * sizeof(__half))); /* half NaN */
     if (cuda_dequant_f16(type, dw, k, n, dout, 0) != 0) {
@@ -664,7 +716,13 @@ extern "C" int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n
         hx[i] = (float)((i * 2654435761u % 1000) / 500.0 - 1.0);
     MMV_TRY(cudaMalloc(&dw, stride * copies));
     for (int c = 0; c < copies; c++)
+    {
         MMV_TRY(cudaMemcpy(dw + stride * c, w, wbytes, cudaMemcpyHostToDevice));
+        if (cuda_mmv_pack(type, dw + stride * c, k, n, 0)) {
+            snprintf(err, errlen, "cuda_mmv_pack failed");
+            goto fail;
+        }
+    }
     MMV_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
     MMV_TRY(cudaMemcpy(dx, hx.data(), (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
     MMV_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));

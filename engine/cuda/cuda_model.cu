@@ -113,6 +113,12 @@ static int upload_cat(struct cuda_model *cm, struct dw *out, const struct cuda_w
         off += wbytes(w[i]);
         out->n += w[i]->n;
     }
+    if (cuda_mmv_pack(out->type, out->d, out->k, out->n, 0) != 0 ||
+        cudaDeviceSynchronize() != cudaSuccess) {
+        snprintf(err, errlen, "CUDA: weight layout failed: %s",
+                 cudaGetErrorString(cudaGetLastError()));
+        return -1;
+    }
     return 0;
 }
 
