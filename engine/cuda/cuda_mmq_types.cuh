@@ -41,21 +41,26 @@ struct u_q4_0 {
     }
 };
 
-/* Q4_0 in the GPU's runs of 8 blocks (t_q4_0g). */
-struct u_q4_0g {
-    static constexpr int BYTES = 18, SUB = 32, ELEMS = 32;
+/* Q4_0 and Q8_0 in the GPU's runs of 8 blocks (t_q4_0g, t_q8_0g: the same raw words). */
+template <class T> struct u_run {
+    static constexpr int BYTES = T::BYTES, SUB = 32, ELEMS = 32;
     static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
                                   float (&dm)[2])
     {
-        const uint8_t *g = row + (kb >> 3) * t_q4_0g::GBYTES;
-        const uint4 v = ld_u128(g + 16 + 16 * (kb & 7));
-        const int w[4] = { (int)v.x, (int)v.y, (int)v.z, (int)v.w };
+        typename T::raw w;
+        T::fetch_g(w, row, kb, 0);
+        if constexpr (std::is_same<T, t_q4_0g>::value) { /* nibbles, offset 8 */
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            q[i] = (int)__vsub4(nib_lo(w[i]), 0x08080808);
-            q[4 + i] = (int)__vsub4(nib_hi(w[i]), 0x08080808);
+            for (int i = 0; i < 4; i++) {
+                q[i] = (int)__vsub4(nib_lo(w.q[i]), 0x08080808);
+                q[4 + i] = (int)__vsub4(nib_hi(w.q[i]), 0x08080808);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                q[i] = w.q[i];
         }
-        ds[0] = ds[1] = ld_half(g + 2 * (kb & 7));
+        ds[0] = ds[1] = w.d;
         dm[0] = dm[1] = 0.0f;
     }
 };
@@ -261,12 +266,14 @@ template <class F> static int mq_with_type(uint32_t type, int64_t k, F &&f)
     const size_t b32 = (size_t)(k / 32), b256 = (size_t)(k / 256);
     switch (type) {
     case QTYPE_Q4_0:
-        return cuda_mmv_grouped(type, k) ? f.template go<u_q4_0g, false>(b32 * u_q4_0g::BYTES)
+        return cuda_mmv_grouped(type, k) ? f.template go<u_run<t_q4_0g>, false>(b32 * 18)
                                          : f.template go<u_q4_0, false>(b32 * u_q4_0::BYTES);
     case QTYPE_Q4_1: return f.template go<u_q4_1, true>(b32 * u_q4_1::BYTES);
     case QTYPE_Q5_0: return f.template go<u_q5_0, false>(b32 * u_q5_0::BYTES);
     case QTYPE_Q5_1: return f.template go<u_q5_1, true>(b32 * u_q5_1::BYTES);
-    case QTYPE_Q8_0: return f.template go<u_q8_0, false>(b32 * u_q8_0::BYTES);
+    case QTYPE_Q8_0:
+        return cuda_mmv_grouped(type, k) ? f.template go<u_run<t_q8_0g>, false>(b32 * 34)
+                                         : f.template go<u_q8_0, false>(b32 * u_q8_0::BYTES);
     case QTYPE_Q2_K: return f.template go<u_q2_k, true>(b256 * u_q2_k::BYTES);
     case QTYPE_Q3_K: return f.template go<u_q3_k, false>(b256 * u_q3_k::BYTES);
     case QTYPE_Q4_K: return f.template go<u_q4_k, true>(b256 * u_q4_k::BYTES);

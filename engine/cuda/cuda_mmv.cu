@@ -21,10 +21,10 @@
  * with 4-byte loads: their tensors must start 16-byte aligned (GGUF's 32-byte alignment and
  * cudaMalloc give that; cuda_mmv returns -1 otherwise).  Blocks of 18/22/34/110/210 bytes are
  * only 2-byte aligned: their fields are read as aligned 32-bit words joined by funnel shifts,
- * which may touch the last partial word after the tensor's end (never a new page).  Q4_0, the
- * one legacy type models are mostly made of, is reordered on the GPU where its rows allow
- * (cuda_mmv_pack: runs of 8 blocks, scales first) so that a block's quants are one 16-byte load:
- * in chained launches on an H100, 4096 x 4096 takes 4.86 -> 4.62 us, 4096 x 11008 10.7 -> 10.2.
+ * which may touch the last partial word after the tensor's end (never a new page).  Q4_0 and
+ * Q8_0 are reordered on the GPU where their rows allow (cuda_mmv_pack: runs of 8 blocks, scales
+ * first) so that a block's quants are 16-byte loads (Q4_0 in chained launches on an H100:
+ * 4096 x 4096 4.86 -> 4.62 us, 4096 x 11008 10.7 -> 10.2).
  */
 #include <cstdint>
 #include <cstdio>
@@ -248,35 +248,36 @@ template <class Q> __global__ void k_dequant_f16(const uint8_t *w, int64_t total
     *(uint4 *)(out + i * 8) = *(const uint4 *)h;
 }
 
-// ---- the GPU's layout of Q4_0 ---------------------------------------------------------------
+// ---- the GPU's layout of Q4_0 and Q8_0 ------------------------------------------------------
 
 int cuda_mmv_grouped(uint32_t type, int64_t k)
 {
-    return type == QTYPE_Q4_0 && k > 0 && k % 256 == 0;
+    return (type == QTYPE_Q4_0 || type == QTYPE_Q8_0) && k > 0 && k % 256 == 0;
 }
 
-/* One thread per run of 8 Q4_0 blocks, in place: (d, qs) × 8 -> d × 8, qs × 8 (t_q4_0g). */
-__global__ void k_pack_q4_0(uint8_t *w, int64_t runs)
+/* One thread per run of 8 blocks of QB quant bytes, in place: (d, qs) × 8 -> d × 8, qs × 8. */
+template <int QB> __global__ void k_pack_runs(uint8_t *w, int64_t runs)
 {
+    constexpr int GB = q_run<QB>::GBYTES, V = GB / 16; /* 144 or 272 bytes: whole uint4s */
     kgrid_begin();
     const int64_t g = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= runs)
         return;
-    uint4 *p = (uint4 *)(w + g * t_q4_0g::GBYTES); /* 144 = 9 × 16 bytes, 16-aligned */
-    __align__(16) uint8_t in[t_q4_0g::GBYTES], out[t_q4_0g::GBYTES];
+    uint4 *p = (uint4 *)(w + g * GB);
+    __align__(16) uint8_t in[GB], out[GB];
 #pragma unroll
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < V; i++)
         ((uint4 *)in)[i] = p[i];
 #pragma unroll
     for (int b = 0; b < 8; b++) {
-        out[2 * b] = in[18 * b];
-        out[2 * b + 1] = in[18 * b + 1];
+        out[2 * b] = in[(2 + QB) * b];
+        out[2 * b + 1] = in[(2 + QB) * b + 1];
 #pragma unroll
-        for (int i = 0; i < 16; i++)
-            out[16 + 16 * b + i] = in[18 * b + 2 + i];
+        for (int i = 0; i < QB; i++)
+            out[16 + QB * b + i] = in[(2 + QB) * b + 2 + i];
     }
 #pragma unroll
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < V; i++)
         p[i] = ((const uint4 *)out)[i];
 }
 
@@ -287,7 +288,11 @@ int cuda_mmv_pack(uint32_t type, void *w, int64_t k, int64_t n, cudaStream_t s)
     if ((uintptr_t)w % 16 != 0)
         return -1;
     const int64_t runs = k / 256 * n;
-    klaunch(k_pack_q4_0, (unsigned)((runs + 255) / 256), 256, 0, s, (uint8_t *)w, runs);
+    const unsigned grid = (unsigned)((runs + 255) / 256);
+    if (type == QTYPE_Q4_0)
+        klaunch(k_pack_runs<16>, grid, 256, 0, s, (uint8_t *)w, runs);
+    else
+        klaunch(k_pack_runs<32>, grid, 256, 0, s, (uint8_t *)w, runs);
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 
@@ -336,7 +341,9 @@ template <class F> static int mmv_with_type(uint32_t type, F &&f, int64_t k = 0)
     case QTYPE_Q4_1: return f.template operator()<t_q4_1>();
     case QTYPE_Q5_0: return f.template operator()<t_q5_0>();
     case QTYPE_Q5_1: return f.template operator()<t_q5_1>();
-    case QTYPE_Q8_0: return f.template operator()<t_q8_0>();
+    case QTYPE_Q8_0:
+        return cuda_mmv_grouped(type, k) ? f.template operator()<t_q8_0g>()
+                                         : f.template operator()<t_q8_0>();
     case QTYPE_Q2_K: return f.template operator()<t_q2_k>();
     case QTYPE_Q3_K: return f.template operator()<t_q3_k>();
     case QTYPE_Q4_K: return f.template operator()<t_q4_k>();

@@ -181,74 +181,6 @@ struct t_q4_0 {
     }
 };
 
-/*
- * Q4_0 as the GPU stores it when a row has a multiple of 8 blocks (cuda_mmv_pack): each run of 8
- * blocks (144 bytes, the same bytes as 8 GGUF blocks) holds their 8 f16 scales first, then their
- * 8 × 16 quant bytes, so a block's quants are one aligned 16-byte load instead of five words
- * joined by funnel shifts.  Rows are whole runs, so a block's run starts at its row (or at the
- * tensor) plus 144 · (b / 8).  fetch_g and deq8_g take the row (tensor) and the block index.
- */
-struct t_q4_0g : t_q4_0 {
-    static constexpr int ALIGN = 16;
-    static constexpr int G = 8, GBYTES = 8 * 18;
-    struct raw {
-        uint4 q;
-        float d;
-    };
-    static __device__ void fetch_g(raw &w, const uint8_t *row, int64_t b, int)
-    {
-        const uint8_t *g = row + (b >> 3) * GBYTES;
-        const int i = (int)(b & 7);
-        w.q = ld_u128(g + 16 + 16 * i);
-        w.d = ld_half(g + 2 * i);
-    }
-    static __device__ float calc(const raw &w, int, const act &x)
-    {
-        const unsigned qq[4] = { w.q.x, w.q.y, w.q.z, w.q.w };
-        int lo[4], hi[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            lo[i] = (int)(qq[i] & 0x0F0F0F0Fu);
-            hi[i] = (int)((qq[i] >> 4) & 0x0F0F0F0Fu);
-        }
-        const int s = dot4(lo, x.a[0]) + dot4(hi, x.a[1]) - 8 * (x.s[0] + x.s[1]);
-        return w.d * x.d[0] * (float)s;
-    }
-    static __device__ void deq8_g(const uint8_t *row, int64_t b, int o, float *out)
-    {
-        const uint8_t *g = row + (b >> 3) * GBYTES;
-        const uint8_t *qs = g + 16 + 16 * (b & 7);
-        const float d = ld_half(g + 2 * (b & 7));
-        for (int t = 0; t < 8; t++) {
-            const int e = o + t;
-            const int q = e < 16 ? qs[e] & 15 : qs[e - 16] >> 4;
-            out[t] = (q - 8) * d;
-        }
-    }
-};
-
-/* Types stored in runs of blocks (fetch_g/deq8_g, addressed by row and block) or block by block. */
-template <class Q, class = void> struct q_grouped : std::false_type {};
-template <class Q> struct q_grouped<Q, decltype((void)&Q::fetch_g)> : std::true_type {};
-
-template <class Q>
-__device__ __forceinline__ void q_fetch(typename Q::raw &w, const uint8_t *row, int64_t b, int j)
-{
-    if constexpr (q_grouped<Q>::value)
-        Q::fetch_g(w, row, b, j);
-    else
-        Q::fetch(w, row + b * Q::BYTES, j);
-}
-
-template <class Q>
-__device__ __forceinline__ void q_deq8(const uint8_t *w, int64_t blk, int o, float *out)
-{
-    if constexpr (q_grouped<Q>::value)
-        Q::deq8_g(w, blk, o, out);
-    else
-        Q::deq8(w + blk * Q::BYTES, o, out);
-}
-
 struct t_q4_1 {
     static constexpr int BLK = 32, BYTES = 20, UPB = 1, ALIGN = 4;
     using act = act_q<2>;
@@ -395,6 +327,87 @@ struct t_q8_0 {
             out[t] = (int8_t)p[2 + o + t] * d;
     }
 };
+
+/*
+ * Q4_0 and Q8_0 as the GPU stores them when a row has a multiple of 8 blocks (cuda_mmv_pack):
+ * each run of 8 blocks (the same bytes as 8 GGUF blocks) holds their 8 f16 scales first, then
+ * their 8 quant arrays of QB bytes, so that a block's quants are aligned 16-byte loads instead of
+ * words joined by funnel shifts.  Rows are whole runs, so block b's run starts at its row (or at
+ * the tensor) plus GBYTES · (b / 8).
+ */
+template <int QB> struct q_run {
+    static constexpr int GBYTES = 8 * (2 + QB);
+    static __device__ const uint8_t *quants(const uint8_t *row, int64_t b)
+    {
+        return row + (b >> 3) * GBYTES + 16 + QB * (b & 7);
+    }
+    static __device__ float scale(const uint8_t *row, int64_t b)
+    {
+        return ld_half(row + (b >> 3) * GBYTES + 2 * (b & 7));
+    }
+};
+
+/* fetch_g and deq8_g take the row (or tensor) and the block index; raw and calc are GGUF's. */
+struct t_q4_0g : t_q4_0, q_run<16> {
+    static constexpr int ALIGN = 16;
+    static __device__ void fetch_g(raw &w, const uint8_t *row, int64_t b, int)
+    {
+        const uint4 v = ld_u128(quants(row, b));
+        w.q[0] = (int)v.x, w.q[1] = (int)v.y, w.q[2] = (int)v.z, w.q[3] = (int)v.w;
+        w.d = scale(row, b);
+    }
+    static __device__ void deq8_g(const uint8_t *row, int64_t b, int o, float *out)
+    {
+        const uint8_t *qs = quants(row, b);
+        const float d = scale(row, b);
+        for (int t = 0; t < 8; t++) {
+            const int e = o + t;
+            const int q = e < 16 ? qs[e] & 15 : qs[e - 16] >> 4;
+            out[t] = (q - 8) * d;
+        }
+    }
+};
+
+struct t_q8_0g : t_q8_0, q_run<32> {
+    static constexpr int ALIGN = 16;
+    static __device__ void fetch_g(raw &w, const uint8_t *row, int64_t b, int)
+    {
+        const uint8_t *qs = quants(row, b);
+        const uint4 v0 = ld_u128(qs), v1 = ld_u128(qs + 16);
+        w.q[0] = (int)v0.x, w.q[1] = (int)v0.y, w.q[2] = (int)v0.z, w.q[3] = (int)v0.w;
+        w.q[4] = (int)v1.x, w.q[5] = (int)v1.y, w.q[6] = (int)v1.z, w.q[7] = (int)v1.w;
+        w.d = scale(row, b);
+    }
+    static __device__ void deq8_g(const uint8_t *row, int64_t b, int o, float *out)
+    {
+        const uint8_t *qs = quants(row, b);
+        const float d = scale(row, b);
+        for (int t = 0; t < 8; t++)
+            out[t] = (int8_t)qs[o + t] * d;
+    }
+};
+
+/* Types stored in runs of blocks (fetch_g/deq8_g, addressed by row and block) or block by block. */
+template <class Q, class = void> struct q_grouped : std::false_type {};
+template <class Q> struct q_grouped<Q, decltype((void)&Q::fetch_g)> : std::true_type {};
+
+template <class Q>
+__device__ __forceinline__ void q_fetch(typename Q::raw &w, const uint8_t *row, int64_t b, int j)
+{
+    if constexpr (q_grouped<Q>::value)
+        Q::fetch_g(w, row, b, j);
+    else
+        Q::fetch(w, row + b * Q::BYTES, j);
+}
+
+template <class Q>
+__device__ __forceinline__ void q_deq8(const uint8_t *w, int64_t blk, int o, float *out)
+{
+    if constexpr (q_grouped<Q>::value)
+        Q::deq8_g(w, blk, o, out);
+    else
+        Q::deq8(w + blk * Q::BYTES, o, out);
+}
 
 /*
  * Q4_K/Q5_K scales and mins of the sub-block pair (2c, 2c+1), packed as in the 12 bytes
