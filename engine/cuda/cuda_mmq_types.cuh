@@ -185,25 +185,44 @@ struct u_q5_k {
 
 /* Q6_K: elements 128h + 32t + l: ql byte 64h + 32(t&1) + l (nibble t>>1), qh byte 32h + l (bits
  * 2t, 2t+1), scale 8h + 2t + l/16. */
+__device__ __forceinline__ void q6_unpack(const uint8_t *pl, const uint8_t *ph, const uint8_t *sc,
+                                          const uint8_t *dp, int s, int (&q)[8], float (&ds)[2],
+                                          float (&dm)[2])
+{
+    const int h = s >> 2, t = s & 3;
+    int ql[8], qh[8];
+    ld_a2<8>(pl + 64 * h + 32 * (t & 1), ql);
+    ld_a2<8>(ph + 32 * h, qh);
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        q[i] = (int)__vsub4((((unsigned)ql[i] >> (4 * (t >> 1))) & 0x0F0F0F0Fu) |
+                                (((unsigned)qh[i] >> (2 * t)) & 0x03030303u) << 4,
+                            0x20202020);
+    const float d = ld_half(dp);
+    ds[0] = d * (float)ld_s8(sc + 8 * h + 2 * t);
+    ds[1] = d * (float)ld_s8(sc + 1 + 8 * h + 2 * t);
+    dm[0] = dm[1] = 0.0f;
+}
+
 struct u_q6_k {
     static constexpr int BYTES = 210, SUB = 16, ELEMS = 256;
     static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
                                   float (&dm)[2])
     {
         const uint8_t *p = row + (kb >> 3) * BYTES;
-        const int s = kb & 7, h = s >> 2, t = s & 3;
-        int ql[8], qh[8];
-        ld_a2<8>(p + 64 * h + 32 * (t & 1), ql);
-        ld_a2<8>(p + 128 + 32 * h, qh);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            q[i] = (int)__vsub4((((unsigned)ql[i] >> (4 * (t >> 1))) & 0x0F0F0F0Fu) |
-                                    (((unsigned)qh[i] >> (2 * t)) & 0x03030303u) << 4,
-                                0x20202020);
-        const float d = ld_half(p + 208);
-        ds[0] = d * (float)ld_s8(p + 192 + 8 * h + 2 * t);
-        ds[1] = d * (float)ld_s8(p + 193 + 8 * h + 2 * t);
-        dm[0] = dm[1] = 0.0f;
+        q6_unpack(p, p + 128, p + 192, p + 208, kb & 7, q, ds, dm);
+    }
+};
+
+/* Q6_K in the GPU's runs of 8 super-blocks (t_q6_kg). */
+struct u_q6_kg {
+    static constexpr int BYTES = 210, SUB = 16, ELEMS = 256;
+    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
+                                  float (&dm)[2])
+    {
+        const int64_t b = kb >> 3;
+        q6_unpack(q6_runs::ql(row, b), q6_runs::qh(row, b), q6_runs::sc(row, b),
+                  q6_runs::d(row, b), kb & 7, q, ds, dm);
     }
 };
 
@@ -278,7 +297,9 @@ template <class F> static int mq_with_type(uint32_t type, int64_t k, F &&f)
     case QTYPE_Q3_K: return f.template go<u_q3_k, false>(b256 * u_q3_k::BYTES);
     case QTYPE_Q4_K: return f.template go<u_q4_k, true>(b256 * u_q4_k::BYTES);
     case QTYPE_Q5_K: return f.template go<u_q5_k, true>(b256 * u_q5_k::BYTES);
-    case QTYPE_Q6_K: return f.template go<u_q6_k, false>(b256 * u_q6_k::BYTES);
+    case QTYPE_Q6_K:
+        return cuda_mmv_grouped(type, k) ? f.template go<u_q6_kg, false>(b256 * 210)
+                                         : f.template go<u_q6_k, false>(b256 * u_q6_k::BYTES);
     default: return -1;
     }
 }

@@ -6,9 +6,10 @@
  *
  * Weights are on the device as GGUF stores them: n rows of k elements, each row
  * quant_row_size(type, k) bytes of ggml blocks (engine/quant.h), with one exception made right
- * after the upload by cuda_mmv_pack: a Q4_0 or Q8_0 row of a multiple of 256 elements keeps each
- * run of 8 blocks with their scales first (cuda_mmv_grouped; the same bytes per row, reordered,
- * so that a block's quants are aligned 16-byte loads).  Activations for the integer
+ * after the upload by cuda_mmv_pack: a Q4_0 or Q8_0 row of a multiple of 8 blocks, or a Q6_K
+ * row of a multiple of 8 super-blocks, keeps each run of 8 blocks field by field, scales first
+ * (cuda_mmv_grouped; the same bytes per row, reordered, so that a block's quants are aligned
+ * 16-byte loads).  Activations for the integer
  * kernels are q8_1 blocks (struct blk_q8_1: half d, half s = d·Σqs, 32 int8), k/32 per row, made
  * by cuda_quantize_q8_1; float types (F32, F16, BF16) read the f32 activations directly.
  */
@@ -40,7 +41,7 @@ int cuda_mmv_wants_q8_1(uint32_t type);
 int cuda_mmv_is_kquant(uint32_t type);
 
 /* Does the GPU keep this type with rows of k elements in runs of 8 blocks (Q4_0 and Q8_0 with
- * k % 256 == 0)? */
+ * k % 256 == 0, Q6_K with k % 2048 == 0)? */
 int cuda_mmv_grouped(uint32_t type, int64_t k);
 
 /*

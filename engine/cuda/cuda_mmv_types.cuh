@@ -578,13 +578,54 @@ struct t_q6_k {
     }
     static __device__ void deq8(const uint8_t *p, int o, float *out)
     {
-        const float d = ld_half(p + 208);
+        deq8_at(p, p + 128, p + 192, p + 208, o, out);
+    }
+    /* elements o..o+7 of the super-block whose ql, qh, scales and d are at these addresses */
+    static __device__ void deq8_at(const uint8_t *ql, const uint8_t *qh, const uint8_t *sc,
+                                   const uint8_t *dp, int o, float *out)
+    {
+        const float d = ld_half(dp);
         for (int k = 0; k < 8; k++) {
             const int e = o + k, h = e / 128, t = (e % 128) / 32, l = e % 32;
-            const int qlb = p[64 * h + 32 * (t & 1) + l];
-            const int q = ((t < 2 ? qlb & 15 : qlb >> 4) | ((p[128 + 32 * h + l] >> (2 * t)) & 3) << 4) - 32;
-            out[k] = d * (float)(int8_t)p[192 + e / 16] * q;
+            const int qlb = ql[64 * h + 32 * (t & 1) + l];
+            const int q = ((t < 2 ? qlb & 15 : qlb >> 4) | ((qh[32 * h + l] >> (2 * t)) & 3) << 4) - 32;
+            out[k] = d * (float)(int8_t)sc[e / 16] * q;
         }
+    }
+};
+
+/*
+ * Q6_K as the GPU stores it when a row has a multiple of 8 super-blocks (cuda_mmv_pack): each
+ * run of 8 (1,680 bytes) holds their 8 d, then their 8 × 16 scales, 8 × 128 ql and 8 × 64 qh, so
+ * that a unit's ql and qh are aligned 16-byte loads (GGUF's 210-byte blocks are 2-byte aligned).
+ */
+struct q6_runs {
+    static constexpr int GBYTES = 8 * 210;
+    static __device__ const uint8_t *run(const uint8_t *row, int64_t b)
+    {
+        return row + (b >> 3) * GBYTES;
+    }
+    static __device__ const uint8_t *ql(const uint8_t *row, int64_t b) { return run(row, b) + 144 + 128 * (b & 7); }
+    static __device__ const uint8_t *qh(const uint8_t *row, int64_t b) { return run(row, b) + 1168 + 64 * (b & 7); }
+    static __device__ const uint8_t *sc(const uint8_t *row, int64_t b) { return run(row, b) + 16 + 16 * (b & 7); }
+    static __device__ const uint8_t *d(const uint8_t *row, int64_t b) { return run(row, b) + 2 * (b & 7); }
+};
+
+struct t_q6_kg : t_q6_k, q6_runs {
+    static constexpr int ALIGN = 16;
+    static __device__ void fetch_g(raw &w, const uint8_t *row, int64_t b, int j)
+    {
+        const int h = j >> 2, g = j & 1;
+        const uint4 l = ld_u128(ql(row, b) + 16 * j), u = ld_u128(qh(row, b) + 32 * h + 16 * g);
+        w.ql[0] = (int)l.x, w.ql[1] = (int)l.y, w.ql[2] = (int)l.z, w.ql[3] = (int)l.w;
+        w.qh[0] = (int)u.x, w.qh[1] = (int)u.y, w.qh[2] = (int)u.z, w.qh[3] = (int)u.w;
+        w.sc0 = ld_s8(sc(row, b) + j + 4 * h);
+        w.sc1 = ld_s8(sc(row, b) + j + 4 * h + 4);
+        w.d = ld_half(d(row, b));
+    }
+    static __device__ void deq8_g(const uint8_t *row, int64_t b, int o, float *out)
+    {
+        deq8_at(ql(row, b), qh(row, b), sc(row, b), d(row, b), o, out);
     }
 };
 
