@@ -587,6 +587,7 @@ int main(int argc, char **argv)
             test_mmv(type, 4096, ns[i]);
         test_mmv(type, 11008, 3);
         test_mmv(type, 11008, 515);
+        test_mmv(type, 14336, 3); /* Q6_K in runs over several units a thread (Llama-3's down) */
         test_dequant(type, k0, 3);
         test_dequant(type, 4096, 64);
     }
