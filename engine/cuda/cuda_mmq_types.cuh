@@ -23,33 +23,16 @@
 __device__ __forceinline__ int nib_lo(int w) { return w & 0x0F0F0F0F; }
 __device__ __forceinline__ int nib_hi(int w) { return (int)((unsigned)w >> 4) & 0x0F0F0F0F; }
 
-struct u_q4_0 {
-    static constexpr int BYTES = 18, SUB = 32, ELEMS = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + kb * BYTES;
-        int w[4];
-        ld_a2<4>(p + 2, w);
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            q[i] = (int)__vsub4(nib_lo(w[i]), 0x08080808);
-            q[4 + i] = (int)__vsub4(nib_hi(w[i]), 0x08080808);
-        }
-        ds[0] = ds[1] = ld_half(p);
-        dm[0] = dm[1] = 0.0f;
-    }
-};
-
-/* Q4_0 and Q8_0 in the GPU's runs of 8 blocks (t_q4_0g, t_q8_0g: the same raw words). */
-template <class T> struct u_run {
+/* Q4_0 and Q8_0, as GGUF stores them (t_q4_0, t_q8_0) or in the GPU's runs of 8 blocks
+ * (t_q4_0g, t_q8_0g): the decode kernels' raw words (q_fetch), unpacked. */
+template <class T> struct u_legacy {
     static constexpr int BYTES = T::BYTES, SUB = 32, ELEMS = 32;
     static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
                                   float (&dm)[2])
     {
         typename T::raw w;
-        T::fetch_g(w, row, kb, 0);
-        if constexpr (std::is_same<T, t_q4_0g>::value) { /* nibbles, offset 8 */
+        q_fetch<T>(w, row, kb, 0);
+        if constexpr (std::is_base_of<t_q4_0, T>::value) { /* nibbles, offset 8 */
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 q[i] = (int)__vsub4(nib_lo(w.q[i]), 0x08080808);
@@ -122,18 +105,6 @@ struct u_q5_1 {
         }
         ds[0] = ds[1] = d.x;
         dm[0] = dm[1] = -d.y;
-    }
-};
-
-struct u_q8_0 {
-    static constexpr int BYTES = 34, SUB = 32, ELEMS = 32;
-    static __device__ void unpack(const uint8_t *row, int kb, int (&q)[8], float (&ds)[2],
-                                  float (&dm)[2])
-    {
-        const uint8_t *p = row + kb * BYTES;
-        ld_a2<8>(p + 2, q);
-        ds[0] = ds[1] = ld_half(p);
-        dm[0] = dm[1] = 0.0f;
     }
 };
 
@@ -285,21 +256,21 @@ template <class F> static int mq_with_type(uint32_t type, int64_t k, F &&f)
     const size_t b32 = (size_t)(k / 32), b256 = (size_t)(k / 256);
     switch (type) {
     case QTYPE_Q4_0:
-        return cuda_mmv_grouped(type, k) ? f.template go<u_run<t_q4_0g>, false>(b32 * 18)
-                                         : f.template go<u_q4_0, false>(b32 * u_q4_0::BYTES);
+        return cuda_mmv_grouped(type, k) ? f.template go<u_legacy<t_q4_0g>, false>(b32 * 18)
+                                         : f.template go<u_legacy<t_q4_0>, false>(b32 * 18);
     case QTYPE_Q4_1: return f.template go<u_q4_1, true>(b32 * u_q4_1::BYTES);
     case QTYPE_Q5_0: return f.template go<u_q5_0, false>(b32 * u_q5_0::BYTES);
     case QTYPE_Q5_1: return f.template go<u_q5_1, true>(b32 * u_q5_1::BYTES);
     case QTYPE_Q8_0:
-        return cuda_mmv_grouped(type, k) ? f.template go<u_run<t_q8_0g>, false>(b32 * 34)
-                                         : f.template go<u_q8_0, false>(b32 * u_q8_0::BYTES);
+        return cuda_mmv_grouped(type, k) ? f.template go<u_legacy<t_q8_0g>, false>(b32 * 34)
+                                         : f.template go<u_legacy<t_q8_0>, false>(b32 * 34);
     case QTYPE_Q2_K: return f.template go<u_q2_k, true>(b256 * u_q2_k::BYTES);
     case QTYPE_Q3_K: return f.template go<u_q3_k, false>(b256 * u_q3_k::BYTES);
     case QTYPE_Q4_K: return f.template go<u_q4_k, true>(b256 * u_q4_k::BYTES);
     case QTYPE_Q5_K: return f.template go<u_q5_k, true>(b256 * u_q5_k::BYTES);
     case QTYPE_Q6_K:
         return cuda_mmv_grouped(type, k) ? f.template go<u_q6_kg, false>(b256 * 210)
-                                         : f.template go<u_q6_k, false>(b256 * u_q6_k::BYTES);
+                                         : f.template go<u_q6_k, false>(b256 * 210);
     default: return -1;
     }
 }

@@ -291,13 +291,17 @@ int cuda_mmv_pack(uint32_t type, void *w, int64_t k, int64_t n, cudaStream_t s)
     const int64_t runs = (type == QTYPE_Q6_K ? k / 256 : k / 32) / 8 * n;
     const unsigned grid = (unsigned)((runs + 255) / 256);
     uint8_t *p = (uint8_t *)w;
+    /* the fields as GGUF's blocks hold them (quant_ref.c) and where q_run / q6_runs read them */
     if (type == QTYPE_Q4_0)
-        klaunch(k_pack_runs<18>, grid, 256, 0, s, p, runs, run_map{ 2, { 0, 2 }, { 2, 16 }, { 0, 16 } });
+        klaunch(k_pack_runs<18>, grid, 256, 0, s, p, runs,
+                run_map{ 2, { 0, 2 }, { 2, 16 }, { 0, q_run<16>::QS } });
     else if (type == QTYPE_Q8_0)
-        klaunch(k_pack_runs<34>, grid, 256, 0, s, p, runs, run_map{ 2, { 0, 2 }, { 2, 32 }, { 0, 16 } });
-    else /* Q6_K: d, scales, ql, qh (q6_runs) */
+        klaunch(k_pack_runs<34>, grid, 256, 0, s, p, runs,
+                run_map{ 2, { 0, 2 }, { 2, 32 }, { 0, q_run<32>::QS } });
+    else /* Q6_K: d, scales, ql, qh */
         klaunch(k_pack_runs<210>, grid, 256, 0, s, p, runs,
-                run_map{ 4, { 208, 192, 0, 128 }, { 2, 16, 128, 64 }, { 0, 16, 144, 1168 } });
+                run_map{ 4, { 208, 192, 0, 128 }, { 2, 16, 128, 64 },
+                         { 0, q6_runs::SC, q6_runs::QL, q6_runs::QH } });
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 
@@ -729,8 +733,7 @@ extern "C" int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n
     for (int64_t i = 0; i < k; i++)
         hx[i] = (float)((i * 2654435761u % 1000) / 500.0 - 1.0);
     MMV_TRY(cudaMalloc(&dw, stride * copies));
-    for (int c = 0; c < copies; c++)
-    {
+    for (int c = 0; c < copies; c++) {
         MMV_TRY(cudaMemcpy(dw + stride * c, w, wbytes, cudaMemcpyHostToDevice));
         if (cuda_mmv_pack(type, dw + stride * c, k, n, 0)) {
             snprintf(err, errlen, "cuda_mmv_pack failed");

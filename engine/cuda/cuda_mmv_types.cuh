@@ -170,12 +170,13 @@ struct t_q4_0 {
         const int s = dot4(lo, x.a[0]) + dot4(hi, x.a[1]) - 8 * (x.s[0] + x.s[1]);
         return w.d * x.d[0] * (float)s;
     }
-    static __device__ void deq8(const uint8_t *p, int o, float *out)
+    static __device__ void deq8(const uint8_t *p, int o, float *out) { deq8_at(p + 2, ld_half(p), o, out); }
+    /* elements o..o+7 of the block whose 16 quant bytes are at qs, with scale d */
+    static __device__ void deq8_at(const uint8_t *qs, float d, int o, float *out)
     {
-        const float d = ld_half(p);
         for (int t = 0; t < 8; t++) {
             const int e = o + t;
-            const int q = e < 16 ? p[2 + e] & 15 : p[2 + e - 16] >> 4;
+            const int q = e < 16 ? qs[e] & 15 : qs[e - 16] >> 4;
             out[t] = (q - 8) * d;
         }
     }
@@ -320,11 +321,11 @@ struct t_q8_0 {
         }
         return w.d * x.d[0] * (float)(dot4(lo, x.a[0]) + dot4(hi, x.a[1]));
     }
-    static __device__ void deq8(const uint8_t *p, int o, float *out)
+    static __device__ void deq8(const uint8_t *p, int o, float *out) { deq8_at(p + 2, ld_half(p), o, out); }
+    static __device__ void deq8_at(const uint8_t *qs, float d, int o, float *out)
     {
-        const float d = ld_half(p);
         for (int t = 0; t < 8; t++)
-            out[t] = (int8_t)p[2 + o + t] * d;
+            out[t] = (int8_t)qs[o + t] * d;
     }
 };
 
@@ -336,10 +337,10 @@ struct t_q8_0 {
  * the tensor) plus GBYTES · (b / 8).
  */
 template <int QB> struct q_run {
-    static constexpr int GBYTES = 8 * (2 + QB);
+    static constexpr int GBYTES = 8 * (2 + QB), QS = 8 * 2; /* the quants after the 8 scales */
     static __device__ const uint8_t *quants(const uint8_t *row, int64_t b)
     {
-        return row + (b >> 3) * GBYTES + 16 + QB * (b & 7);
+        return row + (b >> 3) * GBYTES + QS + QB * (b & 7);
     }
     static __device__ float scale(const uint8_t *row, int64_t b)
     {
@@ -358,13 +359,7 @@ struct t_q4_0g : t_q4_0, q_run<16> {
     }
     static __device__ void deq8_g(const uint8_t *row, int64_t b, int o, float *out)
     {
-        const uint8_t *qs = quants(row, b);
-        const float d = scale(row, b);
-        for (int t = 0; t < 8; t++) {
-            const int e = o + t;
-            const int q = e < 16 ? qs[e] & 15 : qs[e - 16] >> 4;
-            out[t] = (q - 8) * d;
-        }
+        deq8_at(quants(row, b), scale(row, b), o, out);
     }
 };
 
@@ -380,10 +375,7 @@ struct t_q8_0g : t_q8_0, q_run<32> {
     }
     static __device__ void deq8_g(const uint8_t *row, int64_t b, int o, float *out)
     {
-        const uint8_t *qs = quants(row, b);
-        const float d = scale(row, b);
-        for (int t = 0; t < 8; t++)
-            out[t] = (int8_t)qs[o + t] * d;
+        deq8_at(quants(row, b), scale(row, b), o, out);
     }
 };
 
@@ -600,14 +592,15 @@ struct t_q6_k {
  * that a unit's ql and qh are aligned 16-byte loads (GGUF's 210-byte blocks are 2-byte aligned).
  */
 struct q6_runs {
-    static constexpr int GBYTES = 8 * 210;
+    /* where each field of the 8 starts in a run */
+    static constexpr int GBYTES = 8 * 210, SC = 8 * 2, QL = SC + 8 * 16, QH = QL + 8 * 128;
     static __device__ const uint8_t *run(const uint8_t *row, int64_t b)
     {
         return row + (b >> 3) * GBYTES;
     }
-    static __device__ const uint8_t *ql(const uint8_t *row, int64_t b) { return run(row, b) + 144 + 128 * (b & 7); }
-    static __device__ const uint8_t *qh(const uint8_t *row, int64_t b) { return run(row, b) + 1168 + 64 * (b & 7); }
-    static __device__ const uint8_t *sc(const uint8_t *row, int64_t b) { return run(row, b) + 16 + 16 * (b & 7); }
+    static __device__ const uint8_t *ql(const uint8_t *row, int64_t b) { return run(row, b) + QL + 128 * (b & 7); }
+    static __device__ const uint8_t *qh(const uint8_t *row, int64_t b) { return run(row, b) + QH + 64 * (b & 7); }
+    static __device__ const uint8_t *sc(const uint8_t *row, int64_t b) { return run(row, b) + SC + 16 * (b & 7); }
     static __device__ const uint8_t *d(const uint8_t *row, int64_t b) { return run(row, b) + 2 * (b & 7); }
 };
 
