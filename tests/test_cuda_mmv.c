@@ -289,6 +289,47 @@ out:
     free(ref);
 }
 
+/* q|k and v of two k-quant types in one launch: every row bit for bit what cuda_mmv gives. */
+static void test_pair(uint32_t t1, int64_t n1, uint32_t t2, int64_t n2, int64_t k)
+{
+    char what[128], err[256];
+    float *wd1, *wd2;
+    void *w1 = make_weight(t1, k, n1, &wd1), *w2 = make_weight(t2, k, n2, &wd2);
+    float *x = xmalloc((size_t)k * sizeof(float));
+    float *y = xmalloc((size_t)(n1 + n2) * sizeof(float));
+    float *y1 = xmalloc((size_t)n1 * sizeof(float)), *y2 = xmalloc((size_t)n2 * sizeof(float));
+    for (int64_t i = 0; i < k; i++)
+        x[i] = rng_gauss();
+    snprintf(what, sizeof(what), "pair %s n=%lld + %s n=%lld, k=%lld",
+             quant_traits_get(t1)->name, (long long)n1, quant_traits_get(t2)->name,
+             (long long)n2, (long long)k);
+    if (cuda_test_mmv_pair(t1, w1, n1, t2, w2, n2, k, x, y, err, sizeof(err)) != 0 ||
+        cuda_test_mmv(t1, w1, NULL, k, n1, x, -1, y1, err, sizeof(err)) != 0 ||
+        cuda_test_mmv(t2, w2, NULL, k, n2, x, -1, y2, err, sizeof(err)) != 0) {
+        ok(0, "%s: %s", what, err);
+    } else {
+        int64_t bad = -1;
+        for (int64_t i = 0; i < n1 + n2 && bad < 0; i++) {
+            float want = i < n1 ? y1[i] : y2[i - n1];
+            if (memcmp(&y[i], &want, sizeof want) != 0)
+                bad = i;
+        }
+        ok(bad < 0, "%s: the separate products' values, bit for bit%s", what,
+           bad < 0 ? "" : " (a row differs)");
+        if (bad >= 0)
+            diag("row %lld: %.9g against %.9g", (long long)bad, y[bad],
+                 bad < n1 ? y1[bad] : y2[bad - n1]);
+    }
+    free(w1);
+    free(w2);
+    free(wd1);
+    free(wd2);
+    free(x);
+    free(y);
+    free(y1);
+    free(y2);
+}
+
 /* y = W x + bias + residual, the residual already in y (aliasing, as the model uses it). */
 static void test_epilogue(uint32_t type, int64_t k, int64_t n)
 {
@@ -601,6 +642,18 @@ int main(int argc, char **argv)
         test_glu(types[t], 4096, 3, MMV_ACT_GELU_ID);
     }
     test_glu(QTYPE_Q4_K, 11008, 64, MMV_ACT_GELU_ID);
+    test_pair(QTYPE_Q4_K, 8192, QTYPE_Q6_K, 4096, 4096); /* Llama-2's q|k, v: runs of 8 */
+    test_pair(QTYPE_Q4_K, 4608, QTYPE_Q6_K, 1024, 4096); /* Llama-3's (GQA 8) */
+    test_pair(QTYPE_Q5_K, 515, QTYPE_Q6_K, 515, 11008);  /* GGUF's Q6_K layout */
+    test_pair(QTYPE_Q4_K, 3, QTYPE_Q6_K, 64, 256);       /* a row a block (tiny models) */
+    {
+        char err[256];
+        float x[256] = { 0 }, y[2];
+        static uint8_t w[210];
+        ok(cuda_test_mmv_pair(QTYPE_Q4_K, w, 1, QTYPE_Q4_K, w, 1, 256, x, y, err,
+                              sizeof(err)) == 1,
+           "pair: types without a combined kernel are left to the caller (%s)", err);
+    }
     for (int t = 0; t < N_TYPES; t++) {
         if (is_float_type(types[t]))
             continue;

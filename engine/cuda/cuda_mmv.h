@@ -68,6 +68,15 @@ int cuda_mmv(uint32_t type, const void *w, int64_t k, int64_t n, const float *x,
 int cuda_mmv_glu(uint32_t type, const void *wg, const void *wu, int64_t k, int64_t n,
                  const float *x, const void *xq, enum mmv_act act, float *y, cudaStream_t s);
 
+/*
+ * y[0 .. n1) = W1 · x and y[n1 .. n1 + n2) = W2 · x in one launch, for two k-quant weights of
+ * different types over the same rounded activation xq (the layers of Q4_K_M and Q5_K_M whose v
+ * is Q6_K); each row's value is cuda_mmv's, bit for bit.  0; 1 where this pair of types has no
+ * combined kernel (then run them one by one); -1 for a bad shape or alignment.
+ */
+int cuda_mmv_pair(uint32_t t1, const void *w1, int64_t n1, uint32_t t2, const void *w2,
+                  int64_t n2, int64_t k, const void *xq, float *y, cudaStream_t s);
+
 /* out (n × k halves, row-major) = W dequantized; for cuBLAS.  0 or -1 for unsupported types. */
 int cuda_dequant_f16(uint32_t type, const void *w, int64_t k, int64_t n, __half *out,
                      cudaStream_t s);
@@ -127,6 +136,12 @@ int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k, in
 int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,
                        int rows, const float *x, int act, const float *bias,
                        const float *residual, int mmq, float *y_rows, float *y_one, char *err,
+                       size_t errlen);
+/* cuda_mmv_pair over host weights w1 (n1 rows of t1) and w2 (n2 rows of t2) and one
+ * activation row, rounded as the model rounds it for k-quants: y gets n1 + n2 floats.  0; 1
+ * (with err) where the pair has no combined kernel; -1 with a one-line reason in err. */
+int cuda_test_mmv_pair(uint32_t t1, const void *w1, int64_t n1, uint32_t t2, const void *w2,
+                       int64_t n2, int64_t k, const float *x, float *y, char *err,
                        size_t errlen);
 /* Median microseconds of one cuda_mmv launch (n × k of type, weights from w), over device copies
  * that L2 cannot hold, timed with events around graph replays. */

@@ -479,6 +479,8 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
     /* H100, Llama-2-7B, prompt t/s, the decode kernels against cuda_mmf: Q4_K_M 9 tokens 1041 /
      * 941, 10: 1041 / 1037, 12: 1153 / 1252, 16: 1282 / 1649; Q4_0 16: 1965 / 1664 */
     cm->mmv_rows_k = getenv("KF_CUDA_MMV_ROWS") ? cm->mmv_rows : cm->mmf_max >= 16 ? 11 : 16;
+    /* KF_CUDA_PAIR=0: decode's q|k and v of different types (Q4_K_M's Q6_K v) as two launches */
+    cm->mmv_pair = !(getenv("KF_CUDA_PAIR") && !strcmp(getenv("KF_CUDA_PAIR"), "0"));
     /* `ncu --profile-from-start off` then sees the kernels of that one decode step only */
     cm->prof_step = getenv("KF_CUDA_PROFILE_STEP") ? atoi(getenv("KF_CUDA_PROFILE_STEP")) : 0;
     CU_TRY(cudaStreamSynchronize(cm->s));

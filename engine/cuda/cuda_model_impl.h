@@ -69,6 +69,7 @@ struct cuda_model {
     int mmv_rows;                  /* products of up to this many rows stay on the mmv kernels */
     int mmv_rows_k;                /* ... for the k-quants */
     int mmq;                       /* longer ones of the integer types take cuda_mmq (else cuBLAS) */
+    int mmv_pair;                  /* decode's q|k and v of different k-quants in one launch */
     int mmf_max;                   /* ... or cuda_mmf up to this many rows (0: never) */
     float *part;                   /* cuda_mmf's split-k partials (MMF_PART_FLOATS) */
     int prof_step;                 /* KF_CUDA_PROFILE_STEP: decode steps left before the one profiled */
