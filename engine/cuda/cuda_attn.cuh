@@ -409,10 +409,11 @@ static __device__ __forceinline__ void dec_dots(const float (&kf)[DEC_U][8],
 /*
  * Σ p·v over rows 0 .. n−1 of V for heads j0 .. j0+3 (those < nh), p = ps[j·pstride + row]
  * (the split kernels; k_dec_short has its own loop, which also reads the new token's value
- * from shared memory).  This thread covers rows kg, kg + nkg, ... (key group kg of nkg; lane li
- * of the L per row).  Then the sums meet — the warp's key groups by shuffles, the 8 warps in
- * red — and thread d < hd writes the total for head j0 + jj to out[jj * hd + d].  Every
- * thread of the block must call it.
+ * from shared memory: this function with an optional last row from there served it too, and
+ * decoding ran 0.3-0.8% slower, docs/cuda.md session 14).  This thread covers rows kg,
+ * kg + nkg, ... (key group kg of nkg; lane li of the L per row).  Then the sums meet — the
+ * warp's key groups by shuffles, the 8 warps in red — and thread d < hd writes the total for
+ * head j0 + jj to out[jj * hd + d].  Every thread of the block must call it.
  */
 template <int Q8>
 static __device__ __forceinline__ void dec_pv(const uint8_t *V, int rowb, int n, const float *ps,
