@@ -226,16 +226,19 @@ static void side_join(struct cuda_model *cm)
 }
 
 /* A decode step's q|k and v of two k-quant types (Q4_K_M's Q6_K v) in one launch
- * (cuda_mmv_pair): 0, or 1 where they take two (other types, biases, KF_CUDA_PAIR=0). */
-static int qkv_pair(struct cuda_model *cm, const struct glayer *l)
+ * (cuda_mmv_pair): 0; 1 where they take two launches (a prompt, biases, KF_CUDA_PAIR=0, types
+ * without a combined kernel); -1 on failure. */
+static int qkv_pair(struct cuda_model *cm, const struct glayer *l, int n)
 {
     const struct dw *a = &l->wqkv[0], *b = &l->wqkv[1];
-    if (!cm->mmv_pair || l->nq != 2 || l->b_qkv || a->act != b->act || a->k != b->k ||
+    if (n != 1 || !cm->mmv_pair || l->nq != 2 || l->b_qkv || a->act != b->act || a->k != b->k ||
         !mmv_path(cm, a, 1) || !mmv_path(cm, b, 1) || !cuda_mmv_wants_q8_1(a->type) ||
         !cuda_mmv_wants_q8_1(b->type))
         return 1;
-    if (!prepared(cm, a, cm->xn, 1))
+    if (!prepared(cm, a, cm->xn, 1)) { /* (marked: a refused pair's two launches reuse it) */
         ops_round_act(cm->xn, 1, a->k, a->act, cm->xq, NULL, cm->s);
+        mark_prepared(cm, cm->xn, a->act, 1, 1, 0);
+    }
     return cuda_mmv_pair(a->type, a->d, a->n, b->type, b->d, b->n, a->k, cm->xq, cm->qkv, cm->s);
 }
 
@@ -251,7 +254,7 @@ static int run_layers(struct cuda_model *cm, int n, int span)
                          cm->vstride, cm->s);
     for (int i = 0; i < cm->nl; i++) {
         struct glayer *l = &cm->L[i];
-        int rc = 1;
+        int rc;
         /* attention block */
         /* Q/K/V products of different types (Q4_K_M's q6_K values) share the rounding when
          * their activation formats agree */
@@ -263,9 +266,9 @@ static int run_layers(struct cuda_model *cm, int n, int span)
         if (l->nq == 1) {
             if (linear(cm, &l->wqkv[0], cm->xn, n, cm->qkv, l->b_qkv, NULL))
                 return -1;
-        } else if (n > 1 || (rc = qkv_pair(cm, l)) != 0) {
-            if (rc < 0)
-                return -1;
+        } else if ((rc = qkv_pair(cm, l, n)) < 0) {
+            return -1;
+        } else if (rc > 0) {
             /* separate products write strided pieces of each row through a bounce buffer;
              * one row (decode) is written in place */
             int off = 0;

@@ -254,23 +254,24 @@ struct u_q3_k {
 template <class F> static int mq_with_type(uint32_t type, int64_t k, F &&f)
 {
     const size_t b32 = (size_t)(k / 32), b256 = (size_t)(k / 256);
+    const bool g = cuda_mmv_grouped(type, k); /* the GPU's layout (cuda_mmv_pack) */
     switch (type) {
     case QTYPE_Q4_0:
-        return cuda_mmv_grouped(type, k) ? f.template go<u_legacy<t_q4_0g>, false>(b32 * 18)
-                                         : f.template go<u_legacy<t_q4_0>, false>(b32 * 18);
+        return g ? f.template go<u_legacy<t_q4_0g>, false>(b32 * t_q4_0::BYTES)
+                 : f.template go<u_legacy<t_q4_0>, false>(b32 * t_q4_0::BYTES);
     case QTYPE_Q4_1: return f.template go<u_q4_1, true>(b32 * u_q4_1::BYTES);
     case QTYPE_Q5_0: return f.template go<u_q5_0, false>(b32 * u_q5_0::BYTES);
     case QTYPE_Q5_1: return f.template go<u_q5_1, true>(b32 * u_q5_1::BYTES);
     case QTYPE_Q8_0:
-        return cuda_mmv_grouped(type, k) ? f.template go<u_legacy<t_q8_0g>, false>(b32 * 34)
-                                         : f.template go<u_legacy<t_q8_0>, false>(b32 * 34);
+        return g ? f.template go<u_legacy<t_q8_0g>, false>(b32 * t_q8_0::BYTES)
+                 : f.template go<u_legacy<t_q8_0>, false>(b32 * t_q8_0::BYTES);
     case QTYPE_Q2_K: return f.template go<u_q2_k, true>(b256 * u_q2_k::BYTES);
     case QTYPE_Q3_K: return f.template go<u_q3_k, false>(b256 * u_q3_k::BYTES);
     case QTYPE_Q4_K: return f.template go<u_q4_k, true>(b256 * u_q4_k::BYTES);
     case QTYPE_Q5_K: return f.template go<u_q5_k, true>(b256 * u_q5_k::BYTES);
     case QTYPE_Q6_K:
-        return cuda_mmv_grouped(type, k) ? f.template go<u_q6_kg, false>(b256 * 210)
-                                         : f.template go<u_q6_k, false>(b256 * 210);
+        return g ? f.template go<u_q6_kg, false>(b256 * u_q6_k::BYTES)
+                 : f.template go<u_q6_k, false>(b256 * u_q6_k::BYTES);
     default: return -1;
     }
 }

@@ -219,6 +219,8 @@ __global__ void __launch_bounds__(MMV_THREADS, 4) k_mmv_pair(const mmv_args a1, 
 
 /* Tokens per launch of the several-token kernel (cuda_mmv_rows). */
 #define MMV_T 8
+/* Rows from which a decode product takes 4 rows a block (fewer: 1, tiny tests) */
+#define MMV_R4_MIN 512
 
 /* Rows per CUDA block: 4 once there are enough rows to fill the GPU, else 1 (tiny tests). */
 template <class Q> static int mmv_launch(const mmv_args &a, bool glu, cudaStream_t s)
@@ -235,7 +237,7 @@ template <class Q> static int mmv_launch(const mmv_args &a, bool glu, cudaStream
             klaunch(k_mmv<Q, RT, false, MMV_T>, (n + RT - 1) / RT, MMV_THREADS, 0, s, a);
         return 0;
     }
-    if (n >= 512) {
+    if (n >= MMV_R4_MIN) {
         if (glu)
             klaunch(k_mmv<Q, 4, true>, (n + 3) / 4, MMV_THREADS, 0, s, a);
         else
@@ -361,26 +363,24 @@ __global__ void k_quantize_q8_1(const float *__restrict__ x, uint8_t *__restrict
  * k elements (cuda_mmv_pack; k = 0: as GGUF stores it); returns -1 otherwise. */
 template <class F> static int mmv_with_type(uint32_t type, F &&f, int64_t k = 0)
 {
+    const bool g = cuda_mmv_grouped(type, k);
     switch (type) {
     case QTYPE_F32: return f.template operator()<t_f32>();
     case QTYPE_F16: return f.template operator()<t_f16>();
     case QTYPE_BF16: return f.template operator()<t_bf16>();
     case QTYPE_Q4_0:
-        return cuda_mmv_grouped(type, k) ? f.template operator()<t_q4_0g>()
-                                         : f.template operator()<t_q4_0>();
+        return g ? f.template operator()<t_q4_0g>() : f.template operator()<t_q4_0>();
     case QTYPE_Q4_1: return f.template operator()<t_q4_1>();
     case QTYPE_Q5_0: return f.template operator()<t_q5_0>();
     case QTYPE_Q5_1: return f.template operator()<t_q5_1>();
     case QTYPE_Q8_0:
-        return cuda_mmv_grouped(type, k) ? f.template operator()<t_q8_0g>()
-                                         : f.template operator()<t_q8_0>();
+        return g ? f.template operator()<t_q8_0g>() : f.template operator()<t_q8_0>();
     case QTYPE_Q2_K: return f.template operator()<t_q2_k>();
     case QTYPE_Q3_K: return f.template operator()<t_q3_k>();
     case QTYPE_Q4_K: return f.template operator()<t_q4_k>();
     case QTYPE_Q5_K: return f.template operator()<t_q5_k>();
     case QTYPE_Q6_K:
-        return cuda_mmv_grouped(type, k) ? f.template operator()<t_q6_kg>()
-                                         : f.template operator()<t_q6_k>();
+        return g ? f.template operator()<t_q6_kg>() : f.template operator()<t_q6_k>();
     default: return -1;
     }
 }
@@ -435,6 +435,14 @@ void cuda_quantize_q8_1(const float *x, void *xq, int64_t k, int rows, cudaStrea
                 x, (uint8_t *)xq, nblk);
 }
 
+/* Can the kernels take n rows of k elements of type at w (as the GPU stores them)?  sh gets
+ * the type's shape. */
+static bool mmv_shape_ok(uint32_t type, const void *w, int64_t k, int64_t n, shape_of &sh)
+{
+    return mmv_with_type(type, sh, k) == 0 && k > 0 && n > 0 && k % sh.qk == 0 &&
+           n <= INT32_MAX && k / sh.qk * sh.bytes <= INT32_MAX && (uintptr_t)w % sh.align == 0;
+}
+
 /* rows > 1: several tokens (q8_1 types only), xq rows xs bytes apart, y (and the residual)
  * rows ys floats apart, MMV_T a launch. */
 static int mmv_any(uint32_t type, const void *w, const void *w2, int64_t k, int64_t n,
@@ -442,13 +450,11 @@ static int mmv_any(uint32_t type, const void *w, const void *w2, int64_t k, int6
                    int act, bool glu, cudaStream_t s, int rows = 1, size_t xs = 0, size_t ys = 0)
 {
     shape_of sh;
-    if (mmv_with_type(type, sh, k) != 0 || k <= 0 || n <= 0 || k % sh.qk != 0 || n > INT32_MAX ||
-        k / sh.qk * sh.bytes > INT32_MAX)
+    if (!mmv_shape_ok(type, w, k, n, sh) || (uintptr_t)(glu ? w2 : w) % sh.align != 0)
         return -1;
     const int q8 = cuda_mmv_wants_q8_1(type);
     const void *xa = q8 ? xq : (const void *)x;
-    if (!xa || ((uintptr_t)w | (uintptr_t)(glu ? w2 : w)) % sh.align != 0 ||
-        (uintptr_t)xa % (q8 ? 4 : 16) != 0)
+    if (!xa || (uintptr_t)xa % (q8 ? 4 : 16) != 0)
         return -1;
     mmv_args a;
     a.w = (const uint8_t *)w;
@@ -493,7 +499,7 @@ int cuda_mmv_glu(uint32_t type, const void *wg, const void *wu, int64_t k, int64
 template <class Q1, class Q2>
 static void mmv_pair_launch(const mmv_args &a1, const mmv_args &a2, cudaStream_t s)
 {
-    if (a1.n >= 512 && a2.n >= 512) { /* as mmv_launch: 4 rows a block once there are enough */
+    if (a1.n >= MMV_R4_MIN && a2.n >= MMV_R4_MIN) { /* as mmv_launch */
         const int g1 = (a1.n + 3) / 4;
         klaunch(k_mmv_pair<Q1, Q2, 4>, g1 + (a2.n + 3) / 4, MMV_THREADS, 0, s, a1, a2, g1);
     } else {
@@ -506,11 +512,11 @@ int cuda_mmv_pair(uint32_t t1, const void *w1, int64_t n1, uint32_t t2, const vo
 {
     if (t2 != QTYPE_Q6_K || (t1 != QTYPE_Q4_K && t1 != QTYPE_Q5_K))
         return 1;
-    const bool g = cuda_mmv_grouped(t2, k);
-    if (k <= 0 || k % 256 != 0 || n1 <= 0 || n2 <= 0 || n1 > INT32_MAX || n2 > INT32_MAX ||
-        (uintptr_t)w1 % t_q4_k::ALIGN != 0 || (uintptr_t)w2 % (g ? 16 : 2) != 0 || !xq ||
+    shape_of sh;
+    if (!mmv_shape_ok(t1, w1, k, n1, sh) || !mmv_shape_ok(t2, w2, k, n2, sh) || !xq ||
         (uintptr_t)xq % 4 != 0)
         return -1;
+    const bool g = cuda_mmv_grouped(t2, k);
     mmv_args a1;
     memset(&a1, 0, sizeof a1);
     a1.x = xq;
@@ -519,10 +525,13 @@ int cuda_mmv_pair(uint32_t t1, const void *w1, int64_t n1, uint32_t t2, const vo
     mmv_args a2 = a1;
     a1.w = (const uint8_t *)w1, a1.y = y, a1.n = (int)n1;
     a2.w = (const uint8_t *)w2, a2.y = y + n1, a2.n = (int)n2;
+    /* the pairs that models ship, spelled out: every pair of types would be 13 × 13 kernels */
     if (t1 == QTYPE_Q4_K)
-        g ? mmv_pair_launch<t_q4_k, t_q6_kg>(a1, a2, s) : mmv_pair_launch<t_q4_k, t_q6_k>(a1, a2, s);
+        g ? mmv_pair_launch<t_q4_k, t_q6_kg>(a1, a2, s)
+          : mmv_pair_launch<t_q4_k, t_q6_k>(a1, a2, s);
     else
-        g ? mmv_pair_launch<t_q5_k, t_q6_kg>(a1, a2, s) : mmv_pair_launch<t_q5_k, t_q6_k>(a1, a2, s);
+        g ? mmv_pair_launch<t_q5_k, t_q6_kg>(a1, a2, s)
+          : mmv_pair_launch<t_q5_k, t_q6_k>(a1, a2, s);
     return 0;
 }
 

@@ -39,39 +39,56 @@ static size_t mmv_row_bytes(uint32_t type, int64_t k)
     return quant_row_size(type, k);
 }
 
-/* A test's weight copies on the device (w2: GLU's up weight, or NULL), MMV_PAD bytes past each. */
+/* A test's weight copies on the device (w2: GLU's up weight, or NULL), MMV_PAD bytes past each,
+ * reordered as the model reorders them. */
 static cudaError_t mmv_test_weights(uint32_t type, int64_t k, int64_t n, const void *w,
                                     const void *w2, size_t wbytes, uint8_t **dw, uint8_t **dw2)
 {
-    cudaError_t e = cudaMalloc(dw, wbytes + MMV_PAD);
-    if (e == cudaSuccess)
-        e = cudaMemcpy(*dw, w, wbytes, cudaMemcpyHostToDevice);
-    if (e == cudaSuccess && cuda_mmv_pack(type, *dw, k, n, 0))
-        e = cudaErrorLaunchFailure;
-    if (e == cudaSuccess && w2) {
-        e = cudaMalloc(dw2, wbytes + MMV_PAD);
+    const void *src[2] = { w, w2 };
+    uint8_t **dst[2] = { dw, dw2 };
+    cudaError_t e = cudaSuccess;
+    for (int i = 0; i < 2 && src[i] && e == cudaSuccess; i++) {
+        e = cudaMalloc(dst[i], wbytes + MMV_PAD);
         if (e == cudaSuccess)
-            e = cudaMemcpy(*dw2, w2, wbytes, cudaMemcpyHostToDevice);
-        if (e == cudaSuccess && cuda_mmv_pack(type, *dw2, k, n, 0))
+            e = cudaMemcpy(*dst[i], src[i], wbytes, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess && cuda_mmv_pack(type, *dst[i], k, n, 0))
             e = cudaErrorLaunchFailure;
     }
     return e == cudaSuccess ? cudaDeviceSynchronize() : e;
+}
+
+/* Bytes of n rows of k elements of type, or 0 with the one-line reason in err. */
+static size_t mmv_test_bytes(uint32_t type, int64_t k, int64_t n, char *err, size_t errlen)
+{
+    const size_t b = mmv_row_bytes(type, k) * (size_t)n;
+    if (!b)
+        snprintf(err, errlen, "type %u with k=%lld not supported", type, (long long)k);
+    return b;
+}
+
+/* rows activation rows dx (k floats each) rounded into dxq as the model rounds them for type:
+ * the CPU's Q8_K (f32 scale per 256) for the k-quants, q8_1 for the others. */
+static void mmv_test_round(uint32_t type, const float *dx, void *dxq, int64_t k, int rows,
+                           cudaStream_t s)
+{
+    if (cuda_mmv_is_kquant(type))
+        ops_round_act(dx, rows, k, ACT_Q8_256, dxq, NULL, s);
+    else
+        cuda_quantize_q8_1(dx, dxq, k, rows, s);
 }
 
 extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k,
                                 int64_t n, const float *x, int act, const float *bias,
                                 const float *residual, float *y, char *err, size_t errlen)
 {
-    const size_t wbytes = mmv_row_bytes(type, k) * (size_t)n;
+    const size_t wbytes = mmv_test_bytes(type, k, n, err, errlen);
     const int glu = act >= 0;
     uint8_t *dw = nullptr, *dw2 = nullptr, *dxq = nullptr;
     float *dx = nullptr, *dy = nullptr, *dbias = nullptr;
     int rc = -1;
     struct mmv_epilogue ep = { nullptr, nullptr };
-    if (!wbytes) {
-        snprintf(err, errlen, "type %u with k=%lld not supported", type, (long long)k);
+    if (!wbytes)
         return -1;
-    }
     MMV_TRY(mmv_test_weights(type, k, n, w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
     MMV_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
     MMV_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
@@ -87,10 +104,7 @@ extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, in
         MMV_TRY(cudaMemcpy(dy, residual, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
         ep.residual = dy;
     }
-    if (cuda_mmv_is_kquant(type)) /* as the model rounds them: the CPU's Q8_K (f32 scale per 256) */
-        ops_round_act(dx, 1, k, ACT_Q8_256, dxq, NULL, 0);
-    else
-        cuda_quantize_q8_1(dx, dxq, k, 1, 0);
+    mmv_test_round(type, dx, dxq, k, 1, 0);
     MMV_TRY(cudaGetLastError());
     if ((glu ? cuda_mmv_glu(type, dw, dw2, k, n, dx, dxq, (enum mmv_act)act, dy, 0)
              : cuda_mmv(type, dw, k, n, dx, dxq, dy, &ep, 0)) != 0) {
@@ -123,21 +137,21 @@ extern "C" int cuda_test_mmv_pair(uint32_t t1, const void *w1, int64_t n1, uint3
                                   float *y, char *err, size_t errlen)
 {
     const size_t b1 = mmv_row_bytes(t1, k) * (size_t)n1, b2 = mmv_row_bytes(t2, k) * (size_t)n2;
-    uint8_t *dw1 = nullptr, *dw2 = nullptr, *dxq = nullptr, *unused = nullptr;
+    uint8_t *dw1 = nullptr, *dw2 = nullptr, *dxq = nullptr;
     float *dx = nullptr, *dy = nullptr;
     int rc = -1;
     if (!b1 || !b2 || !cuda_mmv_is_kquant(t1) || !cuda_mmv_is_kquant(t2)) {
         snprintf(err, errlen, "types %u, %u with k=%lld not supported", t1, t2, (long long)k);
         return -1;
     }
-    MMV_TRY(mmv_test_weights(t1, k, n1, w1, nullptr, b1, &dw1, &unused));
-    MMV_TRY(mmv_test_weights(t2, k, n2, w2, nullptr, b2, &dw2, &unused));
+    MMV_TRY(mmv_test_weights(t1, k, n1, w1, nullptr, b1, &dw1, nullptr));
+    MMV_TRY(mmv_test_weights(t2, k, n2, w2, nullptr, b2, &dw2, nullptr));
     MMV_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
     MMV_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
     MMV_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
     MMV_TRY(cudaMalloc(&dy, (size_t)(n1 + n2) * sizeof(float)));
     MMV_TRY(cudaMemset(dy, 0xff, (size_t)(n1 + n2) * sizeof(float))); /* NaN: unwritten rows */
-    ops_round_act(dx, 1, k, ACT_Q8_256, dxq, NULL, 0);
+    mmv_test_round(t1, dx, dxq, k, 1, 0); /* both k-quants: one rounding */
     rc = cuda_mmv_pair(t1, dw1, n1, t2, dw2, n2, k, dxq, dy, 0);
     if (rc != 0) {
         snprintf(err, errlen, "cuda_mmv_pair gave %d for types %u, %u k=%lld", rc, t1, t2,
@@ -189,10 +203,7 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
         if (residual) /* in y itself, as the forward pass has it */
             MMV_TRY(cudaMemcpy(dy[i], residual, ny * sizeof(float), cudaMemcpyHostToDevice));
     }
-    if (cuda_mmv_is_kquant(type))
-        ops_round_act(dx, rows, k, ACT_Q8_256, dxq, NULL, 0);
-    else
-        cuda_quantize_q8_1(dx, dxq, k, rows, 0);
+    mmv_test_round(type, dx, dxq, k, rows, 0);
     if (mmq == 2) { /* the f16 operand (the same rounding, as values), and split-k scratch */
         MMV_TRY(cudaMalloc(&dxh, (size_t)rows * k * sizeof(__half)));
         MMV_TRY(cudaMalloc(&dpart, ny * 16 * sizeof(float)));
@@ -240,16 +251,14 @@ fail:
 extern "C" int cuda_test_dequant(uint32_t type, const void *w, int64_t k, int64_t n, float *out,
                                  char *err, size_t errlen)
 {
-    const size_t wbytes = mmv_row_bytes(type, k) * (size_t)n;
+    const size_t wbytes = mmv_test_bytes(type, k, n, err, errlen);
     const size_t cnt = (size_t)k * (size_t)n;
     uint8_t *dw = nullptr;
     __half *dout = nullptr;
     std::vector<__half> h;
     int rc = -1;
-    if (!wbytes) {
-        snprintf(err, errlen, "type %u with k=%lld not supported", type, (long long)k);
+    if (!wbytes)
         return -1;
-    }
     MMV_TRY(mmv_test_weights(type, k, n, w, nullptr, wbytes, &dw, nullptr));
     MMV_TRY(cudaMalloc(&dout, cnt * sizeof(__half)));
     MMV_TRY(cudaMemset(dout, 0xff, cnt * sizeof(__half))); /* half NaN */
@@ -278,7 +287,7 @@ fail:
 extern "C" int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n, double *us,
                               char *err, size_t errlen)
 {
-    const size_t wbytes = mmv_row_bytes(type, k) * (size_t)n;
+    const size_t wbytes = mmv_test_bytes(type, k, n, err, errlen);
     const size_t stride = (wbytes + MMV_PAD + 255) / 256 * 256;
     int copies = (int)std::min<size_t>(64, std::max<size_t>(2, (size_t)400000000 / stride + 1));
     const int per = std::max(copies, 32), samples = 30;
@@ -290,10 +299,8 @@ extern "C" int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     std::vector<float> hx((size_t)k), t(samples);
     int rc = -1;
-    if (!wbytes) {
-        snprintf(err, errlen, "type %u with k=%lld not supported", type, (long long)k);
+    if (!wbytes)
         return -1;
-    }
     for (int64_t i = 0; i < k; i++)
         hx[i] = (float)((i * 2654435761u % 1000) / 500.0 - 1.0);
     MMV_TRY(cudaMalloc(&dw, stride * copies));
@@ -311,10 +318,7 @@ extern "C" int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n
     MMV_TRY(cudaStreamCreate(&s));
     MMV_TRY(cudaEventCreate(&e0));
     MMV_TRY(cudaEventCreate(&e1));
-    if (cuda_mmv_is_kquant(type))
-        ops_round_act(dx, 1, k, ACT_Q8_256, dxq, NULL, s);
-    else
-        cuda_quantize_q8_1(dx, dxq, k, 1, s);
+    mmv_test_round(type, dx, dxq, k, 1, s);
     MMV_TRY(cudaGetLastError());
     MMV_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     for (int i = 0; i < per; i++)
