@@ -18,17 +18,9 @@
 #undef _Static_assert
 #include "cuda/cuda_mmv.h"
 #include "cuda/cuda_ops.h"
+#include "cuda_internal.h" /* CU_TRY */
 
 // ---- host test and benchmark entry points ---------------------------------------------------
-
-#define MMV_TRY(call)                                                                             \
-    do {                                                                                          \
-        cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess) {                                                                  \
-            snprintf(err, errlen, "%s: %s", #call, cudaGetErrorString(e_));                       \
-            goto fail;                                                                            \
-        }                                                                                         \
-    } while (0)
 
 #define MMV_PAD 64 /* bytes past each weight copy, so word loads of a 2-aligned tail stay inside */
 
@@ -89,32 +81,32 @@ extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, in
     struct mmv_epilogue ep = { nullptr, nullptr };
     if (!wbytes)
         return -1;
-    MMV_TRY(mmv_test_weights(type, k, n, w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
-    MMV_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
-    MMV_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
-    MMV_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
-    MMV_TRY(cudaMalloc(&dy, (size_t)n * sizeof(float)));
-    MMV_TRY(cudaMemset(dy, 0xff, (size_t)n * sizeof(float))); /* NaN: unwritten rows fail */
+    CU_TRY(mmv_test_weights(type, k, n, w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
+    CU_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
+    CU_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
+    CU_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
+    CU_TRY(cudaMalloc(&dy, (size_t)n * sizeof(float)));
+    CU_TRY(cudaMemset(dy, 0xff, (size_t)n * sizeof(float))); /* NaN: unwritten rows fail */
     if (bias) {
-        MMV_TRY(cudaMalloc(&dbias, (size_t)n * sizeof(float)));
-        MMV_TRY(cudaMemcpy(dbias, bias, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
+        CU_TRY(cudaMalloc(&dbias, (size_t)n * sizeof(float)));
+        CU_TRY(cudaMemcpy(dbias, bias, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
         ep.bias = dbias;
     }
     if (residual) { /* the residual lives in y itself, as the forward pass uses it */
-        MMV_TRY(cudaMemcpy(dy, residual, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
+        CU_TRY(cudaMemcpy(dy, residual, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
         ep.residual = dy;
     }
     mmv_test_round(type, dx, dxq, k, 1, 0);
-    MMV_TRY(cudaGetLastError());
+    CU_TRY(cudaGetLastError());
     if ((glu ? cuda_mmv_glu(type, dw, dw2, k, n, dx, dxq, (enum mmv_act)act, dy, 0)
              : cuda_mmv(type, dw, k, n, dx, dxq, dy, &ep, 0)) != 0) {
         snprintf(err, errlen, "cuda_mmv%s refused type %u k=%lld n=%lld", glu ? "_glu" : "",
                  type, (long long)k, (long long)n);
         goto fail;
     }
-    MMV_TRY(cudaGetLastError());
-    MMV_TRY(cudaDeviceSynchronize());
-    MMV_TRY(cudaMemcpy(y, dy, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost));
+    CU_TRY(cudaGetLastError());
+    CU_TRY(cudaDeviceSynchronize());
+    CU_TRY(cudaMemcpy(y, dy, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost));
     rc = 0;
 fail:
     cudaFree(dw);
@@ -144,13 +136,13 @@ extern "C" int cuda_test_mmv_pair(uint32_t t1, const void *w1, int64_t n1, uint3
         snprintf(err, errlen, "types %u, %u with k=%lld not supported", t1, t2, (long long)k);
         return -1;
     }
-    MMV_TRY(mmv_test_weights(t1, k, n1, w1, nullptr, b1, &dw1, nullptr));
-    MMV_TRY(mmv_test_weights(t2, k, n2, w2, nullptr, b2, &dw2, nullptr));
-    MMV_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
-    MMV_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
-    MMV_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
-    MMV_TRY(cudaMalloc(&dy, (size_t)(n1 + n2) * sizeof(float)));
-    MMV_TRY(cudaMemset(dy, 0xff, (size_t)(n1 + n2) * sizeof(float))); /* NaN: unwritten rows */
+    CU_TRY(mmv_test_weights(t1, k, n1, w1, nullptr, b1, &dw1, nullptr));
+    CU_TRY(mmv_test_weights(t2, k, n2, w2, nullptr, b2, &dw2, nullptr));
+    CU_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
+    CU_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
+    CU_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
+    CU_TRY(cudaMalloc(&dy, (size_t)(n1 + n2) * sizeof(float)));
+    CU_TRY(cudaMemset(dy, 0xff, (size_t)(n1 + n2) * sizeof(float))); /* NaN: unwritten rows */
     mmv_test_round(t1, dx, dxq, k, 1, 0); /* both k-quants: one rounding */
     rc = cuda_mmv_pair(t1, dw1, n1, t2, dw2, n2, k, dxq, dy, 0);
     if (rc != 0) {
@@ -159,9 +151,9 @@ extern "C" int cuda_test_mmv_pair(uint32_t t1, const void *w1, int64_t n1, uint3
         goto fail;
     }
     rc = -1;
-    MMV_TRY(cudaGetLastError());
-    MMV_TRY(cudaDeviceSynchronize());
-    MMV_TRY(cudaMemcpy(y, dy, (size_t)(n1 + n2) * sizeof(float), cudaMemcpyDeviceToHost));
+    CU_TRY(cudaGetLastError());
+    CU_TRY(cudaDeviceSynchronize());
+    CU_TRY(cudaMemcpy(y, dy, (size_t)(n1 + n2) * sizeof(float), cudaMemcpyDeviceToHost));
     rc = 0;
 fail:
     cudaFree(dw1);
@@ -189,24 +181,24 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
                  rows);
         return -1;
     }
-    MMV_TRY(mmv_test_weights(type, k, n, w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
-    MMV_TRY(cudaMalloc(&dx, (size_t)rows * k * sizeof(float)));
-    MMV_TRY(cudaMemcpy(dx, x, (size_t)rows * k * sizeof(float), cudaMemcpyHostToDevice));
-    MMV_TRY(cudaMalloc(&dxq, rows * qrow + MMV_PAD));
+    CU_TRY(mmv_test_weights(type, k, n, w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
+    CU_TRY(cudaMalloc(&dx, (size_t)rows * k * sizeof(float)));
+    CU_TRY(cudaMemcpy(dx, x, (size_t)rows * k * sizeof(float), cudaMemcpyHostToDevice));
+    CU_TRY(cudaMalloc(&dxq, rows * qrow + MMV_PAD));
     if (bias) {
-        MMV_TRY(cudaMalloc(&dbias, (size_t)n * sizeof(float)));
-        MMV_TRY(cudaMemcpy(dbias, bias, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
+        CU_TRY(cudaMalloc(&dbias, (size_t)n * sizeof(float)));
+        CU_TRY(cudaMemcpy(dbias, bias, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
     }
     for (int i = 0; i < 2; i++) {
-        MMV_TRY(cudaMalloc(&dy[i], ny * sizeof(float)));
-        MMV_TRY(cudaMemset(dy[i], 0xff, ny * sizeof(float))); /* NaN: unwritten rows fail */
+        CU_TRY(cudaMalloc(&dy[i], ny * sizeof(float)));
+        CU_TRY(cudaMemset(dy[i], 0xff, ny * sizeof(float))); /* NaN: unwritten rows fail */
         if (residual) /* in y itself, as the forward pass has it */
-            MMV_TRY(cudaMemcpy(dy[i], residual, ny * sizeof(float), cudaMemcpyHostToDevice));
+            CU_TRY(cudaMemcpy(dy[i], residual, ny * sizeof(float), cudaMemcpyHostToDevice));
     }
     mmv_test_round(type, dx, dxq, k, rows, 0);
     if (mmq == 2) { /* the f16 operand (the same rounding, as values), and split-k scratch */
-        MMV_TRY(cudaMalloc(&dxh, (size_t)rows * k * sizeof(__half)));
-        MMV_TRY(cudaMalloc(&dpart, ny * 16 * sizeof(float)));
+        CU_TRY(cudaMalloc(&dxh, (size_t)rows * k * sizeof(__half)));
+        CU_TRY(cudaMalloc(&dpart, ny * 16 * sizeof(float)));
         ops_round_act(dx, rows, k, cuda_mmv_is_kquant(type) ? ACT_Q8_256 : ACT_Q8_32, NULL, dxh, 0);
     }
     {
@@ -230,10 +222,10 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
             goto fail;
         }
     }
-    MMV_TRY(cudaGetLastError());
-    MMV_TRY(cudaDeviceSynchronize());
-    MMV_TRY(cudaMemcpy(y_rows, dy[0], ny * sizeof(float), cudaMemcpyDeviceToHost));
-    MMV_TRY(cudaMemcpy(y_one, dy[1], ny * sizeof(float), cudaMemcpyDeviceToHost));
+    CU_TRY(cudaGetLastError());
+    CU_TRY(cudaDeviceSynchronize());
+    CU_TRY(cudaMemcpy(y_rows, dy[0], ny * sizeof(float), cudaMemcpyDeviceToHost));
+    CU_TRY(cudaMemcpy(y_one, dy[1], ny * sizeof(float), cudaMemcpyDeviceToHost));
     rc = 0;
 fail:
     cudaFree(dw);
@@ -259,17 +251,17 @@ extern "C" int cuda_test_dequant(uint32_t type, const void *w, int64_t k, int64_
     int rc = -1;
     if (!wbytes)
         return -1;
-    MMV_TRY(mmv_test_weights(type, k, n, w, nullptr, wbytes, &dw, nullptr));
-    MMV_TRY(cudaMalloc(&dout, cnt * sizeof(__half)));
-    MMV_TRY(cudaMemset(dout, 0xff, cnt * sizeof(__half))); /* half NaN */
+    CU_TRY(mmv_test_weights(type, k, n, w, nullptr, wbytes, &dw, nullptr));
+    CU_TRY(cudaMalloc(&dout, cnt * sizeof(__half)));
+    CU_TRY(cudaMemset(dout, 0xff, cnt * sizeof(__half))); /* half NaN */
     if (cuda_dequant_f16(type, dw, k, n, dout, 0) != 0) {
         snprintf(err, errlen, "cuda_dequant_f16 refused type %u", type);
         goto fail;
     }
-    MMV_TRY(cudaGetLastError());
-    MMV_TRY(cudaDeviceSynchronize());
+    CU_TRY(cudaGetLastError());
+    CU_TRY(cudaDeviceSynchronize());
     h.resize(cnt);
-    MMV_TRY(cudaMemcpy(h.data(), dout, cnt * sizeof(__half), cudaMemcpyDeviceToHost));
+    CU_TRY(cudaMemcpy(h.data(), dout, cnt * sizeof(__half), cudaMemcpyDeviceToHost));
     for (size_t i = 0; i < cnt; i++)
         out[i] = __half2float(h[i]);
     rc = 0;
@@ -303,38 +295,38 @@ extern "C" int cuda_bench_mmv(uint32_t type, const void *w, int64_t k, int64_t n
         return -1;
     for (int64_t i = 0; i < k; i++)
         hx[i] = (float)((i * 2654435761u % 1000) / 500.0 - 1.0);
-    MMV_TRY(cudaMalloc(&dw, stride * copies));
+    CU_TRY(cudaMalloc(&dw, stride * copies));
     for (int c = 0; c < copies; c++) {
-        MMV_TRY(cudaMemcpy(dw + stride * c, w, wbytes, cudaMemcpyHostToDevice));
+        CU_TRY(cudaMemcpy(dw + stride * c, w, wbytes, cudaMemcpyHostToDevice));
         if (cuda_mmv_pack(type, dw + stride * c, k, n, 0)) {
             snprintf(err, errlen, "cuda_mmv_pack failed");
             goto fail;
         }
     }
-    MMV_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
-    MMV_TRY(cudaMemcpy(dx, hx.data(), (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
-    MMV_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
-    MMV_TRY(cudaMalloc(&dy, (size_t)n * sizeof(float)));
-    MMV_TRY(cudaStreamCreate(&s));
-    MMV_TRY(cudaEventCreate(&e0));
-    MMV_TRY(cudaEventCreate(&e1));
+    CU_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
+    CU_TRY(cudaMemcpy(dx, hx.data(), (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
+    CU_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
+    CU_TRY(cudaMalloc(&dy, (size_t)n * sizeof(float)));
+    CU_TRY(cudaStreamCreate(&s));
+    CU_TRY(cudaEventCreate(&e0));
+    CU_TRY(cudaEventCreate(&e1));
     mmv_test_round(type, dx, dxq, k, 1, s);
-    MMV_TRY(cudaGetLastError());
-    MMV_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    CU_TRY(cudaGetLastError());
+    CU_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     for (int i = 0; i < per; i++)
         if (cuda_mmv(type, dw + stride * (i % copies), k, n, dx, dxq, dy, nullptr, s) != 0)
             break;
-    MMV_TRY(cudaStreamEndCapture(s, &g));
-    MMV_TRY(cudaGetLastError());
-    MMV_TRY(cudaGraphInstantiate(&ge, g, 0));
-    MMV_TRY(cudaGraphLaunch(ge, s)); /* warm-up */
-    MMV_TRY(cudaStreamSynchronize(s));
+    CU_TRY(cudaStreamEndCapture(s, &g));
+    CU_TRY(cudaGetLastError());
+    CU_TRY(cudaGraphInstantiate(&ge, g, 0));
+    CU_TRY(cudaGraphLaunch(ge, s)); /* warm-up */
+    CU_TRY(cudaStreamSynchronize(s));
     for (int i = 0; i < samples; i++) {
-        MMV_TRY(cudaEventRecord(e0, s));
-        MMV_TRY(cudaGraphLaunch(ge, s));
-        MMV_TRY(cudaEventRecord(e1, s));
-        MMV_TRY(cudaEventSynchronize(e1));
-        MMV_TRY(cudaEventElapsedTime(&t[i], e0, e1));
+        CU_TRY(cudaEventRecord(e0, s));
+        CU_TRY(cudaGraphLaunch(ge, s));
+        CU_TRY(cudaEventRecord(e1, s));
+        CU_TRY(cudaEventSynchronize(e1));
+        CU_TRY(cudaEventElapsedTime(&t[i], e0, e1));
     }
     std::sort(t.begin(), t.end());
     *us = t[samples / 2] * 1000.0 / per;
