@@ -8,10 +8,10 @@
  *   - decode (small b): x is quantized once to the weight type's vec_dot_type and each output is
  *     one vec_dot call of quant.h, exactly as ggml computes it;
  *   - batch (prompt-sized b on AVX-512 CPUs; the threshold per type is in matmul.c): weight
- *     tiles are dequantized to f32 and multiplied with the f32 activations by a register-blocked
- *     kernel (OpenBLAS for F32 weights where it measured faster, see matmul.c).  This path does
- *     not quantize x, so it is slightly more accurate than the decode path, as llama.cpp's BLAS
- *     path is; prompt and decode logits therefore differ in the last bits.
+ *     tiles are dequantized to f32 and multiplied by a register-blocked kernel (OpenBLAS for F32
+ *     weights where it measured faster, see matmul.c) with the activations rounded through the
+ *     weight type's vec_dot_type, as the decode path rounds them (held as f32): prompt and
+ *     decode compute the same function up to summation order, as llama.cpp's CPU backend does.
  * Either way each output element is computed by exactly one thread in a fixed order, so the
  * result is bit-identical for any thread count.
  *

@@ -480,14 +480,15 @@ static void test_rows(uint32_t type, int64_t k, int64_t n, int rows, int act)
 
 /*
  * Prompt batches on the tensor cores.  kernel 1, cuda_mmq (int8): against the double-precision
- * products of the CPU-dequantized weights with the activations as the CPU rounds them (its batch
- * path's function, exact sums of the activations in every min term), plus bias and residual.
- * Only f32 summation order separates the two (measured ~1e-7), so 1e-5 catches a wrong index,
- * scale or offset.  kernel 2, cuda_mmf (f16 operands, dequantized in shared memory, k split
- * over blocks when tokens are few): the same with both operands rounded to f16 first, as the
- * kernel (and cuBLAS on cuda_dequant_f16's output) takes them; 5e-5, the tensor cores' f32 sums
- * being less exact than IEEE ones (measured 1.3e-5 at k = 11008).  Shapes leave partial tiles of
- * rows (128) and tokens (64), and k a partial chunk for the legacy types.
+ * products of the CPU-dequantized weights with the activations as the CPU's decode path rounds
+ * them (exact sums of the activations in every min term), plus bias and residual.  Only f32
+ * summation order separates the two (measured ~1e-7), so 1e-5 catches a wrong index, scale or
+ * offset.  kernel 2, cuda_mmf (f16 operands, dequantized in shared memory, k split over blocks
+ * when tokens are few): the dequantized weights and the unrounded activations (the CPU batch
+ * path's operands), both rounded to f16 first, as the kernel (and cuBLAS on cuda_dequant_f16's
+ * output) takes them; 5e-5, the tensor cores' f32 sums being less exact than IEEE ones
+ * (measured 1.3e-5 at k = 11008).  Shapes leave partial tiles of rows (128) and tokens (64), and
+ * k a partial chunk for the legacy types.
  */
 static void test_mmq(uint32_t type, int64_t k, int64_t n, int rows, int with_res, int kernel)
 {
@@ -517,10 +518,11 @@ static void test_mmq(uint32_t type, int64_t k, int64_t n, int rows, int with_res
         ok(0, "%s: %s", what, err);
     } else {
         for (int t = 0; t < rows; t++) {
-            q8_1_roundtrip_t(type, x + (size_t)t * k, k, xd);
-            if (kernel == 2)
+            if (kernel == 2) /* f16 of the activations themselves (cuda_round.cuh) */
                 for (int64_t i = 0; i < k; i++)
-                    xd[i] = fp16_to_fp32(fp32_to_fp16(xd[i]));
+                    xd[i] = fp16_to_fp32(fp32_to_fp16(x[(size_t)t * k + i]));
+            else
+                q8_1_roundtrip_t(type, x + (size_t)t * k, k, xd);
             ref_mv(wd, xd, k, n, ref + (size_t)t * n);
             for (int64_t r = 0; r < n; r++)
                 ref[(size_t)t * n + r] += (double)bias[r] + res[(size_t)t * n + r];

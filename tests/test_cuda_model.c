@@ -1,6 +1,7 @@
 /*
  * test_cuda_model.c — the GPU backend against the CPU engine on generated models: logits of a
- * prompt (cuBLAS path), of short chunks and of decode steps (matrix-vector kernels, CUDA graph)
+ * prompt (f16 tensor-core products; quantized models also against the CPU over their weights
+ * dequantized to f32), of short chunks and of decode steps (matrix-vector kernels, CUDA graph)
  * for every architecture with a GPU path and several tensor types; partial offload; the KV
  * policies (kept positions and scores of every layer and KV head after prompt chunks with
  * eviction and many decode steps; keyformer-static's key tokens; ALiBi under sink, by the
@@ -17,8 +18,11 @@
 
 #include "cuda/cuda_backend.h"
 #include "engine.h"
+#include "gguf.h"
+#include "gguf_write.h"
 #include "kv_cache.h"
 #include "kv_sync.h"
+#include "quant.h"
 #include "tap.h"
 #include "testutil.h"
 
@@ -70,6 +74,58 @@ static struct engine *open_e(const char *path, int ngl, const char *policy, cons
     return e;
 }
 
+/*
+ * dst = src with every quantized tensor dequantized to f32 (the CPU's own to_f32, so the values
+ * are exactly the quantized weights).  The CPU engine on it computes the quantized model without
+ * its 8-bit activations: the function the GPU's prompt path approximates with f16 operands.
+ * 1 when src has quantized tensors and dst was written, 0 when it has none, -1 on failure.
+ */
+static int dequant_model(const char *src, const char *dst)
+{
+    struct gguf *g = NULL;
+    char err[512];
+    if (gguf_open(&g, src, err, sizeof err) != 0) {
+        diag("%s", err);
+        return -1;
+    }
+    struct gguf_writer *w = gguf_writer_new();
+    int rc = 0;
+    for (int64_t i = 0; i < gguf_n_kv(g); i++)
+        gguf_writer_copy_kv(w, g, i);
+    for (int64_t i = 0; i < gguf_n_tensors(g) && rc >= 0; i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        const struct quant_traits *tr = quant_traits_get(t->type);
+        int quantized = t->type != QTYPE_F32 && t->type != QTYPE_F16 && t->type != QTYPE_BF16;
+        if (!quantized) {
+            if (gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data))
+                rc = -1;
+            continue;
+        }
+        int64_t n = 1;
+        for (int d = 0; d < t->n_dims; d++)
+            n *= t->ne[d];
+        float *f = malloc((size_t)n * sizeof(float));
+        if (!f || !tr || !tr->to_f32) {
+            free(f);
+            rc = -1;
+            break;
+        }
+        tr->to_f32(t->data, f, n);
+        if (gguf_writer_add_tensor(w, t->name, QTYPE_F32, t->n_dims, t->ne, f))
+            rc = -1;
+        free(f);
+        rc = rc < 0 ? rc : 1;
+    }
+    gguf_writer_set_u32(w, "general.file_type", 0); /* all f32 */
+    if (rc == 1 && gguf_writer_write(w, dst, err, sizeof err) != 0) {
+        diag("%s", err);
+        rc = -1;
+    }
+    gguf_writer_free(w);
+    gguf_close(g);
+    return rc;
+}
+
 /* max |a−b| / max |b|: the error relative to the logits' scale */
 static int argmax(const float *x, int n)
 {
@@ -98,14 +154,16 @@ static void prompt(int32_t *t, int n, int nv, unsigned seed)
  * models amplify to ~1e-2.  Flips are rare; a kernel bug would spoil every step.  So: most
  * steps within 1e-4 and every step within tol_batch.  Running both freely (no copying), the
  * first flip persists in the caches: reported, not tested.
- * Prompt path: a 40-token batch (cuBLAS on f16 operands on the GPU, f32 tiles on the CPU), then
- * a 5-token chunk.  For float weights the f16 operands cost ~1e-3 (tol_batch); for quantized
- * weights any difference at all flips activation roundings as above, and the flips compound
- * over the prompt's rows: a few 1e-2, in the largest difference and in the relative L2 norm
- * alike.  That is the floor of these models, not of the GPU: the int8 tensor-core products
- * (KF_CUDA_MMQ=1), exact like the CPU's, land at the same size, and the CPU's own batch path
- * differs from its token-by-token path by as much (printed as a diagnostic; the CPU against
- * llama.cpp too, tests/golden/README.md).
+ * Prompt path: a 40-token batch, then a 5-token chunk.  The GPU multiplies f16 operands
+ * (cuda_mmf or cuBLAS; the activations not rounded to 8 bits), the CPU f32 tiles with every
+ * product's activations rounded as its decode path rounds them (llama.cpp's CPU function).  For
+ * float weights the f16 operands cost ~1e-3 (tol_batch).  For quantized weights the two are
+ * different functions, 8-bit activations or not, and random-weight models amplify the
+ * difference to a few 1e-2 (tol_batch 5e-2; the CPU's own batch and token paths, which differ
+ * only in summation order, land as far apart: printed).  So quantized models are also checked
+ * against the CPU engine over their weights dequantized to f32, which rounds nothing to 8 bits:
+ * the function the GPU computes, within the issue's 1e-2.  The int8 tensor-core products
+ * (KF_CUDA_MMQ=1) compute the CPU's 8-bit function instead and are held to tol_batch there.
  */
 /* The largest over rows of ||a_r − b_r|| / ||b_r|| (Euclidean norms over the vocabulary). */
 static double rows_rel_l2(const float *a, const float *b, int rows, int nv)
@@ -191,6 +249,36 @@ static void check_logits(const char *label, const char *path, int ngl, double to
         diag("%s: the CPU's batch path against its token-by-token path: rel err %.2e, relative "
              "L2 %.2e", label, testutil_max_rel_diff(seq_c, all_c, (size_t)40 * nv),
              rows_rel_l2(seq_c, all_c, 40, nv));
+    /* Quantized weights: the same prompt on the CPU engine over the weights dequantized to f32,
+     * which rounds no activation to 8 bits.  The GPU's prompt path multiplies f16 operands of
+     * the unrounded activations (cuda_round.cuh), so it must agree as the float models do
+     * (1e-2, the issue's bound; KF_CUDA_MMQ=1 rounds them as the CPU does: tol_batch); the CPU
+     * on the quantized file rounds every product's activations as its decode path does
+     * (llama.cpp's CPU function), and its distance from this reference is printed beside. */
+    char fpath[760];
+    snprintf(fpath, sizeof fpath, "%s.f32", path);
+    int dq = access(fpath, R_OK) == 0 ? 1 : dequant_model(path, fpath);
+    if (dq < 0) {
+        ok(0, "%s: weights dequantized to f32", label);
+    } else if (dq == 1) {
+        struct engine *x = open_e(fpath, 0, NULL, NULL, 64);
+        float *all_x = malloc((size_t)40 * nv * 4);
+        if (ok(x && all_x && engine_eval_all(x, t, 40, all_x) == 0,
+               "%s: prompt of 40 on the CPU over the dequantized weights", label)) {
+            double ex = testutil_max_rel_diff(all_g, all_x, (size_t)40 * nv);
+            double lx = rows_rel_l2(all_g, all_x, 40, nv);
+            const char *mmq = getenv("KF_CUDA_MMQ");
+            double tx = mmq && atoi(mmq) ? tol_batch : 1e-2;
+            ok(ex <= tx && lx <= tx,
+               "%s: prompt path against the dequantized weights without 8-bit activations: rel "
+               "err %.2e, relative L2 %.2e <= %.0e", label, ex, lx, tx);
+            diag("%s: the CPU on the quantized weights against the same reference: rel err %.2e, "
+                 "relative L2 %.2e", label, testutil_max_rel_diff(all_c, all_x, (size_t)40 * nv),
+                 rows_rel_l2(all_c, all_x, 40, nv));
+        }
+        free(all_x);
+        engine_close(x);
+    }
     free(all_c);
     free(all_g);
     prompt(t, 5, nv, 12); /* a chunk under the cuBLAS threshold, after the batch */

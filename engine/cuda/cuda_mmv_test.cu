@@ -196,7 +196,8 @@ extern "C" int cuda_test_mmv_rows(uint32_t type, const void *w, const void *w2, 
             CU_TRY(cudaMemcpy(dy[i], residual, ny * sizeof(float), cudaMemcpyHostToDevice));
     }
     mmv_test_round(type, dx, dxq, k, rows, 0);
-    if (mmq == 2) { /* the f16 operand (the same rounding, as values), and split-k scratch */
+    if (mmq == 2) { /* the f16 operand (the activations, not rounded to 8 bits: the prompt
+                     * path's), and split-k scratch */
         CU_TRY(cudaMalloc(&dxh, (size_t)rows * k * sizeof(__half)));
         CU_TRY(cudaMalloc(&dpart, ny * 16 * sizeof(float)));
         ops_round_act(dx, rows, k, cuda_mmv_is_kquant(type) ? ACT_Q8_256 : ACT_Q8_32, NULL, dxh, 0);

@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(NB) k_round_act(const float *x, int64_t k, int
 void ops_round_act(const float *x, int rows, int64_t k, int mode, void *xq, __half *xh,
                    cudaStream_t s)
 {
-    if (mode == ACT_NONE) {
+    if (mode == ACT_NONE || !xq) { /* the f16 operand alone is never rounded to 8 bits */
         if (xh)
             ops_to_half(x, (int64_t)rows * k, xh, s);
         return;
