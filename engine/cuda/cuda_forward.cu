@@ -203,13 +203,13 @@ static int ffn_glu(struct cuda_model *cm, const struct glayer *l, int n)
     /* longer batches: the gate | up rows (w_gu.n = 2·n_ff) as one product into gu */
     if (linear(cm, &l->w_gu, cm->xn, n, cm->gu, NULL, NULL))
         return -1;
-    if (l->w_down.act != ACT_NONE) {
+    if (!wants_h(cm, &l->w_down, n)) { /* the integer kernels round ffa themselves */
         ops_glu(cm->gu, n, (int)nff, cm->d.act, cm->ffa, NULL, cm->s);
         return 0;
     }
-    /* float down weights: the f16 operand is all the product needs */
+    /* the down product's f16 operand (cuBLAS, cuda_mmf) is all it needs: no f32 copy */
     ops_glu(cm->gu, n, (int)nff, cm->d.act, NULL, cm->xh, cm->s);
-    mark_prepared(cm, cm->ffa, ACT_NONE, n, 0, 1);
+    mark_prepared(cm, cm->ffa, l->w_down.act, n, 0, 1);
     return 0;
 }
 
