@@ -484,11 +484,11 @@ static void test_rows(uint32_t type, int64_t k, int64_t n, int rows, int act)
  * them (exact sums of the activations in every min term), plus bias and residual.  Only f32
  * summation order separates the two (measured ~1e-7), so 1e-5 catches a wrong index, scale or
  * offset.  kernel 2, cuda_mmf (f16 operands, dequantized in shared memory, k split over blocks
- * when tokens are few): the dequantized weights and the unrounded activations (the CPU batch
- * path's operands), both rounded to f16 first, as the kernel (and cuBLAS on cuda_dequant_f16's
- * output) takes them; 5e-5, the tensor cores' f32 sums being less exact than IEEE ones
- * (measured 1.3e-5 at k = 11008).  Shapes leave partial tiles of rows (128) and tokens (64), and
- * k a partial chunk for the legacy types.
+ * when tokens are few): the dequantized weights and the unrounded activations (the prompt
+ * path's operands, cuda_round.cuh), both rounded to f16 first, as the kernel (and cuBLAS on
+ * cuda_dequant_f16's output) takes them; 5e-5, the tensor cores' f32 sums being less exact than
+ * IEEE ones (measured 1.3e-5 at k = 11008).  Shapes leave partial tiles of rows (128) and tokens
+ * (64), and k a partial chunk for the legacy types.
  */
 static void test_mmq(uint32_t type, int64_t k, int64_t n, int rows, int with_res, int kernel)
 {

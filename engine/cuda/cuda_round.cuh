@@ -18,18 +18,20 @@ struct q8_1_blk {
 };
 
 /*
- * Activations rounded as the CPU engine rounds them for a weight type, so that both backends
- * compute the same function.  xq (integer kernels: decode, short batches, cuda_mmq) receives the
- * CPU decode path's rounding to the type's vec_dot_type, as q8_1 blocks (d, s as halves; for
- * ACT_Q8_256 the first word is d as an f32, which the k-quant kernels read: cuda_mmv.cu):
+ * Activations prepared for the next product of a weight type.  xq (integer kernels: decode,
+ * short batches, cuda_mmq) receives them rounded as the CPU engine rounds them, to the type's
+ * vec_dot_type, so that both backends compute the same integer dots; as q8_1 blocks (d, s as
+ * halves; for ACT_Q8_256 the first word is d as an f32, which the k-quant kernels read:
+ * cuda_mmv.cu):
  *   ACT_Q8_32  (Q8_0 / Q8_1: legacy types) per 32: id = 127/amax, q = rint(x·id), d = f16(amax/127)
  *   ACT_Q8_256 (Q8_K: k-quants) per 256: iscale = −127/max (max: the value of largest magnitude,
  *              first one on ties), q = min(rint(iscale·x), 127), d = 1/iscale (f32)
  * xh (the f16 operand of cuBLAS and cuda_mmf: prompt batches) receives f16(x), not rounded to 8
- * bits: the CPU's batch path multiplies its dequantized tiles with the unrounded f32 activations
- * (matmul.h), and so does llama.cpp's cuBLAS path.  Either may be NULL; mode ACT_NONE (float
- * weights) writes xh only.  Called by all 256 threads of a block for 256 consecutive elements
- * (i: index in the row, row_off: the row's first element).
+ * bits, as llama.cpp's cuBLAS path takes it: the quantized model's function without 8-bit
+ * activations (the CPU rounds them in its batch path too, matmul.h; test_cuda_model checks the
+ * GPU's prompts against the CPU over the weights dequantized to f32).  Either may be NULL; mode
+ * ACT_NONE (float weights) writes xh only.  Called by all 256 threads of a block for 256
+ * consecutive elements (i: index in the row, row_off: the row's first element).
  */
 static __device__ __forceinline__ void round_chunk(float v, int valid, int64_t row_off, int64_t i,
                                                    int mode, void *xq, __half *xh)
