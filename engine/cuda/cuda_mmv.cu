@@ -553,8 +553,7 @@ int cuda_dequant_f16(uint32_t type, const void *w, int64_t k, int64_t n, __half 
                      cudaStream_t s)
 {
     shape_of sh;
-    if (mmv_with_type(type, sh, k) != 0 || k <= 0 || n <= 0 || k % sh.qk != 0 ||
-        (uintptr_t)w % sh.align != 0 || (uintptr_t)out % 16 != 0)
+    if (!mmv_shape_ok(type, w, k, n, sh) || (uintptr_t)out % 16 != 0)
         return -1;
     dequant_launcher l{ w, k * n / 8, out, s };
     return mmv_with_type(type, l, k);

@@ -69,6 +69,29 @@ static void mmv_test_round(uint32_t type, const float *dx, void *dxq, int64_t k,
         cuda_quantize_q8_1(dx, dxq, k, rows, s);
 }
 
+/* One activation row x (k floats) on the device as dx, and in dxq rounded as the model rounds
+ * it for type. */
+static cudaError_t mmv_test_x(uint32_t type, const float *x, int64_t k, float **dx, uint8_t **dxq)
+{
+    cudaError_t e = cudaMalloc(dx, (size_t)k * sizeof(float));
+    if (e == cudaSuccess)
+        e = cudaMemcpy(*dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice);
+    if (e == cudaSuccess)
+        e = cudaMalloc(dxq, (size_t)k / 32 * 36 + MMV_PAD);
+    if (e == cudaSuccess) {
+        mmv_test_round(type, *dx, *dxq, k, 1, 0);
+        e = cudaGetLastError();
+    }
+    return e;
+}
+
+/* n output floats on the device, NaN so that rows a kernel leaves unwritten fail. */
+static cudaError_t mmv_test_y(size_t n, float **dy)
+{
+    cudaError_t e = cudaMalloc(dy, n * sizeof(float));
+    return e == cudaSuccess ? cudaMemset(*dy, 0xff, n * sizeof(float)) : e;
+}
+
 extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, int64_t k,
                                 int64_t n, const float *x, int act, const float *bias,
                                 const float *residual, float *y, char *err, size_t errlen)
@@ -82,11 +105,8 @@ extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, in
     if (!wbytes)
         return -1;
     CU_TRY(mmv_test_weights(type, k, n, w, glu ? w2 : nullptr, wbytes, &dw, &dw2));
-    CU_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
-    CU_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
-    CU_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
-    CU_TRY(cudaMalloc(&dy, (size_t)n * sizeof(float)));
-    CU_TRY(cudaMemset(dy, 0xff, (size_t)n * sizeof(float))); /* NaN: unwritten rows fail */
+    CU_TRY(mmv_test_x(type, x, k, &dx, &dxq));
+    CU_TRY(mmv_test_y((size_t)n, &dy));
     if (bias) {
         CU_TRY(cudaMalloc(&dbias, (size_t)n * sizeof(float)));
         CU_TRY(cudaMemcpy(dbias, bias, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
@@ -96,8 +116,6 @@ extern "C" int cuda_test_mmv_ep(uint32_t type, const void *w, const void *w2, in
         CU_TRY(cudaMemcpy(dy, residual, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));
         ep.residual = dy;
     }
-    mmv_test_round(type, dx, dxq, k, 1, 0);
-    CU_TRY(cudaGetLastError());
     if ((glu ? cuda_mmv_glu(type, dw, dw2, k, n, dx, dxq, (enum mmv_act)act, dy, 0)
              : cuda_mmv(type, dw, k, n, dx, dxq, dy, &ep, 0)) != 0) {
         snprintf(err, errlen, "cuda_mmv%s refused type %u k=%lld n=%lld", glu ? "_glu" : "",
@@ -138,12 +156,8 @@ extern "C" int cuda_test_mmv_pair(uint32_t t1, const void *w1, int64_t n1, uint3
     }
     CU_TRY(mmv_test_weights(t1, k, n1, w1, nullptr, b1, &dw1, nullptr));
     CU_TRY(mmv_test_weights(t2, k, n2, w2, nullptr, b2, &dw2, nullptr));
-    CU_TRY(cudaMalloc(&dx, (size_t)k * sizeof(float)));
-    CU_TRY(cudaMemcpy(dx, x, (size_t)k * sizeof(float), cudaMemcpyHostToDevice));
-    CU_TRY(cudaMalloc(&dxq, (size_t)k / 32 * 36 + MMV_PAD));
-    CU_TRY(cudaMalloc(&dy, (size_t)(n1 + n2) * sizeof(float)));
-    CU_TRY(cudaMemset(dy, 0xff, (size_t)(n1 + n2) * sizeof(float))); /* NaN: unwritten rows */
-    mmv_test_round(t1, dx, dxq, k, 1, 0); /* both k-quants: one rounding */
+    CU_TRY(mmv_test_x(t1, x, k, &dx, &dxq)); /* both k-quants: one rounding */
+    CU_TRY(mmv_test_y((size_t)(n1 + n2), &dy));
     rc = cuda_mmv_pair(t1, dw1, n1, t2, dw2, n2, k, dxq, dy, 0);
     if (rc != 0) {
         snprintf(err, errlen, "cuda_mmv_pair gave %d for types %u, %u k=%lld", rc, t1, t2,
