@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "cuda/cuda_backend.h"
 
-#define MAX_DEPTHS 8
+#define MAX_DEPTHS 32
 #define MAX_REPEATS 100
 
 struct bench_result {
@@ -51,13 +51,20 @@ static int parse_depths(const char *s, int *d, int *nd)
     char *copy = strdup(s ? s : ""), *save = NULL;
     *nd = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*nd == MAX_DEPTHS || cli_int("-d", tok, 0, 1 << 22, &d[*nd]) < 0) {
+        if (*nd == MAX_DEPTHS) {
+            fprintf(stderr, "kfchat: bench: -d takes at most %d depths\n", MAX_DEPTHS);
+            free(copy);
+            return -1;
+        }
+        if (cli_int("-d", tok, 0, 1 << 22, &d[*nd]) < 0) {
             free(copy);
             return -1;
         }
         (*nd)++;
     }
     free(copy);
+    if (!*nd)
+        fprintf(stderr, "kfchat: bench: -d needs a depth or a comma-separated list of them\n");
     return *nd ? 0 : -1;
 }
 

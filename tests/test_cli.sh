@@ -52,6 +52,10 @@ long=$(yes "word" | head -n 400 | tr '\n' ' ')
 expect_error "prompt longer than the context" "context" "$KF" generate -m "$T/tiny.gguf" -c 64 -p "$long"
 expect_error "bad thread count" "needs an integer" "$KF" generate -m "$T/tiny.gguf" -t 0 -p hi
 expect_error "bad temperature" "temp" "$KF" generate -m "$T/tiny.gguf" --temp abc -p hi
+many=$(seq -s, 0 16 1024)
+expect_error "bench: too many depths" "at most" "$KF" bench -m "$T/tiny.gguf" -d "$many"
+expect_error "bench: empty depth list" "depth" "$KF" bench -m "$T/tiny.gguf" -d ,
+expect_error "bench: negative depth" "needs an integer" "$KF" bench -m "$T/tiny.gguf" -d 8,-1
 expect_error "unknown template" "template" "$KF" generate -m "$T/tiny.gguf" --template nosuch -p hi
 expect_error "unknown option" "unknown option" "$KF" generate --frobnicate
 expect_error "unknown command" "unknown command" "$KF" frobnicate
