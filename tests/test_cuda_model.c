@@ -815,6 +815,12 @@ int main(void)
     static const size_t dmr[] = { 16 };
     recheck(tmpdir, models, dmr, 1, "split decode kernels, k_dec_mma + k_dec_flash_reduce");
     unsetenv("KF_CUDA_DMMA_FUSE");
+    /* Under MHA k_dec_mma serves short contexts too; k_dec_short keeps them where it does not
+     * (compute capability under 8.0, KF_CUDA_DMMA=0): llama q5_k (head size 64), f16 hd128 */
+    setenv("KF_CUDA_DMMA", "0", 1);
+    static const size_t kshort[] = { 11, 17 };
+    recheck(tmpdir, models, kshort, sizeof kshort / sizeof kshort[0], "MHA through k_dec_short");
+    setenv("KF_CUDA_DMMA", "1", 1);
     if (llama[0]) {
         static const char *const dpol[][3] = {
             { "m17", "window", "24" },    { "m17", "sink", "24" },   { "m15", "window", "20" },
@@ -961,6 +967,10 @@ int main(void)
     kvtype = KV_TYPE_Q8_0;
     static const size_t q8[] = { 0, 1, 9, 13, 15, 17 };
     recheck(tmpdir, models, q8, sizeof q8 / sizeof q8[0], "q8_0 cache");
+    setenv("KF_CUDA_DMMA", "0", 1);
+    static const size_t q8short[] = { 17 };
+    recheck(tmpdir, models, q8short, 1, "q8_0 cache, MHA through k_dec_short");
+    unsetenv("KF_CUDA_DMMA");
     setenv("KF_CUDA_WFLASH", "1", 1);
     recheck(tmpdir, models, wfl, 1, "q8_0 cache, k_dec_wflash");
     snprintf(path, sizeof path, "%s/m1.gguf", tmpdir);

@@ -356,10 +356,17 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
     int tot = a->n_head * a->hd, mode = a->out_mode;
     if (mode == ACT_Q8_256 && tot % 256)
         mode = ACT_NONE; /* blocks of 256 would straddle: the product rounds it itself */
-    /* KF_CUDA_DEC=split takes the split kernels where k_dec_short applies (tests) */
+    /* KF_CUDA_DEC=split takes the split kernels where k_dec_short applies (tests).  Under MHA
+     * without scores k_dec_mma takes every context where it serves (dec_mma_serves), unless
+     * KF_CUDA_WFLASH asks attn_split_launch for other kernels (tests).  With H2O's or
+     * Keyformer's scores k_dec_short keeps the short contexts: Llama-2 shape, Keyformer 25% of
+     * 2048, tg64 at depth 0 443 (k_dec_short) against 422, at depth 128 413 against 422. */
     const char *force = getenv("KF_CUDA_DEC");
+    const int scores = !a->conf.unbounded && a->kv.swa <= 0 &&
+                       (a->conf.policy == KV_P_KEYFORMER || a->conf.policy == KV_P_H2O);
+    const int mma = a->n_head == a->G && !scores && dec_mma_serves(a) && !getenv("KF_CUDA_WFLASH");
     int nsplit = dec_short_split(a);
-    size_t sm = force && !strcmp(force, "split") ? 0 : dec_short_smem(a, nsplit, mode);
+    size_t sm = (force && !strcmp(force, "split")) || mma ? 0 : dec_short_smem(a, nsplit, mode);
     if (sm) {
         klaunch(a->kv.q8 ? k_dec_short<1> : k_dec_short<0>, a->G * nsplit, 256, sm, s, *a, *r,
                 nsplit, mode, a->out_q);

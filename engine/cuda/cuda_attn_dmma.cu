@@ -551,15 +551,27 @@ static void (*dm_kernel(int fused, int sc))(struct attn_args, const struct rope_
                                                       : k_dec_mma<HD, Q8, false, 0>;
 }
 
-int dec_mma_launch(struct attn_args *a, const struct rope_args *r, int nsm, int mode, int sc,
-                   int *fused, cudaStream_t s)
+int dec_mma_serves(const struct attn_args *a)
 {
-    const char *e = getenv("KF_CUDA_DMMA"), *fe = getenv("KF_CUDA_DMMA_FUSE");
+    const char *e = getenv("KF_CUDA_DMMA");
     const int group = a->n_head / a->G, force = e && !strcmp(e, "1");
     if ((e && !strcmp(e, "0")) || group > DM_GROUP || (a->hd != 64 && a->hd != 128) ||
         kdevice_major() < 8)
         return 0;
-    if (!force && a->span <= 1024)
+    /* Under GQA wherever k_dec_short does not serve, over DEC_VS slots (until session 16 over
+     * 1024: from 257 to 1024 the split kernels were 2-4% slower on the Llama-2 shape and 8-11% on
+     * the Llama-3 shape, tg64, H100); under MHA from the first slot on (against k_dec_short,
+     * Llama-2 shape, tg64 at depth 0 / 64 / 128 / 192: 444-448 either way, then 440 -> 454,
+     * 425 -> 453, 416 -> 451; the Llama-3 shape's k_dec_short is 4% faster at depth 0) */
+    return force || a->span > DEC_VS || group == 1;
+}
+
+int dec_mma_launch(struct attn_args *a, const struct rope_args *r, int nsm, int mode, int sc,
+                   int *fused, cudaStream_t s)
+{
+    const char *fe = getenv("KF_CUDA_DMMA_FUSE");
+    const int group = a->n_head / a->G;
+    if (!dec_mma_serves(a))
         return 0;
     /* one wave: a block of 8 warps per SM (~190 registers a thread) over the KV heads, the
      * first nsm mod G heads a block more (wf_extra: Llama-3's 8 KV heads 17 and 16 blocks on

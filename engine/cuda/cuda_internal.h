@@ -165,15 +165,18 @@ void qk_store_launch(const struct attn_args *a, const struct rope_args *r, cudaS
  * (decode: attn_decode_launch, cuda_attn_dec.cu). */
 void attn_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
 void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
-/* Decode attention over contexts longer than k_dec_short's, after the cache write
- * (cuda_attn_split.cu); mode: the output's rounding for W_o (ACT_*). */
+/* Decode attention where k_dec_short does not serve (cuda_attn_split.cu): longer contexts, and
+ * MHA wherever k_dec_mma does; mode: the output's rounding for W_o (ACT_*). */
 void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int mode,
                        cudaStream_t s);
-/* Decode attention on the tensor cores (cuda_attn_dmma.cu) where it serves (contexts over 1024
- * slots, head size 64 or 128, at most 8 query heads a KV head; sc: the policy's scores, 0 none,
- * 1 h2o, 2 Keyformer, for k_dec_wscore; KF_CUDA_DMMA=0/1 turns it off or on for any context):
- * returns its blocks per KV head, or 0 where it does not serve; *fused says
- * whether the blocks combined themselves (else k_dec_flash_reduce must, with mode's rounding). */
+/* Whether decode attention on the tensor cores serves this call (head size 64 or 128, at most 8
+ * query heads a KV head, compute capability 8.0+; contexts over 256 slots, any under MHA;
+ * KF_CUDA_DMMA=0/1 turns it off or on for any context). */
+int dec_mma_serves(const struct attn_args *a);
+/* That kernel (cuda_attn_dmma.cu), where it serves (sc: the policy's scores, 0 none, 1 h2o,
+ * 2 Keyformer, for k_dec_wscore): returns its blocks per KV head, or 0 where it does not serve;
+ * *fused says whether the blocks combined themselves (else k_dec_flash_reduce must, with mode's
+ * rounding). */
 int dec_mma_launch(struct attn_args *a, const struct rope_args *r, int nsm, int mode, int sc,
                    int *fused, cudaStream_t s);
 /* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
