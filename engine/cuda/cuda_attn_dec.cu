@@ -362,9 +362,8 @@ void attn_decode_launch(const struct attn_args *a, const struct rope_args *r, cu
      * Keyformer's scores k_dec_short keeps the short contexts: Llama-2 shape, Keyformer 25% of
      * 2048, tg64 at depth 0 443 (k_dec_short) against 422, at depth 128 413 against 422. */
     const char *force = getenv("KF_CUDA_DEC");
-    const int scores = !a->conf.unbounded && a->kv.swa <= 0 &&
-                       (a->conf.policy == KV_P_KEYFORMER || a->conf.policy == KV_P_H2O);
-    const int mma = a->n_head == a->G && !scores && dec_mma_serves(a) && !getenv("KF_CUDA_WFLASH");
+    const int mma = a->n_head == a->G && !attn_dec_scores(a) && dec_mma_serves(a) &&
+                    !getenv("KF_CUDA_WFLASH");
     int nsplit = dec_short_split(a);
     size_t sm = (force && !strcmp(force, "split")) || mma ? 0 : dec_short_smem(a, nsplit, mode);
     if (sm) {

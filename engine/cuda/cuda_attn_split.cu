@@ -720,8 +720,7 @@ void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int
 {
     int nb = attn_decode_tiles(a->span), tot = a->n_head * a->hd;
     dim3 gl(a->G, nb), gv(a->G, attn_decode_splits(a->span));
-    int scores = !a->conf.unbounded && a->kv.swa <= 0 &&
-                 (a->conf.policy == KV_P_KEYFORMER || a->conf.policy == KV_P_H2O);
+    int scores = attn_dec_scores(a);
     /* MHA contexts over 1024 slots: a warp per chunk (k_dec_wflash; below, its few blocks
      * were slower: a q8_0 cache at depth 0, tg128 400 against 430); KF_CUDA_WFLASH=0 or =1
      * turns it off or on (any MHA context: tests).  H100, Llama-2-7B shape Q4_K_M, tg64, against the two

@@ -158,6 +158,14 @@ struct attn_args {
     struct attn_side *side; /* host: the side stream for the scores, or NULL (all on one) */
 };
 
+/* Whether a decode step's attention also yields the slots' scores: H2O's or Keyformer's, for a
+ * bounded cache, in a layer without a sliding window. */
+static inline int attn_dec_scores(const struct attn_args *a)
+{
+    return !a->conf.unbounded && a->kv.swa <= 0 &&
+           (a->conf.policy == KV_P_KEYFORMER || a->conf.policy == KV_P_H2O);
+}
+
 /* QK-norm and RoPE of the call's queries and keys, and the keys/values into free slots. */
 struct rope_args;
 void qk_store_launch(const struct attn_args *a, const struct rope_args *r, cudaStream_t s);
