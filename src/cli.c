@@ -33,6 +33,35 @@ void cli_common_init(struct cli_common *c)
     c->n_gpu_layers = -1; /* every layer on the GPU when there is one */
 }
 
+int cli_split_list(const char *opt, const char *what, const char *s, int max, char **owned,
+                   const char **items, int *n)
+{
+    *n = 0;
+    if (!s || !*s) {
+        fprintf(stderr, "kfchat: %s needs a comma-separated list of %s\n", opt, what);
+        return -1;
+    }
+    free(*owned);
+    *owned = strdup(s);
+    if (!*owned) {
+        fprintf(stderr, "kfchat: %s: out of memory\n", opt);
+        return -1;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(*owned, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (*n == max) {
+            fprintf(stderr, "kfchat: %s takes at most %d %s\n", opt, max, what);
+            return -1;
+        }
+        items[(*n)++] = t;
+    }
+    if (*n == 0) {
+        fprintf(stderr, "kfchat: %s needs a comma-separated list of %s\n", opt, what);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_int(const char *opt, const char *s, long lo, long hi, int *out)
 {
     char *end;

@@ -103,6 +103,11 @@ void cli_close_chat(struct cli_chat *ch);
  * 0, 1 (not found or no store; printed, ch unchanged) or -1 (printed; ch->ss is NULL). */
 int cli_chat_resume(struct cli_chat *ch, const struct cli_common *c, const struct cli_session *o,
                     const char *key);
+/* Split an option's comma list into at most max items (pointers into a strdup'd copy kept in
+ * *owned, freed and replaced on each call; the caller frees it), printing a one-line error naming
+ * what the items are on an empty or too long list (returns -1). */
+int cli_split_list(const char *opt, const char *what, const char *s, int max, char **owned,
+                   const char **items, int *n);
 /* Parse an int / float option value, printing a one-line error on failure (returns -1). */
 int cli_int(const char *opt, const char *s, long lo, long hi, int *out);
 int cli_float(const char *opt, const char *s, double lo, double hi, float *out);

@@ -48,24 +48,13 @@ static void fill_random(int32_t *t, int n, int n_vocab, uint64_t *state)
 
 static int parse_depths(const char *s, int *d, int *nd)
 {
-    char *copy = strdup(s ? s : ""), *save = NULL;
-    *nd = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*nd == MAX_DEPTHS) {
-            fprintf(stderr, "kfchat: bench: -d takes at most %d depths\n", MAX_DEPTHS);
-            free(copy);
-            return -1;
-        }
-        if (cli_int("-d", tok, 0, 1 << 22, &d[*nd]) < 0) {
-            free(copy);
-            return -1;
-        }
-        (*nd)++;
-    }
-    free(copy);
-    if (!*nd)
-        fprintf(stderr, "kfchat: bench: -d needs a depth or a comma-separated list of them\n");
-    return *nd ? 0 : -1;
+    char *owned = NULL;
+    const char *items[MAX_DEPTHS];
+    int r = cli_split_list("-d", "depths", s, MAX_DEPTHS, &owned, items, nd);
+    for (int i = 0; i < *nd && !r; i++)
+        r = cli_int("-d", items[i], 0, 1 << 22, &d[i]);
+    free(owned);
+    return r;
 }
 
 /* Time one test; returns tokens/s or a negative value on error. */

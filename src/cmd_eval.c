@@ -71,31 +71,6 @@ static void help(void)
     cli_common_help(stdout);
 }
 
-/* Split a comma list into items (pointers into a strdup'd copy kept in *owned). */
-static int split_list(const char *opt, const char *s, char **owned, const char **items, int *n)
-{
-    if (!s || !*s) {
-        fprintf(stderr, "kfchat: %s needs a comma-separated list\n", opt);
-        return -1;
-    }
-    free(*owned);
-    *owned = strdup(s);
-    *n = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(*owned, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (*n == MAX_LIST) {
-            fprintf(stderr, "kfchat: %s: at most %d items\n", opt, MAX_LIST);
-            return -1;
-        }
-        items[(*n)++] = t;
-    }
-    if (*n == 0) {
-        fprintf(stderr, "kfchat: %s needs a comma-separated list\n", opt);
-        return -1;
-    }
-    return 0;
-}
-
 /* A budget for the engine: "X%" is a share of the evaluated length N, not of the context. */
 static int budget_to_engine(const char *arg, int n_tok, char *out, size_t len)
 {
@@ -435,9 +410,9 @@ int cmd_eval(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--kv-policy"))
-            r = split_list(a, v, &pol_owned, pol_items, &np), i++;
+            r = cli_split_list(a, "policies", v, MAX_LIST, &pol_owned, pol_items, &np), i++;
         else if (!strcmp(a, "--kv-budget"))
-            r = split_list(a, v, &bud_owned, bud_items, &nb), i++;
+            r = cli_split_list(a, "budgets", v, MAX_LIST, &bud_owned, bud_items, &nb), i++;
         else if (!strcmp(a, "--text")) {
             if (!v || nt == 4096) {
                 fprintf(stderr, "kfchat: --text needs a file name (at most 4096 texts)\n");
