@@ -45,10 +45,13 @@ static int mkmodel(const char *out, const char *args)
  * models amplify such flips to a few 1e-2 of the logits (llama.cpp against itself included, see
  * tests/golden/README.md).  With the same cache values both backends round the same numbers.
  */
+/* open_e's context (check_policy_n sets it for its two engines) */
+static int engine_ctx = 256;
+
 static struct engine *open_e(const char *path, int ngl, const char *policy, const char *budget,
                              int n_batch)
 {
-    struct engine_params p = { .model_path = path, .n_ctx = 256, .n_batch = n_batch,
+    struct engine_params p = { .model_path = path, .n_ctx = engine_ctx, .n_batch = n_batch,
                                .n_threads = 2, .n_gpu_layers = ngl };
     if (!policy) {
         p.kv = kv_params_default();
@@ -299,17 +302,23 @@ out:
 /* check_policy's bound on the final logits' relative error, where > 0 (float models) */
 static double policy_ltol;
 
-/* Kept positions of every (layer, KV head): CPU and GPU after chunks with eviction + decoding. */
-static void check_policy(const char *path, const char *policy, const char *budget)
+/* Kept positions of every (layer, KV head): CPU and GPU after a prompt of np tokens in chunks of
+ * 16 with eviction, then 40 decode steps (contexts of up to ctx tokens; budgets of up to 1024). */
+static void check_policy_n(const char *path, const char *policy, const char *budget, int np,
+                           int ctx)
 {
+    engine_ctx = ctx;
     struct engine *c = open_e(path, 0, policy, budget, 16), *g = open_e(path, -1, policy, budget, 16);
-    if (!ok(c && g, "%s %s: engines open", policy, budget))
+    int32_t *t = malloc((size_t)np * sizeof *t), *pc = malloc(1024 * 4), *pg = malloc(1024 * 4);
+    float *sc = malloc(1024 * 4), *sg = malloc(1024 * 4);
+    uint8_t fc[1024], fg[1024];
+    engine_ctx = 256;
+    if (!ok(c && g && t && pc && pg && sc && sg, "%s %s: engines open", policy, budget))
         goto out;
     int nv = engine_n_vocab(c);
-    int32_t t[80];
-    prompt(t, 70, nv, 21);
-    ok(engine_eval(c, t, 70, NULL, NULL, NULL) == 0 && engine_eval(g, t, 70, NULL, NULL, NULL) == 0,
-       "%s: prompt of 70 in chunks of 16 over budget %s", policy, budget);
+    prompt(t, np, nv, 21);
+    ok(engine_eval(c, t, np, NULL, NULL, NULL) == 0 && engine_eval(g, t, np, NULL, NULL, NULL) == 0,
+       "%s: prompt of %d in chunks of 16 over budget %s (context %d)", policy, np, budget, ctx);
     for (int s = 0; s < 40; s++) {
         int32_t tok = argmax(engine_logits(c), nv);
         if (engine_eval(c, &tok, 1, NULL, NULL, NULL) || engine_eval(g, &tok, 1, NULL, NULL, NULL))
@@ -322,11 +331,8 @@ static void check_policy(const char *path, const char *policy, const char *budge
     double serr = 0;
     for (int l = 0; l < in.n_layer; l++)
         for (int h = 0; h < in.n_head_kv; h++) {
-            int32_t pc[256], pg[256];
-            float sc[256], sg[256];
-            uint8_t fc[256], fg[256];
-            int nc = kv_cache_trace(kc, l, h, pc, sc, fc, 256);
-            int ng = kv_cache_trace(kg, l, h, pg, sg, fg, 256);
+            int nc = kv_cache_trace(kc, l, h, pc, sc, fc, 1024);
+            int ng = kv_cache_trace(kg, l, h, pg, sg, fg, 1024);
             if (nc != ng)
                 nmis++;
             total += nc;
@@ -362,8 +368,18 @@ static void check_policy(const char *path, const char *policy, const char *budge
     else
         diag("%s: final logits rel err %.2e", policy, e);
 out:
+    free(t);
+    free(pc);
+    free(pg);
+    free(sc);
+    free(sg);
     engine_close(c);
     engine_close(g);
+}
+
+static void check_policy(const char *path, const char *policy, const char *budget)
+{
+    check_policy_n(path, policy, budget, 70, 256);
 }
 
 /* Snapshot on the GPU, restore in a fresh engine, continue: the same logits as going on. */
@@ -842,6 +858,37 @@ int main(void)
         snprintf(path, sizeof path, "%s/m17.gguf", tmpdir);
         check_policy(path, "h2o", "24");
         unsetenv("KF_CUDA_SIDE");
+        /* Keyformer's noise drawn inside k_dec_mma (KF_CUDA_KF_SIDE=0) instead of by k_dm_noisy
+         * after it; and k_dm_noisy over two blocks' chunks a KV head (their statistics met by
+         * k_dec_wscore) */
+        static const char *const kfin[][3] = { { "m17", "keyformer", "24" },
+                                               { "m15", "keyformer", "20" },
+                                               { "m25", "keyformer", "24" } };
+        setenv("KF_CUDA_KF_SIDE", "0", 1);
+        for (size_t i = 0; i < sizeof kfin / sizeof kfin[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kfin[i][0]);
+            check_policy(path, kfin[i][1], kfin[i][2]);
+        }
+        unsetenv("KF_CUDA_KF_SIDE");
+        setenv("KF_CUDA_WF_BLOCKS", "2", 1);
+        for (size_t i = 0; i < sizeof kfin / sizeof kfin[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kfin[i][0]);
+            check_policy(path, kfin[i][1], kfin[i][2]);
+        }
+        unsetenv("KF_CUDA_WF_BLOCKS");
+        /* a budget of 600 over a prompt of 800 (MHA, head size 128; GQA): k_dec_mma in several
+         * blocks a KV head, k_dm_noisy in three tiles, both ways of drawing the noise */
+        static const char *const kflong[] = { "m17", "m25" };
+        for (int side = 1; side >= 0; side--) {
+            if (!side)
+                setenv("KF_CUDA_KF_SIDE", "0", 1);
+            for (size_t i = 0; i < sizeof kflong / sizeof kflong[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kflong[i]);
+                check_policy_n(path, "keyformer", "600", 800, 1024);
+            }
+            check_policy_n(path, "h2o", "600", 800, 1024);
+        }
+        unsetenv("KF_CUDA_KF_SIDE");
     }
     unsetenv("KF_CUDA_DMMA");
     /* Prompts through the CUDA-core prefill kernel (k_pf_attn) instead of the tensor-core one,

@@ -5,9 +5,10 @@
  * between them.  The grid and the partials are k_dec_wflash's (cuda_attn_split.cu); the last
  * block of a KV head combines them and rounds for W_o, or k_dec_flash_reduce does where the
  * group's outputs do not fill the 256-element blocks of that rounding.  Serves contexts over
- * 1024 slots, head sizes 64 and 128, up to 8 query heads per KV head (MHA included), every
- * policy: with H2O and Keyformer it also writes the logits (and the noisy logits with their
- * online statistics) that k_dec_wscore turns into the slots' scores, as k_dec_wflash does.
+ * 256 slots (any under MHA), head sizes 64 and 128, up to 8 query heads per KV head, every
+ * policy: with H2O and Keyformer it also writes the logits that k_dec_wscore turns into the
+ * slots' scores; Keyformer's noise is added to them by k_dm_noisy on the side stream (or, with
+ * KF_CUDA_KF_SIDE=0, here: the noisy logits and their online statistics, as k_dec_wflash does).
  * It also does k_qk_store's work for its KV head (the queries normed and rotated into shared
  * memory by every block, the newest key and value written by the block that reads them), so
  * that no kernel runs between the Q/K/V products and this one.  The grid fills the GPU: the
@@ -537,6 +538,73 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
         if (mode != ACT_NONE)
             round_chunk(o, valid, 0, (int64_t)hq0 * HD + idx, mode, xq, NULL);
     }
+}
+
+/*
+ * Keyformer's share of a k_dec_mma call, off the attention's path: k_dec_mma ran as for H2O (the
+ * plain logits into the logit rows) and this kernel, on the side stream before k_dec_wscore,
+ * turns them into the noisy logits (x + G)/τ and their softmax statistics per tile of 256 slots
+ * (pstats[h][tile][2..3]: k_dec_mma's records of the same call hold only [0..1]), which
+ * k_dec_wscore combines.  Same noise and formula: the noisy logits are k_dec_mma's SC 2 values
+ * bit for bit; the statistics differ by the order of the sums.  A thread a slot, so that the
+ * blocks are short (chunks of k_dec_mma's size, a thread looping over 8 slots, took the blocks'
+ * places from the layer's products for longer).  Why: drawn inside k_dec_mma, the noise and the
+ * noisy online softmax sat between each round's keys and its P·V (Llama-2 shape, 50% of 16384:
+ * 67.1 µs a layer against 56.8 for a window of the same size, ncu).
+ */
+__global__ void __launch_bounds__(256) k_dm_noisy(struct attn_args a)
+{
+    __shared__ float sm[8][2];
+    kgrid_begin();
+    const int g = blockIdx.x, group = a.n_head / a.G, count = a.kv.n_used[g] + 1;
+    const int s = blockIdx.y * 256 + threadIdx.x, warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    if (!a.st->scoring || blockIdx.y * 256 >= count)
+        return;
+    const int qpos = a.st->pos0, in = s < count;
+    const float inv_tau = 1.0f / kv_tau(a.conf, qpos);
+    const int kpos = in ? a.kv.pos[(size_t)g * a.kv.cap + s] : 0;
+    for (int j = 0; j < group; j++) {
+        const int h = g * group + j;
+        const size_t o = (size_t)h * a.kv.cap + s;
+        const float x = in ? a.logits[o] : -INFINITY;
+        const float y = x != -INFINITY
+                            ? (x + kn_gumbel(kn_row_key(a.kv.layer, h, qpos), a.seed_key, kpos)) *
+                                  inv_tau
+                            : -INFINITY;
+        if (in)
+            a.noisy[o] = y;
+        const float M = warp_max(y); /* the warp's, then the block's (8 warps) */
+        const float l = warp_sum(y == -INFINITY ? 0.0f : expf(y - M));
+        if (lane == 0) {
+            sm[warp][0] = M;
+            sm[warp][1] = l;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float *st = a.pstats + ((size_t)h * gridDim.y + blockIdx.y) * 4;
+            warps_ml(&sm[0][0], &sm[0][1], 2, st[2], st[3]);
+        }
+        __syncthreads();
+    }
+}
+
+/* k_dm_noisy's tiles a KV head (the stride of its statistics). */
+int dm_noisy_tiles(int span)
+{
+    return (span + 255) / 256;
+}
+
+void dm_noisy_launch(const struct attn_args *a, cudaStream_t s)
+{
+    klaunch(k_dm_noisy, dim3(a->G, dm_noisy_tiles(a->span)), 256, 0, s, *a);
+}
+
+/* Whether Keyformer's noise runs in k_dm_noisy instead of k_dec_mma (KF_CUDA_KF_SIDE=0: inside,
+ * for A/B runs and tests). */
+int dm_noisy_side(void)
+{
+    const char *e = getenv("KF_CUDA_KF_SIDE");
+    return !(e && !strcmp(e, "0"));
 }
 
 /* The kernel for (head size, cache type, fused, scores). */

@@ -91,7 +91,7 @@ static __device__ __forceinline__ void dec_tile_partials(const struct attn_args 
 {
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, nb = gridDim.y;
     for (int j = warp; j < group; j += 8) {
-        for (int which = 0; which < 1 + keyformer; which++) {
+        for (int which = keyformer == 2; which < 1 + (keyformer != 0); which++) {
             const float *v = which ? yt[j] : lt[j];
             float m = -INFINITY;
             for (int i = lane; i < nt; i += WARP)
@@ -175,7 +175,7 @@ template <int Q8> __global__ void __launch_bounds__(256, 2) k_dec_logits(struct 
 /*
  * Combine the tiles' partials of head h into its normalisers st = {m, 1/l, m2, 1/l2}: one warp,
  * called by every block of k_dec_values for its heads (a few hundred tiles at most: cheaper
- * than a kernel of its own).
+ * than a kernel of its own).  keyformer: 0 the plain ones, 1 both, 2 the noisy ones only.
  */
 __device__ void dec_stats(const struct attn_args &a, int h, int nb, int nt, int keyformer,
                           float *st)
@@ -591,7 +591,7 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
  * the final normalisers (combined from the blocks' partials: dec_stats) summed over the KV
  * head's query heads, added to the cache's score — as k_dec_values does for the split kernels.
  */
-__global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw)
+__global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw, int nts)
 {
     __shared__ float sts[MAX_GROUP][4];
     kgrid_begin();
@@ -600,8 +600,12 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw)
     if (!a.st->scoring || blockIdx.y * 256 >= count)
         return;
     int cs = wf_block(count, wf_nby(nbw, a.wf_extra, g)), nt = (count + cs - 1) / cs;
-    for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
-        dec_stats(a, g * group + j, nbw, nt, keyformer, sts[j]);
+    if (nts) /* the noisy statistics per tile of 256 (k_dm_noisy), the only ones read */
+        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
+            dec_stats(a, g * group + j, nts, (count + 255) / 256, 2, sts[j]);
+    else
+        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
+            dec_stats(a, g * group + j, nbw, nt, keyformer, sts[j]);
     __syncthreads();
     if (s >= count)
         return;
@@ -617,18 +621,23 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw)
 /* k_dec_wscore for nb blocks a head, on the side stream where there is one (cuda_internal.h):
  * nothing else in the layer waits for the scores.  H100, Llama-3 shape, keyformer 50% at
  * 16384: 301.7 t/s with it in line, 320.6 without it at all. */
-static void wscore_launch(const struct attn_args *a, int nb, cudaStream_t s)
+static void wscore_launch(const struct attn_args *a, int nb, int noisy, cudaStream_t s)
 {
     struct attn_side *sd = a->side;
     dim3 grid(a->G, (a->span + 255) / 256);
+    const int nts = noisy ? dm_noisy_tiles(a->span) : 0;
     if (sd && cudaEventRecord(sd->fork, s) == cudaSuccess &&
         cudaStreamWaitEvent(sd->s, sd->fork, 0) == cudaSuccess) {
-        klaunch(k_dec_wscore, grid, 256, 0, sd->s, *a, nb);
+        if (noisy)
+            dm_noisy_launch(a, sd->s);
+        klaunch(k_dec_wscore, grid, 256, 0, sd->s, *a, nb, nts);
         cudaEventRecord(sd->join, sd->s);
         sd->pending = 1;
         return;
     }
-    klaunch(k_dec_wscore, grid, 256, 0, s, *a, nb);
+    if (noisy)
+        dm_noisy_launch(a, s);
+    klaunch(k_dec_wscore, grid, 256, 0, s, *a, nb, nts);
 }
 
 /*
@@ -745,13 +754,16 @@ void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int
      * k_dec_wscore; KF_CUDA_WFLASH=1 asks for k_dec_wflash instead, and KF_CUDA_KF_SPLIT for
      * the split kernels where there are scores (tests) */
     struct attn_args b = *a; /* (with the grid's wf_extra) */
+    /* Keyformer: k_dec_mma writes the plain logits as for H2O and k_dm_noisy adds the noise on
+     * the side stream (dm_noisy_side) */
+    const int kside = sc == 2 && dm_noisy_side();
     int fused = 0, bm = (wf && !strcmp(wf, "1")) || (sc && e) ? 0
-                        : dec_mma_launch(&b, r, nsm, mode, sc, &fused, s);
+                        : dec_mma_launch(&b, r, nsm, mode, kside ? 1 : sc, &fused, s);
     if (bm > 0) {
         if (!fused)
             klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, b, bm, mode, a->out_q);
         if (sc)
-            wscore_launch(&b, bm, s);
+            wscore_launch(&b, bm, kside, s);
         return;
     }
     qk_store_launch(a, r, s); /* (k_dec_mma does this itself) */
@@ -769,7 +781,7 @@ void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int
         klaunch(k, gw, 256, 0, s, *a);
         klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, *a, bph, mode, a->out_q);
         if (sc)
-            wscore_launch(a, bph, s);
+            wscore_launch(a, bph, 0, s);
         return;
     }
     /* a bounded Keyformer cache under MHA takes the one-row kernels (see the file's head);
