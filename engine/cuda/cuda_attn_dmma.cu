@@ -548,33 +548,41 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
  * k_dec_wscore combines.  Same noise and formula: the noisy logits are k_dec_mma's SC 2 values
  * bit for bit; the statistics differ by the order of the sums.  A thread a slot, so that the
  * blocks are short (chunks of k_dec_mma's size, a thread looping over 8 slots, took the blocks'
- * places from the layer's products for longer).  Why: drawn inside k_dec_mma, the noise and the
+ * places from the layer's products for longer; KF_CUDA_KF_TILE=512 or 1024, 2 or 4 slots a
+ * thread, measured within noise of 256).  Why: drawn inside k_dec_mma, the noise and the
  * noisy online softmax sat between each round's keys and its P·V (Llama-2 shape, 50% of 16384:
  * 67.1 µs a layer against 56.8 for a window of the same size, ncu).
  */
-__global__ void __launch_bounds__(256) k_dm_noisy(struct attn_args a)
+__global__ void __launch_bounds__(256) k_dm_noisy(struct attn_args a, int tile)
 {
     __shared__ float sm[8][2];
     kgrid_begin();
     const int g = blockIdx.x, group = a.n_head / a.G, count = a.kv.n_used[g] + 1;
-    const int s = blockIdx.y * 256 + threadIdx.x, warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
-    if (!a.st->scoring || blockIdx.y * 256 >= count)
+    const int s0 = blockIdx.y * tile, warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    if (!a.st->scoring || s0 >= count)
         return;
-    const int qpos = a.st->pos0, in = s < count;
+    const int qpos = a.st->pos0, n = min(tile, count - s0);
     const float inv_tau = 1.0f / kv_tau(a.conf, qpos);
-    const int kpos = in ? a.kv.pos[(size_t)g * a.kv.cap + s] : 0;
+    const int32_t *P = a.kv.pos + (size_t)g * a.kv.cap + s0;
     for (int j = 0; j < group; j++) {
         const int h = g * group + j;
-        const size_t o = (size_t)h * a.kv.cap + s;
-        const float x = in ? a.logits[o] : -INFINITY;
-        const float y = x != -INFINITY
-                            ? (x + kn_gumbel(kn_row_key(a.kv.layer, h, qpos), a.seed_key, kpos)) *
-                                  inv_tau
-                            : -INFINITY;
-        if (in)
-            a.noisy[o] = y;
-        const float M = warp_max(y); /* the warp's, then the block's (8 warps) */
-        const float l = warp_sum(y == -INFINITY ? 0.0f : expf(y - M));
+        const uint64_t rk = kn_row_key(a.kv.layer, h, qpos);
+        const float *x = a.logits + (size_t)h * a.kv.cap + s0;
+        float *y = a.noisy + (size_t)h * a.kv.cap + s0;
+        float m = -INFINITY, l = 0.0f; /* this thread's max and sum */
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            const float v = x[i] != -INFINITY
+                                ? (x[i] + kn_gumbel(rk, a.seed_key, P[i])) * inv_tau
+                                : -INFINITY;
+            y[i] = v;
+            if (v != -INFINITY) {
+                const float nm = fmaxf(m, v);
+                l = l * expf(m - nm) + expf(v - nm);
+                m = nm;
+            }
+        }
+        const float M = warp_max(m); /* the warp's, then the block's (8 warps) */
+        l = warp_sum(m == -INFINITY ? 0.0f : l * expf(m - M));
         if (lane == 0) {
             sm[warp][0] = M;
             sm[warp][1] = l;
@@ -588,15 +596,24 @@ __global__ void __launch_bounds__(256) k_dm_noisy(struct attn_args a)
     }
 }
 
+/* Slots per k_dm_noisy block: 256 unless KF_CUDA_KF_TILE asks for another multiple of 256 */
+int dm_noisy_tile(void)
+{
+    const char *e = getenv("KF_CUDA_KF_TILE");
+    const int t = e ? atoi(e) : 0;
+    return t >= 256 && t % 256 == 0 ? t : 256;
+}
+
 /* k_dm_noisy's tiles a KV head (the stride of its statistics). */
 int dm_noisy_tiles(int span)
 {
-    return (span + 255) / 256;
+    const int t = dm_noisy_tile();
+    return (span + t - 1) / t;
 }
 
 void dm_noisy_launch(const struct attn_args *a, cudaStream_t s)
 {
-    klaunch(k_dm_noisy, dim3(a->G, dm_noisy_tiles(a->span)), 256, 0, s, *a);
+    klaunch(k_dm_noisy, dim3(a->G, dm_noisy_tiles(a->span)), 256, 0, s, *a, dm_noisy_tile());
 }
 
 /* Whether Keyformer's noise runs in k_dm_noisy instead of k_dec_mma (KF_CUDA_KF_SIDE=0: inside,
