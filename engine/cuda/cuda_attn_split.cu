@@ -91,7 +91,7 @@ static __device__ __forceinline__ void dec_tile_partials(const struct attn_args 
 {
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, nb = gridDim.y;
     for (int j = warp; j < group; j += 8) {
-        for (int which = keyformer == 2; which < 1 + (keyformer != 0); which++) {
+        for (int which = 0; which < 1 + keyformer; which++) {
             const float *v = which ? yt[j] : lt[j];
             float m = -INFINITY;
             for (int i = lane; i < nt; i += WARP)
@@ -181,7 +181,7 @@ __device__ void dec_stats(const struct attn_args &a, int h, int nb, int nt, int 
                           float *st)
 {
     int lane = threadIdx.x % WARP;
-    for (int which = 0; which < 1 + keyformer; which++) {
+    for (int which = keyformer == 2; which < 1 + (keyformer != 0); which++) {
         float m = -INFINITY;
         for (int b = lane; b < nt; b += WARP)
             m = fmaxf(m, a.pstats[((size_t)h * nb + b) * 4 + 2 * which]);
