@@ -604,16 +604,9 @@ int dm_noisy_tile(void)
     return t >= 256 && t % 256 == 0 ? t : 256;
 }
 
-/* k_dm_noisy's tiles a KV head (the stride of its statistics). */
-int dm_noisy_tiles(int span)
+void dm_noisy_launch(const struct attn_args *a, int tile, cudaStream_t s)
 {
-    const int t = dm_noisy_tile();
-    return (span + t - 1) / t;
-}
-
-void dm_noisy_launch(const struct attn_args *a, cudaStream_t s)
-{
-    klaunch(k_dm_noisy, dim3(a->G, dm_noisy_tiles(a->span)), 256, 0, s, *a, dm_noisy_tile());
+    klaunch(k_dm_noisy, dim3(a->G, (a->span + tile - 1) / tile), 256, 0, s, *a, tile);
 }
 
 /* Whether Keyformer's noise runs in k_dm_noisy instead of k_dec_mma (KF_CUDA_KF_SIDE=0: inside,

@@ -591,7 +591,7 @@ __global__ void __launch_bounds__(256, 2) k_dec_wflash(struct attn_args a)
  * the final normalisers (combined from the blocks' partials: dec_stats) summed over the KV
  * head's query heads, added to the cache's score — as k_dec_values does for the split kernels.
  */
-__global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw, int nts, int tile)
+__global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw, int tile)
 {
     __shared__ float sts[MAX_GROUP][4];
     kgrid_begin();
@@ -600,9 +600,10 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw,
     if (!a.st->scoring || blockIdx.y * 256 >= count)
         return;
     int cs = wf_block(count, wf_nby(nbw, a.wf_extra, g)), nt = (count + cs - 1) / cs;
-    if (nts) /* the noisy statistics per tile (k_dm_noisy), the only ones read */
+    if (tile) /* the noisy statistics per tile (k_dm_noisy), the only ones read */
         for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
-            dec_stats(a, g * group + j, nts, (count + tile - 1) / tile, 2, sts[j]);
+            dec_stats(a, g * group + j, (a.span + tile - 1) / tile, (count + tile - 1) / tile, 2,
+                      sts[j]);
     else
         for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
             dec_stats(a, g * group + j, nbw, nt, keyformer, sts[j]);
@@ -625,19 +626,19 @@ static void wscore_launch(const struct attn_args *a, int nb, int noisy, cudaStre
 {
     struct attn_side *sd = a->side;
     dim3 grid(a->G, (a->span + 255) / 256);
-    const int nts = noisy ? dm_noisy_tiles(a->span) : 0, tile = dm_noisy_tile();
+    const int tile = noisy ? dm_noisy_tile() : 0; /* 0: the attention blocks' statistics */
     if (sd && cudaEventRecord(sd->fork, s) == cudaSuccess &&
         cudaStreamWaitEvent(sd->s, sd->fork, 0) == cudaSuccess) {
-        if (noisy)
-            dm_noisy_launch(a, sd->s);
-        klaunch(k_dec_wscore, grid, 256, 0, sd->s, *a, nb, nts, tile);
+        if (tile)
+            dm_noisy_launch(a, tile, sd->s);
+        klaunch(k_dec_wscore, grid, 256, 0, sd->s, *a, nb, tile);
         cudaEventRecord(sd->join, sd->s);
         sd->pending = 1;
         return;
     }
-    if (noisy)
-        dm_noisy_launch(a, s);
-    klaunch(k_dec_wscore, grid, 256, 0, s, *a, nb, nts, tile);
+    if (tile)
+        dm_noisy_launch(a, tile, s);
+    klaunch(k_dec_wscore, grid, 256, 0, s, *a, nb, tile);
 }
 
 /*
