@@ -309,11 +309,11 @@ static void check_policy_n(const char *path, const char *policy, const char *bud
 {
     engine_ctx = ctx;
     struct engine *c = open_e(path, 0, policy, budget, 16), *g = open_e(path, -1, policy, budget, 16);
-    int32_t *t = malloc((size_t)np * sizeof *t), *pc = malloc(1024 * 4), *pg = malloc(1024 * 4);
-    float *sc = malloc(1024 * 4), *sg = malloc(1024 * 4);
+    int32_t *t = malloc((size_t)np * sizeof *t), pc[1024], pg[1024];
+    float sc[1024], sg[1024];
     uint8_t fc[1024], fg[1024];
     engine_ctx = 256;
-    if (!ok(c && g && t && pc && pg && sc && sg, "%s %s: engines open", policy, budget))
+    if (!ok(c && g && t, "%s %s: engines open", policy, budget))
         goto out;
     int nv = engine_n_vocab(c);
     prompt(t, np, nv, 21);
@@ -369,10 +369,6 @@ static void check_policy_n(const char *path, const char *policy, const char *bud
         diag("%s: final logits rel err %.2e", policy, e);
 out:
     free(t);
-    free(pc);
-    free(pg);
-    free(sc);
-    free(sg);
     engine_close(c);
     engine_close(g);
 }
@@ -859,23 +855,20 @@ int main(void)
         check_policy(path, "h2o", "24");
         unsetenv("KF_CUDA_SIDE");
         /* Keyformer's noise drawn inside k_dec_mma (KF_CUDA_KF_SIDE=0) instead of by k_dm_noisy
-         * after it; and k_dm_noisy over two blocks' chunks a KV head (their statistics met by
-         * k_dec_wscore) */
+         * after it; and k_dec_mma in two blocks a KV head (KF_CUDA_WF_BLOCKS=2) */
         static const char *const kfin[][3] = { { "m17", "keyformer", "24" },
                                                { "m15", "keyformer", "20" },
                                                { "m25", "keyformer", "24" } };
-        setenv("KF_CUDA_KF_SIDE", "0", 1);
-        for (size_t i = 0; i < sizeof kfin / sizeof kfin[0]; i++) {
-            snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kfin[i][0]);
-            check_policy(path, kfin[i][1], kfin[i][2]);
+        static const char *const kfenv[][2] = { { "KF_CUDA_KF_SIDE", "0" },
+                                                { "KF_CUDA_WF_BLOCKS", "2" } };
+        for (size_t v = 0; v < sizeof kfenv / sizeof kfenv[0]; v++) {
+            setenv(kfenv[v][0], kfenv[v][1], 1);
+            for (size_t i = 0; i < sizeof kfin / sizeof kfin[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kfin[i][0]);
+                check_policy(path, kfin[i][1], kfin[i][2]);
+            }
+            unsetenv(kfenv[v][0]);
         }
-        unsetenv("KF_CUDA_KF_SIDE");
-        setenv("KF_CUDA_WF_BLOCKS", "2", 1);
-        for (size_t i = 0; i < sizeof kfin / sizeof kfin[0]; i++) {
-            snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kfin[i][0]);
-            check_policy(path, kfin[i][1], kfin[i][2]);
-        }
-        unsetenv("KF_CUDA_WF_BLOCKS");
         /* a budget of 600 over a prompt of 800 (MHA, head size 128; GQA): k_dec_mma in several
          * blocks a KV head, k_dm_noisy in three tiles of 256 or two of 512 (a thread two
          * slots), and the noise drawn inside k_dec_mma */
