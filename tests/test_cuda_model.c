@@ -854,30 +854,25 @@ int main(void)
         snprintf(path, sizeof path, "%s/m17.gguf", tmpdir);
         check_policy(path, "h2o", "24");
         unsetenv("KF_CUDA_SIDE");
-        /* Keyformer's noise drawn inside k_dec_mma (KF_CUDA_KF_SIDE=0) instead of by k_dm_noisy
-         * after it; and k_dec_mma in two blocks a KV head (KF_CUDA_WF_BLOCKS=2) */
+        /* k_dec_mma in two blocks a KV head (KF_CUDA_WF_BLOCKS=2) */
         static const char *const kfin[][3] = { { "m17", "keyformer", "24" },
                                                { "m15", "keyformer", "20" },
                                                { "m25", "keyformer", "24" } };
-        static const char *const kfenv[][2] = { { "KF_CUDA_KF_SIDE", "0" },
-                                                { "KF_CUDA_WF_BLOCKS", "2" } };
-        for (size_t v = 0; v < sizeof kfenv / sizeof kfenv[0]; v++) {
-            setenv(kfenv[v][0], kfenv[v][1], 1);
-            for (size_t i = 0; i < sizeof kfin / sizeof kfin[0]; i++) {
-                snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kfin[i][0]);
-                check_policy(path, kfin[i][1], kfin[i][2]);
-            }
-            unsetenv(kfenv[v][0]);
+        setenv("KF_CUDA_WF_BLOCKS", "2", 1);
+        for (size_t i = 0; i < sizeof kfin / sizeof kfin[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kfin[i][0]);
+            check_policy(path, kfin[i][1], kfin[i][2]);
         }
+        unsetenv("KF_CUDA_WF_BLOCKS");
         /* a budget of 600 over a prompt of 800 (MHA, head size 128; GQA): k_dec_mma in several
          * blocks a KV head, k_dm_noisy in three tiles of 256 or two of 512 (a thread two
-         * slots), and the noise drawn inside k_dec_mma */
+         * slots), and k_dec_mma in two blocks a KV head (a block's chunk over several tiles) */
         static const char *const kflong[] = { "m17", "m25" };
         for (int mode = 0; mode < 3; mode++) {
             if (mode == 1)
                 setenv("KF_CUDA_KF_TILE", "512", 1);
             if (mode == 2)
-                setenv("KF_CUDA_KF_SIDE", "0", 1);
+                setenv("KF_CUDA_WF_BLOCKS", "2", 1);
             for (size_t i = 0; i < sizeof kflong / sizeof kflong[0]; i++) {
                 snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, kflong[i]);
                 check_policy_n(path, "keyformer", "600", 800, 1024);
@@ -886,7 +881,7 @@ int main(void)
                 check_policy_n(path, "h2o", "600", 800, 1024);
             unsetenv("KF_CUDA_KF_TILE");
         }
-        unsetenv("KF_CUDA_KF_SIDE");
+        unsetenv("KF_CUDA_WF_BLOCKS");
     }
     unsetenv("KF_CUDA_DMMA");
     /* Prompts through the CUDA-core prefill kernel (k_pf_attn) instead of the tensor-core one,

@@ -7,8 +7,7 @@
  * group's outputs do not fill the 256-element blocks of that rounding.  Serves contexts over
  * 256 slots (any under MHA), head sizes 64 and 128, up to 8 query heads per KV head, every
  * policy: with H2O and Keyformer it also writes the logits that k_dec_wscore turns into the
- * slots' scores; Keyformer's noise is added to them by k_dm_noisy on the side stream (or, with
- * KF_CUDA_KF_SIDE=0, here: the noisy logits and their online statistics, as k_dec_wflash does).
+ * slots' scores; Keyformer's noise is added to them by k_dm_noisy on the side stream.
  * It also does k_qk_store's work for its KV head (the queries normed and rotated into shared
  * memory by every block, the newest key and value written by the block that reads them), so
  * that no kernel runs between the Q/K/V products and this one.  The grid fills the GPU: the
@@ -256,97 +255,43 @@ template <int HD> struct dm_kv<HD, 1> {
     }
 };
 
-/* The positions of the round's slots 2t, 2t+1, 2t+8, 2t+9 (INT_MAX past n: never visible),
- * and with Keyformer's noise (SC 2) that of slot lane mod 16 (dm_noise) in zp.  Without load,
- * 0 for the slots before n: a decode step's cache holds only earlier positions, so where no
- * sliding window, ALiBi or noise asks for a position, every slot is visible and the positions
- * need not be read. */
-template <int SC>
-__device__ __forceinline__ void dm_pos(const int32_t *P, int n, int b0, int t, int lane,
-                                       int (&kp)[4], int &zp, int load)
+/* The positions of the round's slots 2t, 2t+1, 2t+8, 2t+9 (INT_MAX past n: never visible).
+ * Without load, 0 for the slots before n: a decode step's cache holds only earlier positions,
+ * so where no sliding window or ALiBi asks for a position, every slot is visible and the
+ * positions need not be read. */
+__device__ __forceinline__ void dm_pos(const int32_t *P, int n, int b0, int t, int (&kp)[4],
+                                       int load)
 {
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const int i = b0 + 2 * t + (j & 1) + (j >> 1) * 8;
         kp[j] = i >= n ? INT_MAX : load ? P[i] : 0;
     }
-    if (SC == 2)
-        zp = b0 + lane % 16 < n ? P[b0 + lane % 16] : INT_MAX;
 }
 
-/*
- * Keyformer's noise for a round, spread over the whole warp: lane L draws G for slot L mod 16 of
- * the round and query heads L/16, L/16 + 2, ... of the group (z[k] for head L/16 + 2k; nz heads
- * per lane, ⌈group/2⌉).  The lanes holding head r's logits (r < group, 4 slots each) would
- * otherwise draw all 16·group values themselves — 4 per lane on a quarter to a half of the
- * warp, on the path between a round's keys and its P·V.  zp: the slot's position (dm_pos).
- */
-__device__ __forceinline__ void dm_noise(const struct attn_args &a, float (&z)[DM_GROUP / 2],
-                                         int zp, int hq0, int group, int nz, int qpos, int lane)
+/* H2O's and Keyformer's share of a round: head r's logits of this lane's slots (x, −inf where
+ * invisible) into the cache's logit row, for k_dec_wscore (Keyformer's noise is added by
+ * k_dm_noisy).  Until session 18 a Keyformer variant drew the noise here and kept the noisy
+ * logits' online softmax (KF_CUDA_KF_SIDE=0): on the path between a round's keys and its P·V,
+ * 3% slower at depth 16384 with an f16 cache and 10% with q8_0 (H100, tg64). */
+__device__ __forceinline__ void dm_score(const struct attn_args &a, const float (&x)[4], int h,
+                                         int hv, int s0, int b0, int n, int t)
 {
-#pragma unroll
-    for (int k = 0; k < DM_GROUP / 2; k++) {
-        const int hh = lane / 16 + 2 * k;
-        z[k] = k < nz && hh < group && zp != INT_MAX
-                   ? kn_gumbel(kn_row_key(a.kv.layer, hq0 + hh, qpos), a.seed_key, zp)
-                   : 0.0f;
-    }
-}
-
-/*
- * The policy's share of a round (SC 1: h2o, 2: Keyformer): for H2O head r's logits of this
- * lane's slots (x, −inf where invisible) into the cache's logit row; for Keyformer the noisy
- * logits (x + G)/τ (G from the lane that drew it: dm_noise) into the noisy row and their online
- * max m2 and this lane's part of the sum l2 (the quad's four lanes share m2).  k_dec_wscore then
- * adds each slot's probability to its score.
- */
-template <int SC>
-__device__ __forceinline__ void dm_score(const struct attn_args &a, const float (&x)[4],
-                                         const float (&z)[DM_GROUP / 2], int nz, int h, int hv,
-                                         int s0, int b0, int n, int r, int t, float inv_tau,
-                                         float &m2, float &l2)
-{
-    float y[4], ym = -INFINITY;
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-        const int j = 2 * t + (e & 1) + (e >> 1) * 8, i = b0 + j;
-        if (SC == 2) { /* (head r, slot j) was drawn by lane (r mod 2)·16 + j, as its z[r/2] */
-            float g = 0.0f;
-#pragma unroll
-            for (int k = 0; k < DM_GROUP / 2; k++)
-                if (k < nz) { /* uniform: every lane shuffles */
-                    const float v = __shfl_sync(0xffffffffu, z[k], (r & 1) * 16 + j);
-                    g = k == r / 2 ? v : g;
-                }
-            y[e] = x[e] != -INFINITY ? (x[e] + g) * inv_tau : -INFINITY;
-            ym = fmaxf(ym, y[e]);
-        }
-        if (hv && i < n) {
-            if (SC == 2) /* Keyformer's scores read the noisy logits only */
-                a.noisy[(size_t)h * a.kv.cap + s0 + i] = y[e];
-            else
-                a.logits[(size_t)h * a.kv.cap + s0 + i] = x[e];
-        }
+        const int i = b0 + 2 * t + (e & 1) + (e >> 1) * 8;
+        if (hv && i < n)
+            a.logits[(size_t)h * a.kv.cap + s0 + i] = x[e];
     }
-    if (SC != 2)
-        return;
-    const float nm = fmaxf(m2, quad_max(ym));
-    if (nm == -INFINITY)
-        return;
-    l2 *= expf(m2 - nm);
-#pragma unroll
-    for (int e = 0; e < 4; e++)
-        l2 += y[e] == -INFINITY ? 0.0f : expf(y[e] - nm);
-    m2 = nm;
 }
 
-template <int HD, int Q8, bool FUSE, int SC>
+template <int HD, int Q8, bool FUSE, bool SC>
 __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const struct rope_args ro,
                                                     int mode, void *xq, int pf)
 {
     constexpr int KS = HD / 16; /* k-steps of S */
     constexpr int MT = HD / 16; /* dim tiles of Oᵀ */
-    __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP][2], sm_l[8][DM_GROUP][2];
+    __shared__ float sm_o[8][DM_GROUP][HD + 4], sm_m[8][DM_GROUP], sm_l[8][DM_GROUP];
     __shared__ __align__(16) float sm_q[DM_GROUP][HD]; /* the group's queries, normed, rotated */
     const int g = blockIdx.x, group = a.n_head / a.G, hq0 = g * group;
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, r = lane / 4, t = lane % 4;
@@ -401,14 +346,10 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
         __syncthreads();
     }
     const int hv = r < group, h = hq0 + (hv ? r : 0);
-    /* the slots' positions: for a window's or ALiBi's logits, Keyformer's noise, or pf & 4 */
-    const int ldpos = SC == 2 || a.alibi || a.kv.swa > 0 || (pf & 4);
-    /* SC (1 h2o, 2 Keyformer): the logits (and noisy logits) of the slots for k_dec_wscore, and
-     * for Keyformer the online max and sum of the noisy ones too, as k_dec_wflash keeps them */
+    /* the slots' positions: for a window's or ALiBi's logits, or pf & 4 */
+    const int ldpos = a.alibi || a.kv.swa > 0 || (pf & 4);
+    /* SC (H2O, Keyformer): the logits of the slots for k_dec_wscore (and k_dm_noisy) */
     const int scoring = SC && a.st->scoring;
-    const float inv_tau = SC == 2 ? 1.0f / kv_tau(a.conf, qpos) : 1.0f;
-    const int nz = (group + 1) / 2; /* noise values a lane draws per round (dm_noise) */
-    float m2 = -INFINITY, l2 = 0.0f;
 
     /* A fragments of S: rows r (head r, hi) and r + 8 (head r, lo) */
     uint32_t qa[KS][4];
@@ -434,8 +375,7 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
     int kp[4];
     kv.keys(K, rowb, n, 0, r, t);
     kv.values(V, rowb, n, 0, r, t);
-    int zp = INT_MAX;
-    dm_pos<SC>(P, n, 0, t, lane, kp, zp, ldpos);
+    dm_pos(P, n, 0, t, kp, ldpos);
     for (int b0 = 0; b0 < n; b0 += 16) { /* warp-uniform */
         float x[4]; /* head r, slots 2t, 2t+1, 2t+8, 2t+9 of the round */
         kv.dots(qa, x);
@@ -445,12 +385,8 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
         for (int e = 0; e < 4; e++)
             x[e] = hv && visible(kp[e], qpos, a.kv.swa) ? att_logit(a, x[e], h, kp[e], qpos)
                                                         : -INFINITY;
-        if (SC && scoring) {
-            float z[DM_GROUP / 2];
-            if (SC == 2)
-                dm_noise(a, z, zp, hq0, group, nz, qpos, lane);
-            dm_score<SC>(a, x, z, nz, h, hv, s0, b0, n, r, t, inv_tau, m2, l2);
-        }
+        if (SC && scoring)
+            dm_score(a, x, h, hv, s0, b0, n, t);
         const float c = online_row<4>(x, m, l);
         /* the factors of heads 2t and 2t + 1 (lanes 8t and 8t + 4 hold them) */
         const float ca = __shfl_sync(0xffffffffu, c, 8 * t), cb = __shfl_sync(0xffffffffu, c, 8 * t + 4);
@@ -464,12 +400,10 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
         kv.pv(x, o);
         if (b0 + 16 < n) {
             kv.values(V, rowb, n, b0 + 16, r, t);
-            dm_pos<SC>(P, n, b0 + 16, t, lane, kp, zp, ldpos);
+            dm_pos(P, n, b0 + 16, t, kp, ldpos);
         }
     }
     l = quad_sum(l);
-    if (SC == 2)
-        l2 = quad_sum(l2);
     /* lanes hold heads 2t and 2t + 1 of Oᵀ; the softmax state of head r */
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
@@ -484,16 +418,14 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
         }
     }
     if (hv && t == 0) {
-        sm_m[warp][r][0] = m;
-        sm_l[warp][r][0] = l;
-        sm_m[warp][r][1] = m2;
-        sm_l[warp][r][1] = l2;
+        sm_m[warp][r] = m;
+        sm_l[warp][r] = l;
     }
     __syncthreads();
     /* the block's 8 chunks met: one partial per block and query head, as k_dec_wflash's */
     for (int idx = threadIdx.x; idx < group * HD; idx += blockDim.x) {
         const int j = idx / HD, d = idx % HD;
-        block_partial<SC>(a, &sm_m[0][j][0], &sm_l[0][j][0], DM_GROUP * 2, &sm_o[0][j][d],
+        block_partial<0>(a, &sm_m[0][j], &sm_l[0][j], DM_GROUP, &sm_o[0][j][d],
                           DM_GROUP * (HD + 4), hq0 + j, d, HD);
     }
     if (!FUSE)
@@ -545,8 +477,8 @@ __global__ void __launch_bounds__(256, 1) k_dec_mma(struct attn_args a, const st
  * plain logits into the logit rows) and this kernel, on the side stream before k_dec_wscore,
  * turns them into the noisy logits (x + G)/τ and their softmax statistics per tile of 256 slots
  * (pstats[h][tile][2..3]: k_dec_mma's records of the same call hold only [0..1]), which
- * k_dec_wscore combines.  Same noise and formula: the noisy logits are k_dec_mma's SC 2 values
- * bit for bit; the statistics differ by the order of the sums.  A thread a slot, so that the
+ * k_dec_wscore combines.  Same noise and formula as k_dec_wflash's (and the CPU's); the
+ * statistics differ from an online softmax by the order of the sums.  A thread a slot, so that the
  * blocks are short (chunks of k_dec_mma's size, a thread looping over 8 slots, took the blocks'
  * places from the layer's products for longer; KF_CUDA_KF_TILE=512 or 1024, 2 or 4 slots a
  * thread, measured within noise of 256).  Why: drawn inside k_dec_mma, the noise and the
@@ -609,24 +541,14 @@ void dm_noisy_launch(const struct attn_args *a, int tile, cudaStream_t s)
     klaunch(k_dm_noisy, dim3(a->G, (a->span + tile - 1) / tile), 256, 0, s, *a, tile);
 }
 
-/* Whether Keyformer's noise runs in k_dm_noisy instead of k_dec_mma (KF_CUDA_KF_SIDE=0: inside,
- * for A/B runs and tests). */
-int dm_noisy_side(void)
-{
-    const char *e = getenv("KF_CUDA_KF_SIDE");
-    return !(e && !strcmp(e, "0"));
-}
-
-/* The kernel for (head size, cache type, fused, scores). */
+/* The kernel for (head size, cache type, fused, logits for the scores). */
 template <int HD, int Q8>
 static void (*dm_kernel(int fused, int sc))(struct attn_args, const struct rope_args, int, void *,
                                             int)
 {
     if (fused)
-        return sc == 2 ? k_dec_mma<HD, Q8, true, 2> : sc ? k_dec_mma<HD, Q8, true, 1>
-                                                         : k_dec_mma<HD, Q8, true, 0>;
-    return sc == 2 ? k_dec_mma<HD, Q8, false, 2> : sc ? k_dec_mma<HD, Q8, false, 1>
-                                                      : k_dec_mma<HD, Q8, false, 0>;
+        return sc ? k_dec_mma<HD, Q8, true, true> : k_dec_mma<HD, Q8, true, false>;
+    return sc ? k_dec_mma<HD, Q8, false, true> : k_dec_mma<HD, Q8, false, false>;
 }
 
 int dec_mma_serves(const struct attn_args *a)

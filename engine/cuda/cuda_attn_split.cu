@@ -756,15 +756,14 @@ void attn_split_launch(const struct attn_args *a, const struct rope_args *r, int
      * the split kernels where there are scores (tests) */
     struct attn_args b = *a; /* (with the grid's wf_extra) */
     /* Keyformer: k_dec_mma writes the plain logits as for H2O and k_dm_noisy adds the noise on
-     * the side stream (dm_noisy_side) */
-    const int kside = sc == 2 && dm_noisy_side();
+     * the side stream */
     int fused = 0, bm = (wf && !strcmp(wf, "1")) || (sc && e) ? 0
-                        : dec_mma_launch(&b, r, nsm, mode, kside ? 1 : sc, &fused, s);
+                        : dec_mma_launch(&b, r, nsm, mode, sc, &fused, s);
     if (bm > 0) {
         if (!fused)
             klaunch(k_dec_flash_reduce, (tot + 255) / 256, 256, 0, s, b, bm, mode, a->out_q);
         if (sc)
-            wscore_launch(&b, bm, kside, s);
+            wscore_launch(&b, bm, sc == 2, s);
         return;
     }
     qk_store_launch(a, r, s); /* (k_dec_mma does this itself) */

@@ -188,12 +188,10 @@ int dec_mma_serves(const struct attn_args *a);
 int dec_mma_launch(struct attn_args *a, const struct rope_args *r, int nsm, int mode, int sc,
                    int *fused, cudaStream_t s);
 /* Keyformer's noisy logits and their statistics per tile of slots (dm_noisy_tile(); ⌈span /
- * tile⌉ tiles a KV head, the stride of the statistics) for a k_dec_mma call that wrote the plain
- * logits (sc 1), on the side stream before k_dec_wscore; dm_noisy_side() says whether Keyformer
- * takes that path (KF_CUDA_KF_SIDE=0: the noise inside k_dec_mma). */
+ * tile⌉ tiles a KV head, the stride of the statistics) for a k_dec_mma call, which wrote the
+ * plain logits, on the side stream before k_dec_wscore. */
 void dm_noisy_launch(const struct attn_args *a, int tile, cudaStream_t s);
 int dm_noisy_tile(void);
-int dm_noisy_side(void);
 /* Prefill attention on the tensor cores (cuda_attn_pf.cu) for head sizes 16..128 on compute
  * capability 8.0+; -1 where it does not apply (older GPUs, other head sizes, KF_CUDA_PF=warp):
  * then k_pf_attn runs. */
