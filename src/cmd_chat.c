@@ -10,6 +10,11 @@
  * ends, with a snapshot for exact resume.  Without them an interactive chat is saved as an
  * unnamed session and a piped one is not (scripts do not fill the session list), unless
  * --no-save or --session says otherwise.
+ *
+ * Headless: `kfchat -p TEXT` (or -f FILE, or both: TEXT, a blank line, then the file) is one
+ * user turn, answered on standard output, and the program ends, on a terminal too (main.c
+ * sends it here instead of the full-screen UI).  It is saved only into a session named by
+ * --session or --resume.  Exit status 0, 1 on an error, 130 when Ctrl-C stopped the reply.
  */
 #include "config.h"
 
@@ -26,6 +31,7 @@ struct line_chat {
     struct cli_common cc;
     struct cli_session o;
     int tty;
+    const char *prompt, *file; /* headless: -p, -f */
 };
 
 static const volatile int *cancel_flag(void)
@@ -73,6 +79,66 @@ static int turn(struct line_chat *lc, const char *text)
     if (st != STATUS_OK)
         return report(lc, st);
     return end_reply(lc, session_reply(lc->ch.ss, on_piece, NULL, cancel_flag()));
+}
+
+/* The headless turn's text from -p and -f (malloc'd; NULL after a one-line error). */
+static char *one_shot_text(const struct line_chat *lc)
+{
+    char *body = NULL, *msg;
+    size_t blen = 0, pl = lc->prompt ? strlen(lc->prompt) : 0;
+    if (lc->file) {
+        FILE *f = fopen(lc->file, "rb");
+        if (!f) {
+            fprintf(stderr, "kfchat: cannot open %s: %s\n", lc->file, strerror(errno));
+            return NULL;
+        }
+        body = cli_read_all(f, &blen);
+        fclose(f);
+        if (!body) {
+            fprintf(stderr, "kfchat: cannot read %s\n", lc->file);
+            return NULL;
+        }
+        while (blen > 0 && (body[blen - 1] == '\n' || body[blen - 1] == '\r'))
+            body[--blen] = 0; /* as a line of piped input loses its end */
+    }
+    if (!(msg = malloc(pl + 2 + blen + 1))) {
+        free(body);
+        fputs("kfchat: out of memory\n", stderr);
+        return NULL;
+    }
+    memcpy(msg, lc->prompt ? lc->prompt : "", pl);
+    size_t n = pl;
+    if (pl && blen) {
+        memcpy(msg + n, "\n\n", 2);
+        n += 2;
+    }
+    memcpy(msg + n, body ? body : "", blen);
+    msg[n + blen] = 0;
+    free(body);
+    if (!msg[0]) {
+        fputs("kfchat: the message is empty (-p TEXT or -f FILE)\n", stderr);
+        free(msg);
+        return NULL;
+    }
+    return msg;
+}
+
+/* The headless turn answered: the status to exit with. */
+static int one_shot(struct line_chat *lc, const char *text)
+{
+    int st = session_user(lc->ch.ss, text, cancel_flag(), NULL, NULL);
+    if (st == STATUS_OK) {
+        st = session_reply(lc->ch.ss, on_piece, NULL, cancel_flag());
+        putchar('\n');
+        fflush(stdout);
+    }
+    if (st == STATUS_STOPPED)
+        return 130;
+    if (st != STATUS_OK) {
+        fprintf(stderr, "kfchat: %s\n", session_errmsg(lc->ch.ss));
+        return 1;
+    }
+    return 0;
 }
 
 static void commands_help(void)
@@ -126,9 +192,13 @@ static int command(struct line_chat *lc, const char *line)
 static void help(void)
 {
     puts("usage: kfchat chat [options]   (--plain: line mode on a terminal too)\n"
+         "       kfchat [chat] -p TEXT [-f FILE] [options]   one question, answered, then exit\n"
          "  Line mode: each input line is a user turn; each reply is printed on its own line.\n"
          "  Ctrl-C stops a reply; Ctrl-C twice at an empty prompt, Ctrl-D or /quit leaves;\n"
          "  /help lists the commands.\n"
+         "  -p, --prompt TEXT     headless: TEXT is the one user turn (not saved unless\n"
+         "                        --session or --resume names the session)\n"
+         "  -f, --file FILE       headless: the turn is FILE's text (after TEXT and a blank line)\n"
          "      --system TEXT     system prompt of a new session\n"
          "  -n, --n-predict N     max tokens per reply (default 1024; -1 = no limit)");
     cli_session_help(stdout);
@@ -150,6 +220,20 @@ static int parse(struct line_chat *lc, int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--system") && v) {
             lc->o.system = v;
+            i++;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!v) {
+                fprintf(stderr, "kfchat: %s needs a text\n", a);
+                return 2;
+            }
+            lc->prompt = v;
+            i++;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!v) {
+                fprintf(stderr, "kfchat: %s needs a file name\n", a);
+                return 2;
+            }
+            lc->file = v;
             i++;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (cli_int(a, v, -1, 1 << 24, &lc->o.n_predict))
@@ -197,10 +281,22 @@ int cmd_chat(int argc, char **argv)
     int rc = parse(&lc, argc, argv);
     if (rc)
         return rc == 1 ? 0 : rc;
-    lc.tty = isatty(0) && isatty(1);
-    lc.o.save = isatty(0);
-    if ((rc = cli_open_chat(&lc.ch, &lc.cc, &lc.o)) != 0)
+    char *text = NULL; /* headless: read before the model loads, so a bad file fails at once */
+    if ((lc.prompt || lc.file) && !(text = one_shot_text(&lc)))
+        return lc.file ? 1 : 2;
+    lc.tty = !text && isatty(0) && isatty(1);
+    lc.o.save = !text && isatty(0);
+    if ((rc = cli_open_chat(&lc.ch, &lc.cc, &lc.o)) != 0) {
+        free(text);
         return rc;
+    }
+    if (text) {
+        cli_catch_sigint();
+        rc = one_shot(&lc, text);
+        free(text);
+        cli_close_chat(&lc.ch);
+        return rc;
+    }
     if (lc.tty && session_n_msgs(lc.ch.ss) && session_id(lc.ch.ss))
         fprintf(stderr, "[session %lld: %zu messages]\n", (long long)session_id(lc.ch.ss),
                 session_n_msgs(lc.ch.ss));

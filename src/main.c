@@ -15,6 +15,7 @@
 static void usage(FILE *f)
 {
     fputs("usage: kfchat [chat] [options]          chat with the model (the default)\n"
+          "       kfchat -p TEXT [options]          ask one question, print the answer, exit\n"
           "       kfchat generate -p TEXT [options] complete TEXT (or standard input)\n"
           "       kfchat tokenize [--no-bos] TEXT   print the token ids of TEXT\n"
           "       kfchat bench [-p 512] [-n 128] [-d DEPTH] [-r REPEATS] [--json]\n"
@@ -28,7 +29,8 @@ static void usage(FILE *f)
 
 /*
  * `kfchat` / `kfchat chat`: the full-screen UI when standard input and output are a terminal,
- * the line mode (cmd_chat) otherwise or with --plain, which is removed from argv for it.
+ * the line mode (cmd_chat) otherwise or with --plain, which is removed from argv for it.  A
+ * headless question (-p TEXT, -f FILE) is the line mode's too, on a terminal as elsewhere.
  */
 static int chat(int argc, char **argv)
 {
@@ -38,6 +40,9 @@ static int chat(int argc, char **argv)
             plain = 1;
         else
             argv[j++] = argv[i];
+        if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--prompt") || !strcmp(argv[i], "-f") ||
+            !strcmp(argv[i], "--file"))
+            plain = 1;
     }
     argc = j;
 #ifdef HAVE_UI

@@ -36,6 +36,22 @@ grep -q '"tokens_per_s"' "$T/b" && grep -q '"peak_rss_bytes"' "$T/b"; ok $? "ben
 grep -q "tg4 @ d8" "$T/b2"; ok $? "bench table with depth"
 printf 'hi\nhow are you\n' | "$KF" chat -m "$T/tiny.gguf" -n 4 --temp 0 >"$T/c" 2>"$T/ce"
 [ $? -eq 0 ] && [ "$(wc -l <"$T/c")" -eq 2 ]; ok $? "line-mode chat answers one reply per input line"
+# headless: -p is one user turn, answered as a piped chat answers it
+"$KF" -m "$T/tiny.gguf" -n 4 --temp 0 -p "hi" >"$T/p1" 2>"$T/pe"; rc=$?
+[ $rc -eq 0 ] && [ "$(wc -l <"$T/p1")" -eq 1 ] && head -1 "$T/c" | cmp -s - "$T/p1"
+ok $? "kfchat -p answers one turn as line-mode chat does (rc=$rc)"
+"$KF" chat -m "$T/tiny.gguf" -n 4 --temp 0 --prompt "how are you" >"$T/p2" 2>/dev/null
+"$KF" chat -m "$T/tiny.gguf" -n 4 --temp 0 -p "hi" >"$T/p3" 2>/dev/null
+! cmp -s "$T/p2" "$T/p3" && [ -s "$T/p2" ]; ok $? "chat --prompt: the answer depends on the text"
+printf 'world\n' >"$T/msg"
+"$KF" -m "$T/tiny.gguf" -n 6 --temp 0 -p "hello" -f "$T/msg" >"$T/p4" 2>/dev/null
+"$KF" -m "$T/tiny.gguf" -n 6 --temp 0 -p "hello
+
+world" >"$T/p5" 2>/dev/null
+[ -s "$T/p4" ] && cmp -s "$T/p4" "$T/p5"; ok $? "-p TEXT -f FILE: TEXT, a blank line, then the file"
+printf 'hello\n\nworld\n' >"$T/msg2"
+"$KF" -m "$T/tiny.gguf" -n 6 --temp 0 -f "$T/msg2" >"$T/p6" 2>/dev/null
+cmp -s "$T/p4" "$T/p6"; ok $? "-f FILE alone: the file's text (its last newline dropped)"
 
 # --- bad input -----------------------------------------------------------------------------
 expect_error "missing model file" "No such file" "$KF" generate -m "$T/nope.gguf" -p hi
@@ -58,6 +74,10 @@ expect_error "bench: empty depth list" "depth" "$KF" bench -m "$T/tiny.gguf" -d 
 expect_error "bench: negative depth" "needs an integer" "$KF" bench -m "$T/tiny.gguf" -d 8,-1
 expect_error "unknown template" "template" "$KF" generate -m "$T/tiny.gguf" --template nosuch -p hi
 expect_error "unknown option" "unknown option" "$KF" generate --frobnicate
+expect_error "-p: empty message" "empty" "$KF" -m "$T/tiny.gguf" -p ""
+expect_error "-p without a text" "needs a text" "$KF" -m "$T/tiny.gguf" -p
+expect_error "-f: missing file" "cannot open" "$KF" -m "$T/tiny.gguf" -f "$T/nosuch.txt"
+expect_error "-p: prompt longer than the context" "context" "$KF" -m "$T/tiny.gguf" -c 64 -p "$long"
 expect_error "unknown command" "unknown command" "$KF" frobnicate
 expect_error "mkmodel: unknown arch" "arch" "$MK" --arch nosuch --vocab "$VOCAB" --embd 64 \
     --layers 1 --heads 4 --kv-heads 4 --ff 128 --type f32 -o "$T/x.gguf"

@@ -58,6 +58,14 @@ printf 'x\n' | "$KF" chat -m "$M" -n 2 --temp 0 >/dev/null 2>&1
 id_count=$("$KF" sessions --json | grep -c '"id"')
 [ "$id_count" -eq 5 ]
 ok $? "a piped chat without --session is not saved ($id_count sessions)"
+"$KF" -m "$M" -n 8 --temp 0 -p "hello world" >"$T/h1" 2>/dev/null
+id_count=$("$KF" sessions --json | grep -c '"id"')
+[ "$id_count" -eq 5 ] && sed -n 1p "$T/r1" | cmp -s - "$T/h1"
+ok $? "kfchat -p answers as the chat does and is not saved ($id_count sessions)"
+"$KF" -m "$M" -n 8 --temp 0 --session headless -p "hello world" >/dev/null 2>&1 &&
+    "$KF" --session headless -p "tell me about the sea" >"$T/h2" 2>/dev/null
+sed -n 2p "$T/r1" | cmp -s - "$T/h2" && "$KF" sessions --json | grep -q '"name": "headless", "messages": 4'
+ok $? "kfchat -p --session saves the turn and continues the session exactly"
 
 # --- sessions, export, search --------------------------------------------------------------
 "$KF" sessions >"$T/list" 2>&1

@@ -79,5 +79,18 @@ wait_for '^  Hello tui'; ok $? "PgUp scrolls back to the first turn"
 keys '/quit' Enter
 wait_for 'KF-EXIT=0'; ok $? "/quit leaves"
 
+# On a terminal too, -p is a headless question: the answer on the terminal, then the shell.
+$S kill-session -t kf
+n0=$(env XDG_DATA_HOME="$T/data" "$KF" sessions --json | grep -c '"id"')
+$S new-session -d -s kf -x 100 -y 30 "env XDG_DATA_HOME=$T/data TERM=screen-256color \
+$KF -m $T/tiny.gguf -n 6 --temp 0 -p 'hello there'; echo KF-EXIT=\$?; sleep 600"
+wait_for 'KF-EXIT=0' 30 && ! screen | grep -q '^ready'
+ok $? "-p on a terminal answers and exits without the full-screen UI"
+env XDG_DATA_HOME="$T/data" "$KF" -m "$T/tiny.gguf" -n 6 --temp 0 -p 'hello there' \
+    >"$T/piped" 2>/dev/null
+n1=$(env XDG_DATA_HOME="$T/data" "$KF" sessions --json | grep -c '"id"')
+screen | grep -Fxq "$(head -n 1 "$T/piped")" && [ "$n0" -eq "$n1" ]
+ok $? "the same answer as through a pipe, and nothing saved ($n0 -> $n1 sessions)"
+
 echo "1..$n"
 [ $fails -eq 0 ]
