@@ -91,6 +91,17 @@ env XDG_DATA_HOME="$T/data" "$KF" -m "$T/tiny.gguf" -n 6 --temp 0 -p 'hello ther
 n1=$(env XDG_DATA_HOME="$T/data" "$KF" sessions --json | grep -c '"id"')
 screen | grep -Fxq "$(head -n 1 "$T/piped")" && [ "$n0" -eq "$n1" ]
 ok $? "the same answer as through a pipe, and nothing saved ($n0 -> $n1 sessions)"
+# Ctrl-C (SIGINT) once the reply streams: what was written stays, exit status 130
+env XDG_DATA_HOME="$T/data" "$KF" -m "$T/tiny.gguf" -n 1800 --temp 0 -p 'hello there' \
+    >"$T/int" 2>"$T/interr" &
+pid=$!
+i=0
+while [ ! -s "$T/int" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+kill -INT $pid 2>/dev/null
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && [ -s "$T/int" ] && ! grep -v 'running on the CPU' "$T/interr" | grep -q .
+ok $? "-p: SIGINT stops the reply, keeps it and exits with 130 (rc=$rc, $(wc -c <"$T/int") bytes)"
 
 echo "1..$n"
 [ $fails -eq 0 ]
