@@ -11,10 +11,11 @@
  * unnamed session and a piped one is not (scripts do not fill the session list), unless
  * --no-save or --session says otherwise.
  *
- * Headless: `kfchat -p TEXT` (or -f FILE, or both: TEXT, a blank line, then the file) is one
- * user turn, answered on standard output, and the program ends, on a terminal too (main.c
- * sends it here instead of the full-screen UI).  It is saved only into a session named by
- * --session or --resume.  Exit status 0, 1 on an error, 130 when Ctrl-C stopped the reply.
+ * Headless: `kfchat -p TEXT` (or -f FILE, - for standard input, or both: TEXT, a blank line,
+ * then the file) is one user turn, answered on standard output, and the program ends, on a
+ * terminal too (main.c sends it here instead of the full-screen UI).  It is saved only into a
+ * session named by --session or --resume.  Exit status 0, 1 on an error, 130 when Ctrl-C
+ * stopped the reply.
  */
 #include "config.h"
 
@@ -87,13 +88,15 @@ static char *one_shot_text(const struct line_chat *lc)
     char *body = NULL, *msg;
     size_t blen = 0, pl = lc->prompt ? strlen(lc->prompt) : 0;
     if (lc->file) {
-        FILE *f = fopen(lc->file, "rb");
+        const int std_in = !strcmp(lc->file, "-");
+        FILE *f = std_in ? stdin : fopen(lc->file, "rb");
         if (!f) {
             fprintf(stderr, "kfchat: cannot open %s: %s\n", lc->file, strerror(errno));
             return NULL;
         }
         body = cli_read_all(f, &blen);
-        fclose(f);
+        if (!std_in)
+            fclose(f);
         if (!body) {
             fprintf(stderr, "kfchat: cannot read %s\n", lc->file);
             return NULL;
@@ -198,7 +201,8 @@ static void help(void)
          "  /help lists the commands.\n"
          "  -p, --prompt TEXT     headless: TEXT is the one user turn (not saved unless\n"
          "                        --session or --resume names the session)\n"
-         "  -f, --file FILE       headless: the turn is FILE's text (after TEXT and a blank line)\n"
+         "  -f, --file FILE       headless: the turn is FILE's text (after TEXT and a blank\n"
+         "                        line; - reads standard input)\n"
          "      --system TEXT     system prompt of a new session\n"
          "  -n, --n-predict N     max tokens per reply (default 1024; -1 = no limit)");
     cli_session_help(stdout);

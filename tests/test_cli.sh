@@ -52,6 +52,8 @@ world" >"$T/p5" 2>/dev/null
 printf 'hello\n\nworld\n' >"$T/msg2"
 "$KF" -m "$T/tiny.gguf" -n 6 --temp 0 -f "$T/msg2" >"$T/p6" 2>/dev/null
 cmp -s "$T/p4" "$T/p6"; ok $? "-f FILE alone: the file's text (its last newline dropped)"
+"$KF" -m "$T/tiny.gguf" -n 6 --temp 0 -p "hello" -f - <"$T/msg" >"$T/p7" 2>/dev/null
+cmp -s "$T/p4" "$T/p7"; ok $? "-f - reads the text from standard input"
 
 # --- bad input -----------------------------------------------------------------------------
 expect_error "missing model file" "No such file" "$KF" generate -m "$T/nope.gguf" -p hi
