@@ -406,6 +406,21 @@ int cli_session_opt(struct cli_session *o, int argc, char **argv, int *i)
     return 1;
 }
 
+int cli_text_opt(int argc, char **argv, int *i, const char **prompt, const char **file)
+{
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    const int p = !strcmp(a, "-p") || !strcmp(a, "--prompt");
+    if (!p && strcmp(a, "-f") && strcmp(a, "--file"))
+        return 0;
+    if (!v) {
+        fprintf(stderr, "kfchat: %s needs %s\n", a, p ? "a text" : "a file name");
+        return -1;
+    }
+    *(p ? prompt : file) = v;
+    *i += 1;
+    return 1;
+}
+
 void cli_session_help(FILE *f)
 {
     fputs("      --session NAME    continue the saved session NAME, or start it\n"

@@ -75,6 +75,9 @@ void cli_common_help(FILE *f);
 struct engine *cli_open_engine(const struct cli_common *c);
 /* If argv[*i] is --session, --resume or --no-save, consume it as cli_common_opt does. */
 int cli_session_opt(struct cli_session *o, int argc, char **argv, int *i);
+/* If argv[*i] is -p/--prompt TEXT or -f/--file FILE (generate's prompt, chat's headless turn),
+ * consume it as cli_common_opt does, into *prompt or *file. */
+int cli_text_opt(int argc, char **argv, int *i, const char **prompt, const char **file);
 /* Print their help lines. */
 void cli_session_help(FILE *f);
 /* The session database: <data dir>/kfchat.db (paths.h).  STATUS_OK or STATUS_INVALID. */

@@ -217,6 +217,8 @@ static int parse(struct line_chat *lc, int argc, char **argv)
         int r = cli_common_opt(&lc->cc, argc, argv, &i);
         if (!r)
             r = cli_session_opt(&lc->o, argc, argv, &i);
+        if (!r)
+            r = cli_text_opt(argc, argv, &i, &lc->prompt, &lc->file);
         if (r < 0)
             return 2;
         if (r)
@@ -224,20 +226,6 @@ static int parse(struct line_chat *lc, int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--system") && v) {
             lc->o.system = v;
-            i++;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (!v) {
-                fprintf(stderr, "kfchat: %s needs a text\n", a);
-                return 2;
-            }
-            lc->prompt = v;
-            i++;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (!v) {
-                fprintf(stderr, "kfchat: %s needs a file name\n", a);
-                return 2;
-            }
-            lc->file = v;
             i++;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (cli_int(a, v, -1, 1 << 24, &lc->o.n_predict))

@@ -103,26 +103,14 @@ int cmd_generate(int argc, char **argv)
         int r = cli_common_opt(&c, argc, argv, &i);
         if (!r)
             r = cli_session_opt(&so, argc, argv, &i);
+        if (!r)
+            r = cli_text_opt(argc, argv, &i, &prompt, &file);
         if (r < 0)
             return 2;
         if (r)
             continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (!v) {
-                fprintf(stderr, "kfchat: %s needs a text\n", a);
-                return 2;
-            }
-            prompt = v;
-            i++;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (!v) {
-                fprintf(stderr, "kfchat: %s needs a file name\n", a);
-                return 2;
-            }
-            file = v;
-            i++;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+        if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (cli_int(a, v, -1, 1 << 24, &n_predict))
                 return 2;
             so.n_predict = n_predict;
