@@ -599,14 +599,12 @@ __global__ void __launch_bounds__(256) k_dec_wscore(struct attn_args a, int nbw,
     int s = blockIdx.y * 256 + threadIdx.x, keyformer = a.conf.policy == KV_P_KEYFORMER;
     if (!a.st->scoring || blockIdx.y * 256 >= count)
         return;
-    int cs = wf_block(count, wf_nby(nbw, a.wf_extra, g)), nt = (count + cs - 1) / cs;
-    if (tile) /* the noisy statistics per tile (k_dm_noisy), the only ones read */
-        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
-            dec_stats(a, g * group + j, (a.span + tile - 1) / tile, (count + tile - 1) / tile, 2,
-                      sts[j]);
-    else
-        for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
-            dec_stats(a, g * group + j, nbw, nt, keyformer, sts[j]);
+    /* the records to combine: k_dm_noisy's per tile (only the noisy ones, the only ones read),
+     * else the attention blocks', nbw a head of wf_block slots each */
+    const int cs = tile ? tile : wf_block(count, wf_nby(nbw, a.wf_extra, g));
+    const int nb = tile ? (a.span + tile - 1) / tile : nbw, kind = tile ? 2 : keyformer;
+    for (int j = threadIdx.x / WARP; j < group; j += blockDim.x / WARP)
+        dec_stats(a, g * group + j, nb, (count + cs - 1) / cs, kind, sts[j]);
     __syncthreads();
     if (s >= count)
         return;
