@@ -22,7 +22,8 @@ struct engine;
 
 struct engine_params {
     const char *model_path;
-    int n_ctx;                 /* 0: min(training context, 4096) */
+    int n_ctx;                 /* 0: min(training context, 4096); with a budget in tokens or
+                                * memory, the training context (the cache stays at the budget) */
     int n_batch;               /* 0: 512 */
     int n_threads;             /* 0: all online CPUs */
     const char *template_name; /* NULL: detect from the file */

@@ -32,7 +32,8 @@ enum model_arch {
 };
 
 struct model_params {
-    int n_ctx;     /* positions the KV cache holds; 0 = min(training context, 4096) */
+    int n_ctx;     /* positions a sequence may reach; 0 = min(training context, 4096), or the
+                    * training context with a budget in tokens or memory (model_load.c) */
     int n_batch;   /* max tokens per forward call; 0 = 512 */
     int n_threads; /* 0 = number of online CPUs */
     struct kv_params kv; /* cache policy and budget (kv_params_default(): budget 0 = full) */

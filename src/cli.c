@@ -245,7 +245,8 @@ void cli_common_help(FILE *f)
 {
     fputs("  -m, --model FILE      GGUF model (default: the installed default model)\n"
           "  -t, --threads N       CPU threads (default: all cores)\n"
-          "  -c, --ctx-size N      context size in tokens (default: min(training, 4096))\n"
+          "  -c, --ctx-size N      context size in tokens (default: min(training, 4096); the\n"
+          "                        training context with --kv-budget in tokens or memory)\n"
           "  -b, --batch-size N    tokens per prompt batch (default: 512)\n"
           "      --template NAME   chat template override (", f);
     fputs(chat_template_names(), f);

@@ -55,6 +55,21 @@ cmp -s "$T/p4" "$T/p6"; ok $? "-f FILE alone: the file's text (its last newline 
 "$KF" -m "$T/tiny.gguf" -n 6 --temp 0 -p "hello" -f - <"$T/msg" >"$T/p7" 2>/dev/null
 cmp -s "$T/p4" "$T/p7"; ok $? "-f - reads the text from standard input"
 
+# the default context: min(training, 4096), or the whole training context once a budget in
+# tokens or memory holds the cache (a share stays a share of the usual default)
+"$MK" --arch llama --vocab "$VOCAB" --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 \
+    --type q8_0 --ctx 8192 -o "$T/long.gguf" >/dev/null 2>&1
+ctx_of() { "$KF" generate -m "$T/long.gguf" -p Hi -n 1 -v "$@" 2>&1 >/dev/null |
+           sed -n 's/.*, ctx \([0-9]*\),.*/\1/p'; }
+c1=$(ctx_of); c2=$(ctx_of --kv-budget 64); c3=$(ctx_of --kv-budget 1MiB)
+c4=$(ctx_of --kv-budget 50%); c5=$(ctx_of --kv-budget 64 -c 512)
+[ "$c1" = 4096 ] && [ "$c2" = 8192 ] && [ "$c3" = 8192 ] && [ "$c4" = 4096 ] && [ "$c5" = 512 ]
+ok $? "default context: 4096 without a budget, training's with tokens or memory ($c1 $c2 $c3 $c4 $c5)"
+"$KF" generate -m "$T/long.gguf" -p Hi -n -1 --ignore-eos --temp 0 -v --kv-budget 64 \
+    2>"$T/le" >/dev/null
+grep -q "generated 8191 tokens" "$T/le"
+ok $? "a budget of 64 tokens runs past 4096 positions, to the training context"
+
 # --- bad input -----------------------------------------------------------------------------
 expect_error "missing model file" "No such file" "$KF" generate -m "$T/nope.gguf" -p hi
 expect_error "a directory as model" "directory" "$KF" generate -m "$T" -p hi
