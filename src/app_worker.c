@@ -355,7 +355,24 @@ static void report_session_error(struct wk *k, int st)
     const char *m = k->ss ? session_errmsg(k->ss) : "";
     if (!m || !*m)
         m = k->e ? engine_errmsg(k->e) : status_str(st);
-    post_text(k->w, st == STATUS_CONTEXT_FULL ? EV_NOTE : EV_ERROR, 0, m, strlen(m));
+    if (st != STATUS_CONTEXT_FULL || !k->e) {
+        post_text(k->w, EV_ERROR, 0, m, strlen(m));
+        return;
+    }
+    /* what the user can do: a budget in tokens lifts the context to the training one
+     * (model_load.c) unless -c or the session fixed it, or the cache is already bounded */
+    struct worker *w = k->w;
+    pthread_mutex_lock(&w->mu);
+    int can = w->cc.n_ctx <= 0 && (!w->kv_budget || strchr(w->kv_budget, '%')) &&
+              !(w->cc.kv_set && w->cc.kv.policy == KV_POLICY_FULL);
+    pthread_mutex_unlock(&w->mu);
+    char note[1200];
+    if (can && k->info.n_ctx < k->info.n_ctx_train)
+        snprintf(note, sizeof note, "%s: /budget N keeps N tokens a layer and lets this chat go "
+                 "on to %d; /new starts another", m, k->info.n_ctx_train);
+    else
+        snprintf(note, sizeof note, "%s: /new starts another chat", m);
+    post_text(w, EV_NOTE, 0, note, strlen(note));
 }
 
 /* Open the engine and sampler with the worker's configuration; err gets why not. */

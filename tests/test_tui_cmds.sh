@@ -5,7 +5,8 @@
 # /regen, /rename, /fork, /system, /new, /resume ID, /delete (asks); then a corrupt database
 # (one clear line, the file untouched, the chat goes on unsaved and /temp, /policy and a failed
 # /resume keep the conversation), a 20x5 terminal, Ctrl-J and bracketed paste, NO_COLOR, a crash
-# signal (the terminal restored), and Ctrl-Z / fg under a job-control shell.
+# signal (the terminal restored), Ctrl-Z / fg under a job-control shell, and a full context (the
+# note names /budget, which lets the chat go on to the training context).
 # TAP output; skips without tmux or sqlite3.  Screens are polled with a timeout.
 set -u
 LIB_NAME=cmds
@@ -275,6 +276,23 @@ if command -v bash >/dev/null 2>&1; then
 else
     for t in 1 2 3 4 5; do n=$((n + 1)); echo "ok $n # SKIP no bash for job control"; done
 fi
+
+# --- a full context: the note says what to do, and /budget lets the chat go on ----------------------
+"$MK" --arch llama --vocab "$VOCAB" --embd 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 \
+    --type q8_0 --ctx 8192 -o "$T/long.gguf" >/dev/null 2>&1
+$S resize-window -t kf -x 150 -y 30
+$S respawn-pane -k -t kf "cd $T && env XDG_DATA_HOME=$T/data2 TERM=screen-256color LANG=C.UTF-8 \
+$KF -m $T/long.gguf -n 5000 --seed 7 --temp 0; echo KF-EXIT=\$?; sleep 600"
+wait_for '^ready \|' 20
+keys 'fill it' Enter
+wait_for 'context full \(4096 tokens\): /budget N keeps N tokens a layer and lets this chat go on to 8192' 60
+ok $? "a reply that fills the context says that /budget N would let the chat go on"
+keys '/budget 64' Enter
+wait_for 're-processed 2 messages' 60 && wait_for 'keyformer B=64 .* ctx [0-9]+/8192' 10
+ok $? "/budget 64 re-processes the conversation in a context of the training length"
+keys 'and more' Enter
+wait_for 'context full \(8192 tokens\): /new starts another chat' 60
+ok $? "the chat went on to the training context, where only /new is left"
 
 echo "1..$n"
 [ $fails -eq 0 ]
