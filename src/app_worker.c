@@ -356,7 +356,7 @@ static void report_session_error(struct wk *k, int st)
     if (!m || !*m)
         m = k->e ? engine_errmsg(k->e) : status_str(st);
     if (st != STATUS_CONTEXT_FULL || !k->e) {
-        post_text(k->w, EV_ERROR, 0, m, strlen(m));
+        post_text(k->w, st == STATUS_CONTEXT_FULL ? EV_NOTE : EV_ERROR, 0, m, strlen(m));
         return;
     }
     /* what the user can do: a budget in tokens lifts the context to the training one
