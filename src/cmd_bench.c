@@ -2,8 +2,10 @@
  * cmd_bench.c — `kfchat bench`: prompt-processing and generation speed, as llama-bench
  * measures them: ppN = N prompt tokens evaluated in batches after DEPTH tokens already in the
  * context; tgN = N tokens evaluated one at a time after DEPTH tokens.  Tokens are random ids
- * (speed does not depend on them).  Each figure is the median over the repeats.  Peak RSS is
- * the process's high-water mark.
+ * (speed does not depend on them).  Each figure is the median over the repeats, after one
+ * untimed run of the same test (as llama-bench warms up; --no-warmup leaves it out): the first
+ * calls of a process pay for loading kernels, the libraries' first-call set-up and the clocks
+ * leaving idle.  Peak RSS is the process's high-water mark.
  */
 #include "config.h"
 
@@ -104,15 +106,15 @@ static void print_table(const struct engine_info *in, const struct bench_result 
 }
 
 static void print_json(const struct engine_info *in, const struct bench_result *r, int nr,
-                       int reps, long rss_kb)
+                       int reps, int warmup, long rss_kb)
 {
     printf("{\"model\": \"%s\", \"path\": \"%s\", \"arch\": \"%s\", \"file_bytes\": %zu, "
            "\"n_params\": %llu, \"threads\": %d, \"kernels\": \"%s\", \"kv_bytes\": %zu, "
            "\"kv_type\": \"%s\", \"peak_rss_bytes\": %ld, \"gpu_layers\": %d, "
-           "\"gpu_bytes\": %zu, \"results\": [",
+           "\"gpu_bytes\": %zu, \"warmup\": %s, \"results\": [",
            in->name, in->path, in->arch, in->file_bytes, (unsigned long long)in->n_params,
            in->n_threads, in->simd, in->kv_bytes, in->kv_type, rss_kb * 1024, in->gpu_layers,
-           in->gpu_bytes);
+           in->gpu_bytes, warmup ? "true" : "false");
     for (int i = 0; i < nr; i++) {
         printf("%s{\"test\": \"%s%d\", \"n\": %d, \"depth\": %d, \"tokens_per_s\": %.3f, "
                "\"samples\": [", i ? ", " : "", r[i].kind, r[i].n, r[i].n, r[i].depth, r[i].tps);
@@ -127,6 +129,7 @@ int cmd_bench(int argc, char **argv)
 {
     struct cli_common c;
     int n_prompt = 512, n_gen = 128, reps = 3, json = 0, depths[MAX_DEPTHS] = { 0 }, nd = 1;
+    int warmup = 1;
     cli_common_init(&c);
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&c, argc, argv, &i);
@@ -145,9 +148,12 @@ int cmd_bench(int argc, char **argv)
             r = parse_depths(v, depths, &nd), i++;
         else if (!strcmp(a, "--json"))
             json = 1;
+        else if (!strcmp(a, "--no-warmup"))
+            warmup = 0;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             puts("usage: kfchat bench [options] [-p 512] [-n 128] [-d DEPTH[,DEPTH...]] "
-                 "[-r REPEATS] [--json]");
+                 "[-r REPEATS] [--no-warmup] [--json]\n"
+                 "  each figure is the median of REPEATS runs (default 3), after an untimed one");
             cli_common_help(stdout);
             return 0;
         } else {
@@ -196,6 +202,11 @@ int cmd_bench(int argc, char **argv)
             r->kind = kind == 0 ? "pp" : "tg";
             r->n = n;
             r->depth = d;
+            /* the warm-up: the same test, untimed (16 tokens of a generation test) */
+            if (warmup && run_one(e, toks + d, d, kind == 0 || n < 16 ? n : 16, kind == 0) < 0) {
+                fprintf(stderr, "kfchat: %s\n", engine_errmsg(e));
+                goto out;
+            }
             for (int k = 0; k < reps; k++) {
                 r->samples[k] = run_one(e, toks + d, d, n, kind == 0);
                 if (r->samples[k] < 0) {
@@ -209,7 +220,7 @@ int cmd_bench(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     if (json)
-        print_json(&in, res, nr, reps, ru.ru_maxrss);
+        print_json(&in, res, nr, reps, warmup, ru.ru_maxrss);
     else
         print_table(&in, res, nr, ru.ru_maxrss);
     rc = 0;

@@ -32,6 +32,9 @@ cmp -s "$T/g1" "$T/g2"; ok $? "generate reads the prompt from stdin, greedy is d
 cmp -s "$T/s1" "$T/s2"; ok $? "same seed, different thread count: same text"
 "$KF" bench -m "$T/tiny.gguf" -p 16 -n 4 -r 1 --json >"$T/b" 2>&1
 grep -q '"tokens_per_s"' "$T/b" && grep -q '"peak_rss_bytes"' "$T/b"; ok $? "bench --json"
+grep -q '"warmup": true' "$T/b"; ok $? "bench warms each test up by default"
+"$KF" bench -m "$T/tiny.gguf" -p 16 -n 4 -r 1 --no-warmup --json 2>&1 | grep -q '"warmup": false'
+ok $? "bench --no-warmup leaves the warm-up out"
 "$KF" bench -m "$T/tiny.gguf" -p 16 -n 4 -r 1 -d 8 >"$T/b2" 2>&1
 grep -q "tg4 @ d8" "$T/b2"; ok $? "bench table with depth"
 printf 'hi\nhow are you\n' | "$KF" chat -m "$T/tiny.gguf" -n 4 --temp 0 >"$T/c" 2>"$T/ce"
