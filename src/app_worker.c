@@ -359,17 +359,16 @@ static void report_session_error(struct wk *k, int st)
         post_text(k->w, st == STATUS_CONTEXT_FULL ? EV_NOTE : EV_ERROR, 0, m, strlen(m));
         return;
     }
-    /* what the user can do: a budget in tokens lifts the context to the training one
-     * (model_load.c) unless -c or the session fixed it, or the cache is already bounded */
+    /* what the user can do: /budget N reopens the engine, in the training context where the
+     * context is not fixed (cli_budget_ctx) */
     struct worker *w = k->w;
     pthread_mutex_lock(&w->mu);
-    int can = w->cc.n_ctx <= 0 && (!w->kv_budget || strchr(w->kv_budget, '%')) &&
-              !(w->cc.kv_set && w->cc.kv.policy == KV_POLICY_FULL);
+    int to = cli_budget_ctx(&w->cc, w->kv_budget, k->e);
     pthread_mutex_unlock(&w->mu);
     char note[1200];
-    if (can && k->info.n_ctx < k->info.n_ctx_train)
+    if (to)
         snprintf(note, sizeof note, "%s: /budget N keeps N tokens a layer and lets this chat go "
-                 "on to %d; /new starts another", m, k->info.n_ctx_train);
+                 "on to %d; /new starts another", m, to);
     else
         snprintf(note, sizeof note, "%s: /new starts another chat", m);
     post_text(w, EV_NOTE, 0, note, strlen(note));

@@ -497,6 +497,16 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+int cli_budget_ctx(const struct cli_common *c, const char *kv_budget, const struct engine *e)
+{
+    struct engine_info in;
+    if (!e || c->n_ctx > 0 || (kv_budget && !strchr(kv_budget, '%')) ||
+        (c->kv_set && c->kv.policy == KV_POLICY_FULL))
+        return 0;
+    engine_get_info(e, &in);
+    return in.n_ctx < in.n_ctx_train ? in.n_ctx_train : 0;
+}
+
 char *cli_settings_json(const struct cli_common *c, const struct cli_session *o,
                         const struct engine *e, uint64_t seed)
 {

@@ -50,6 +50,17 @@ static int on_piece(void *ud, const char *piece, int len, int32_t token)
     return 0;
 }
 
+/* The session's error in one line; a full context says how a chat can run longer. */
+static void print_error(const struct line_chat *lc, int st)
+{
+    int to = st == STATUS_CONTEXT_FULL ? cli_budget_ctx(&lc->cc, lc->cc.kv_budget, lc->ch.e) : 0;
+    if (to)
+        fprintf(stderr, "kfchat: %s; with --kv-budget N (tokens) a new chat runs to the "
+                "model's %d\n", session_errmsg(lc->ch.ss), to);
+    else
+        fprintf(stderr, "kfchat: %s\n", session_errmsg(lc->ch.ss));
+}
+
 /* After a session call: report st; returns nonzero when the chat must end (exit status 1).
  * A full context ends a script but not an interactive chat, where the user may /fork or leave. */
 static int report(struct line_chat *lc, int st)
@@ -62,7 +73,7 @@ static int report(struct line_chat *lc, int st)
     }
     if (st == STATUS_OK)
         return 0;
-    fprintf(stderr, "kfchat: %s\n", session_errmsg(lc->ch.ss));
+    print_error(lc, st);
     return st < 0 || !lc->tty;
 }
 
@@ -138,7 +149,7 @@ static int one_shot(struct line_chat *lc, const char *text)
     if (st == STATUS_STOPPED)
         return 130;
     if (st != STATUS_OK) {
-        fprintf(stderr, "kfchat: %s\n", session_errmsg(lc->ch.ss));
+        print_error(lc, st);
         return 1;
     }
     return 0;

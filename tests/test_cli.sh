@@ -72,6 +72,15 @@ ok $? "default context: 4096 without a budget, training's with tokens or memory 
     2>"$T/le" >/dev/null
 grep -q "generated 8191 tokens" "$T/le"
 ok $? "a budget of 64 tokens runs past 4096 positions, to the training context"
+# a chat that fills its context says, in the same one line, how a chat can run longer
+printf 'fill it\n' | "$KF" chat -m "$T/long.gguf" -n 5000 --temp 0 --seed 7 --no-save \
+    >/dev/null 2>"$T/cf1"; rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$T/cf1")" -eq 1 ] &&
+    grep -q "context full (4096 tokens); with --kv-budget N (tokens) a new chat runs to the model's 8192" "$T/cf1"
+ok $? "a full context names --kv-budget and the training context (rc=$rc)"
+"$KF" -m "$T/long.gguf" -n 5000 --temp 0 --seed 7 -c 4096 -p "fill it" >/dev/null 2>"$T/cf2"; rc=$?
+[ $rc -eq 1 ] && [ "$(cat "$T/cf2")" = "kfchat: context full (4096 tokens)" ]
+ok $? "with -c the full context is said without the hint (rc=$rc)"
 
 # --- bad input -----------------------------------------------------------------------------
 expect_error "missing model file" "No such file" "$KF" generate -m "$T/nope.gguf" -p hi
