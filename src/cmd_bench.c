@@ -3,9 +3,9 @@
  * measures them: ppN = N prompt tokens evaluated in batches after DEPTH tokens already in the
  * context; tgN = N tokens evaluated one at a time after DEPTH tokens.  Tokens are random ids
  * (speed does not depend on them).  Each figure is the median over the repeats, after one
- * untimed run of the same test (as llama-bench warms up; --no-warmup leaves it out): the first
- * calls of a process pay for loading kernels, the libraries' first-call set-up and the clocks
- * leaving idle.  Peak RSS is the process's high-water mark.
+ * untimed run of the same test (as llama-bench warms up; --no-warmup leaves it out): a test's
+ * first run in a process is slow (an H100's first pp512 at a fifth of the speed of the next
+ * ones: docs/cuda.md, session 20).  Peak RSS is the process's high-water mark.
  */
 #include "config.h"
 
