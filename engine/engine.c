@@ -281,6 +281,7 @@ void engine_get_info(const struct engine *e, struct engine_info *info)
     info->n_ff = hp->n_ff;
     info->n_ctx = model_n_ctx(e->model);
     info->n_ctx_train = hp->n_ctx_train;
+    info->n_ctx_fixed_budget = model_default_ctx(hp, 1);
     info->n_threads = model_n_threads(e->model);
     info->gpu_note = model_gpu_note(e->model);
     info->gpu_layers = model_gpu_layers(e->model);

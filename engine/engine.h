@@ -46,6 +46,7 @@ struct engine_info {
     size_t file_bytes, weight_bytes, kv_bytes;
     size_t kv_budget_bytes;    /* what the budget holds: budget × layers × KV heads × entry */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_ctx_train, n_threads;
+    int n_ctx_fixed_budget;    /* the default context with a budget in tokens or memory */
     const char *gpu_note;      /* where the layers run, or why not on the GPU ("" if not asked) */
     int gpu_layers;            /* layers on the GPU */
     size_t gpu_bytes;          /* device memory the model holds */

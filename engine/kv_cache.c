@@ -146,6 +146,11 @@ int kv_params_check(const struct kv_params *p, int n_ctx, char *err, size_t errl
     return STATUS_OK;
 }
 
+int kv_budget_fixed(const char *s)
+{
+    return s && !strchr(s, '%');
+}
+
 int kv_budget_parse(const char *s, int n_ctx, size_t bytes_per_token, int *out, char *err,
                     size_t errlen)
 {

@@ -138,6 +138,9 @@ void kv_round_q8_0(float *x, int n);
 /* Bytes of one key (or value) row of head_dim values as a GPU stores it (struct kv_layer in
  * engine/cuda/cuda_internal.h): f16, or q8_0 int8 values then f16 scales, padded to 8 bytes. */
 size_t kv_type_row_bytes(enum kv_type t, int head_dim);
+/* Whether a --kv-budget value is fixed in tokens or memory ("2048", "256MiB"), not a share of
+ * the context ("50%"): then the cache's size does not depend on the context. */
+int kv_budget_fixed(const char *s);
 /*
  * Parse a --kv-budget value: "2048" (tokens), "50%" (of n_ctx) or "256MiB"/"1GiB"/"512KiB"
  * (bytes of K+V over all layers, bytes_per_token given) into tokens.  STATUS_INVALID with a

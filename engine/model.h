@@ -79,6 +79,14 @@ int model_load(struct model **out, struct gguf *g, const struct model_params *p,
 void model_free(struct model *m);
 
 const struct model_hparams *model_hparams(const struct model *m);
+/*
+ * The context when none is asked for: min(training context, 4096) for a cache that grows with
+ * it; with a budget fixed in tokens or memory (fixed_budget), which holds the cache at that size
+ * whatever the context, the training context, so that a conversation may run to the positions
+ * the model was trained for (a share, "50%", stays a share of the usual default, not of a 128k
+ * training context).  Learned positions cap both.
+ */
+int model_default_ctx(const struct model_hparams *hp, int fixed_budget);
 const char *model_arch_name(enum model_arch a);
 const struct gguf *model_gguf(const struct model *m);
 int model_n_ctx(const struct model *m);

@@ -463,18 +463,11 @@ static int make_kv(struct loader *L, const struct model_params *p)
     return kv_cache_new(&m->kv, &sh, &kp, L->err, L->errlen);
 }
 
-/*
- * The context when none is asked for: min(training context, 4096) for a cache that grows with
- * it.  A budget in tokens or memory holds the cache at that size whatever the context, so the
- * conversation may then run to the positions the model was trained for (a share of the context,
- * "50%", stays a share of the usual default, not of a 128k training context).
- */
-static int default_ctx(const struct model_hparams *hp, const struct model_params *p)
+int model_default_ctx(const struct model_hparams *hp, int fixed_budget)
 {
-    int bounded = p && p->kv_budget && !strchr(p->kv_budget, '%') &&
-                  p->kv.policy != KV_POLICY_FULL;
-    int cap = bounded ? 1 << 22 : 4096;
-    return hp->n_ctx_train < cap ? hp->n_ctx_train : cap;
+    int cap = fixed_budget ? 1 << 22 : 4096;
+    int n = hp->n_ctx_train < cap ? hp->n_ctx_train : cap;
+    return hp->n_pos > 0 && n > hp->n_pos ? hp->n_pos : n;
 }
 
 static int bind_all(struct loader *L)
@@ -565,9 +558,8 @@ int model_load(struct model **out, struct gguf *g, const struct model_params *p,
     }
     if ((st = read_hparams(&L)) || (st = bind_all(&L)))
         goto fail;
-    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : default_ctx(&m->hp, p);
-    if (m->hp.n_pos > 0 && !(p && p->n_ctx > 0) && n_ctx > m->hp.n_pos)
-        n_ctx = m->hp.n_pos;
+    int fixed = p && kv_budget_fixed(p->kv_budget) && p->kv.policy != KV_POLICY_FULL;
+    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : model_default_ctx(&m->hp, fixed);
     if (m->hp.n_pos > 0 && n_ctx > m->hp.n_pos) {
         /* learned positions cannot be extrapolated (and the KV policies never renumber them) */
         st = status_set(err, errlen, STATUS_INVALID,

@@ -500,11 +500,11 @@ static void json_str(FILE *f, const char *s)
 int cli_budget_ctx(const struct cli_common *c, const char *kv_budget, const struct engine *e)
 {
     struct engine_info in;
-    if (!e || c->n_ctx > 0 || (kv_budget && !strchr(kv_budget, '%')) ||
+    if (!e || c->n_ctx > 0 || kv_budget_fixed(kv_budget) ||
         (c->kv_set && c->kv.policy == KV_POLICY_FULL))
         return 0;
     engine_get_info(e, &in);
-    return in.n_ctx < in.n_ctx_train ? in.n_ctx_train : 0;
+    return in.n_ctx < in.n_ctx_fixed_budget ? in.n_ctx_fixed_budget : 0;
 }
 
 char *cli_settings_json(const struct cli_common *c, const struct cli_session *o,

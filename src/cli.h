@@ -106,8 +106,8 @@ void cli_close_chat(struct cli_chat *ch);
  * 0, 1 (not found or no store; printed, ch unchanged) or -1 (printed; ch->ss is NULL). */
 int cli_chat_resume(struct cli_chat *ch, const struct cli_common *c, const struct cli_session *o,
                     const char *key);
-/* The context a --kv-budget in tokens would give a chat on e (the model's training context:
- * model_load.c), or 0 where it would not: -c or a resumed session fixed the context, kv_budget
+/* The context a --kv-budget in tokens would give a chat on e (engine_info's
+ * n_ctx_fixed_budget), or 0 where it would not: -c or a resumed session fixed the context, kv_budget
  * (tokens or memory) holds it already, or the policy is full.  For "context full" hints. */
 int cli_budget_ctx(const struct cli_common *c, const char *kv_budget, const struct engine *e);
 /* Split an option's comma list into at most max items (pointers into a strdup'd copy kept in
