@@ -3,17 +3,16 @@
  *
  * This file owns the dispatch (quant_x86_install) and the kernels for the float types (F32, F16,
  * BF16 weights against F32 activations), the 32-element legacy quants (Q4_0, Q4_1, Q5_0, Q5_1,
- * Q8_0) and the activation quantizers (Q8_0, Q8_1, Q8_K); quant_x86_k.c has the K-quant dots.
- * Both also hold the dequantizers (to_f32) of their weight types.
+ * Q8_0) and the activation quantizers (Q8_0, Q8_1, Q8_K); quant_x86_k.c has the K-quant dots and
+ * quant_x86_deq.c the dequantizers (to_f32) of both; quant_x86.h the helpers the three share.
  * There are two levels: "avx2" (AVX2 + FMA + F16C) and "avx512vnni" (AVX-512 F/BW/VL + VNNI,
  * 64-byte vectors and vpdpbusd).  Nothing here depends on -march: every kernel carries its own
  * target attribute and the level is picked once at run time with __builtin_cpu_supports, so one
  * binary runs everywhere; a CPU below AVX2 keeps the scalar references of quant_ref.c.
  *
  * Contract (checked by tests/test_quant_simd.c): a dot product equals its vec_dot_*_ref up to the
- * order of float additions (integer block sums are exact), and a quantizer's and a dequantizer's
- * (to_f32, used by matmul's batch path) output is bit-identical to its quantize_*_ref /
- * dequant_*_ref.  Activations are assumed to come from those quantizers,
+ * order of float additions (integer block sums are exact), and a quantizer's output is
+ * bit-identical to its quantize_*_ref (quant_x86_deq.c states its own).  Activations are assumed to come from those quantizers,
  * so a Q8 activation byte is never -128 (the sign trick below relies on it).
  */
 #include "config.h"
@@ -24,6 +23,7 @@
 #include "half.h"
 #include "quant.h"
 #include "quant_ref.h"
+#include "quant_x86.h"
 
 /* Levels in increasing order (also the index of x86_level_name). */
 enum { LEVEL_SCALAR = 0, LEVEL_AVX2 = 1, LEVEL_AVX512 = 2 };
@@ -32,44 +32,12 @@ static const char *const x86_level_name[] = { "scalar", "avx2", "avx512vnni" };
 
 /* Test hook: install the kernels of one level; NULL if this CPU cannot run it. */
 const char *quant_x86_install_level(int level, struct quant_traits *table, int n);
-/* quant_x86_k.c: install the K-quant dots of a level this CPU is known to run. */
-void quant_x86_k_install(struct quant_traits *table, int n, int level);
 
 #if defined(__x86_64__)
 
 #include <cpuid.h>
-#include <immintrin.h>
-
-#define X86_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define X86_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-/* Helpers must inline into the kernels (gcc gives up on the bigger ones otherwise). */
-#define X86_INLINE static inline __attribute__((always_inline))
 
 // ---- helpers ---------------------------------------------------------------------------------
-
-/*
- * Streaming weights from DRAM, the hardware prefetchers alone leave these kernels waiting on
- * memory: measured over 64 MiB, Q4_K ran at about half its in-cache speed.  Asking for the bytes
- * 4 KB ahead of the ones being read (about one DRAM latency times the bandwidth) brings it up to
- * the in-cache speed.  Prefetches never fault, so running past the end of a row (usually into
- * the next row of the matrix) is harmless; the address is formed as an integer.
- */
-#define X86_PREFETCH_AHEAD 4096
-
-X86_INLINE void x86_prefetch(const void *p, int bytes)
-{
-    const uintptr_t a = (uintptr_t)p + X86_PREFETCH_AHEAD;
-    for (int o = 0; o < bytes; o += 64)
-        _mm_prefetch((const char *)(a + (uintptr_t)o), _MM_HINT_T0);
-}
-
-X86_INLINE X86_AVX2 float x86_hsum_ps(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 X86_INLINE X86_AVX2 float x86_hmax_ps(__m256 v)
 {
@@ -85,49 +53,6 @@ X86_INLINE X86_AVX2 int x86_hsum_epi32(__m256i v)
     s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
     return _mm_cvtsi128_si32(s);
-}
-
-/* fp16 -> f32 (F16C converts every input exactly, subnormals included). */
-X86_INLINE X86_AVX2 float x86_h2f(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
-
-/* Two adjacent fp16 (d and m of a weight block, or d and s of a Q8_1 block) as floats 0 and 1. */
-X86_INLINE X86_AVX2 __m128 x86_h2f_pair(const void *p)
-{
-    uint32_t u;
-    memcpy(&u, p, 4);
-    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
-}
-
-X86_INLINE X86_AVX2 __m256i x86_load(const void *p)
-{
-    return _mm256_loadu_si256((const __m256i *)p);
-}
-
-/*
- * The 32 quants of a 4-bit legacy block as bytes 0..15: byte j holds element j in its low nibble
- * and element j + 16 in its high nibble, so one 128-bit broadcast and a per-half shift of 0 or 4
- * put every element in its own byte, in element order.
- */
-X86_INLINE X86_AVX2 __m256i x86_nibbles(const uint8_t *qs)
-{
-    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
-    return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)),
-                            _mm256_set1_epi8(0x0F));
-}
-
-/* 0x10 in byte e where bit e of qh is set: the fifth bit of a Q5 block's elements. */
-X86_INLINE X86_AVX2 __m256i x86_bit5(const uint8_t *qh)
-{
-    uint32_t bits;
-    memcpy(&bits, qh, 4);
-    const __m256i rep = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
-        _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
-    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(rep, sel), sel);
-    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
 /* Sum of 32 products of unsigned bytes (<= 128: no pair of products saturates int16) with
@@ -651,195 +576,6 @@ static X86_AVX2 void quantize_q8_k_avx2(const float *src, void *dst, int64_t n)
     }
 }
 
-// ---- dequantization (to_f32) of the legacy quants, bit-identical to dequant_*_ref -----------
-
-/*
- * Bit-identical means the same float operations in the same order as the references: the quant
- * (a small integer, converted exactly) times the block's scale and then, for Q4_1/Q5_1, plus the
- * min, rounded separately.  gcc's default -ffp-contract=fast would fuse that multiply and add
- * into one FMA (a single rounding) in these fma-enabled functions, so the product goes through
- * an empty asm the compiler cannot see through (x86_rounded*); it costs no instruction.  (With
- * today's formats the product is exact anyway, an 11-bit fp16 scale times a quant of at most
- * 5 bits, so a fused version would give the same bits and the tests could not tell; the barrier
- * keeps the kernels right without relying on that.)
- */
-X86_INLINE X86_AVX2 __m256 x86_rounded(__m256 v)
-{
-    __asm__("" : "+x"(v));
-    return v;
-}
-
-/* y[0..32) = q * d (+ m with min), q the block's 32 quants as signed bytes in element order. */
-X86_INLINE X86_AVX2 void x86_deq32(float *y, __m256i q, __m256 d, __m256 m, int min)
-{
-    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-    const __m128i part[4] = { lo, _mm_unpackhi_epi64(lo, lo), hi, _mm_unpackhi_epi64(hi, hi) };
-    for (int k = 0; k < 4; k++) {
-        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(part[k])), d);
-        if (min)
-            v = _mm256_add_ps(x86_rounded(v), m);
-        _mm256_storeu_ps(y + 8 * k, v);
-    }
-}
-
-static X86_AVX2 void deq_q4_0_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q4_0 *b = src;
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        const __m256i q = _mm256_sub_epi8(x86_nibbles(b->qs), _mm256_set1_epi8(8));
-        x86_deq32(dst, q, _mm256_set1_ps(x86_h2f(b->d)), _mm256_setzero_ps(), 0);
-    }
-}
-
-static X86_AVX2 void deq_q4_1_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q4_1 *b = src;
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        const __m128 dm = x86_h2f_pair(&b->d);
-        x86_deq32(dst, x86_nibbles(b->qs), _mm256_broadcastss_ps(dm),
-                  _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), _mm256_set1_epi32(1)), 1);
-    }
-}
-
-static X86_AVX2 void deq_q5_0_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q5_0 *b = src;
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(x86_nibbles(b->qs), x86_bit5(b->qh)),
-                                          _mm256_set1_epi8(16));
-        x86_deq32(dst, q, _mm256_set1_ps(x86_h2f(b->d)), _mm256_setzero_ps(), 0);
-    }
-}
-
-static X86_AVX2 void deq_q5_1_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q5_1 *b = src;
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        const __m128 dm = x86_h2f_pair(&b->d);
-        x86_deq32(dst, _mm256_or_si256(x86_nibbles(b->qs), x86_bit5(b->qh)),
-                  _mm256_broadcastss_ps(dm),
-                  _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), _mm256_set1_epi32(1)), 1);
-    }
-}
-
-static X86_AVX2 void deq_q8_0_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q8_0 *b = src;
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK)
-        x86_deq32(dst, x86_load(b->qs), _mm256_set1_ps(x86_h2f(b->d)), _mm256_setzero_ps(), 0);
-}
-
-/*
- * AVX-512: 16 quants per vector, zero-extended to int32 lanes; vpermps then looks the value up
- * in a 16-float table (it reads only the low 4 bits of each index, so a low nibble needs no
- * masking), and Q5's fifth bit, one bit of qh per element, is the write mask that picks the
- * upper table.  Table entries are the exact floats (q - 8, q - 16 or q) the reference converts.
- */
-X86_INLINE X86_AVX512 __m512 x86_rounded512(__m512 v)
-{
-    __asm__("" : "+v"(v));
-    return v;
-}
-
-X86_INLINE X86_AVX512 __m512i x86_u8x16(const uint8_t *p)
-{
-    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-}
-
-/* Elements 0-15 of a 4/5-bit block (low nibbles) and 16-31 (high nibbles), looked up in t0
- * or, where bit e of h5 is set, in t1. */
-X86_INLINE X86_AVX512 void x86_lookup32(const uint8_t *qs, uint32_t h5, __m512 t0, __m512 t1,
-                                        __m512 *lo, __m512 *hi)
-{
-    const __m512i v = x86_u8x16(qs), vh = _mm512_srli_epi32(v, 4);
-    *lo = _mm512_mask_permutexvar_ps(_mm512_permutexvar_ps(v, t0), (__mmask16)h5, v, t1);
-    *hi = _mm512_mask_permutexvar_ps(_mm512_permutexvar_ps(vh, t0), (__mmask16)(h5 >> 16), vh,
-                                     t1);
-}
-
-X86_INLINE X86_AVX512 __m512 x86_table16(float first)
-{
-    return _mm512_add_ps(_mm512_set1_ps(first),
-                         _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-}
-
-/* One block: q * d, or q * d + m. */
-X86_INLINE X86_AVX512 void x86_deq_store2(float *y, __m512 lo, __m512 hi, __m512 d, __m512 m,
-                                          int min)
-{
-    lo = _mm512_mul_ps(lo, d);
-    hi = _mm512_mul_ps(hi, d);
-    if (min) {
-        lo = _mm512_add_ps(x86_rounded512(lo), m);
-        hi = _mm512_add_ps(x86_rounded512(hi), m);
-    }
-    _mm512_storeu_ps(y, lo);
-    _mm512_storeu_ps(y + 16, hi);
-}
-
-static X86_AVX512 void deq_q4_0_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q4_0 *b = src;
-    const __m512 t = x86_table16(-8.0f);
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        __m512 lo, hi;
-        x86_lookup32(b->qs, 0, t, t, &lo, &hi);
-        x86_deq_store2(dst, lo, hi, _mm512_set1_ps(x86_h2f(b->d)), lo, 0);
-    }
-}
-
-static X86_AVX512 void deq_q4_1_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q4_1 *b = src;
-    const __m512 t = x86_table16(0.0f);
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        __m512 lo, hi;
-        x86_lookup32(b->qs, 0, t, t, &lo, &hi);
-        x86_deq_store2(dst, lo, hi, _mm512_set1_ps(x86_h2f(b->d)), _mm512_set1_ps(x86_h2f(b->m)),
-                       1);
-    }
-}
-
-static X86_AVX512 void deq_q5_0_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q5_0 *b = src;
-    const __m512 t0 = x86_table16(-16.0f), t1 = x86_table16(0.0f);
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        uint32_t h5;
-        memcpy(&h5, b->qh, 4);
-        __m512 lo, hi;
-        x86_lookup32(b->qs, h5, t0, t1, &lo, &hi);
-        x86_deq_store2(dst, lo, hi, _mm512_set1_ps(x86_h2f(b->d)), lo, 0);
-    }
-}
-
-static X86_AVX512 void deq_q5_1_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q5_1 *b = src;
-    const __m512 t0 = x86_table16(0.0f), t1 = x86_table16(16.0f);
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        uint32_t h5;
-        memcpy(&h5, b->qh, 4);
-        __m512 lo, hi;
-        x86_lookup32(b->qs, h5, t0, t1, &lo, &hi);
-        x86_deq_store2(dst, lo, hi, _mm512_set1_ps(x86_h2f(b->d)), _mm512_set1_ps(x86_h2f(b->m)),
-                       1);
-    }
-}
-
-static X86_AVX512 void deq_q8_0_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q8_0 *b = src;
-    for (int64_t i = 0; i < n / QK; i++, b++, dst += QK) {
-        const __m512 d = _mm512_set1_ps(x86_h2f(b->d));
-        const __m512 lo = _mm512_cvtepi32_ps(
-            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->qs)));
-        const __m512 hi = _mm512_cvtepi32_ps(
-            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16))));
-        x86_deq_store2(dst, lo, hi, d, d, 0);
-    }
-}
-
 // ---- dispatch --------------------------------------------------------------------------------
 
 /* The highest level this CPU (and OS: __builtin_cpu_supports checks XCR0) runs. */
@@ -869,12 +605,6 @@ static void x86_set(struct quant_traits *t, int n, enum qtype id, quant_vec_dot_
         t[id].from_f32 = quantize;
 }
 
-static void x86_set_deq(struct quant_traits *t, int n, enum qtype id, quant_to_f32_fn deq)
-{
-    if ((int)id < n)
-        t[id].to_f32 = deq;
-}
-
 /*
  * The quantizers stay AVX2 at every level: they run once per activation row, not per weight
  * row, so wider versions would not show.
@@ -892,12 +622,8 @@ static void x86_install(struct quant_traits *t, int n, int level)
     x86_set(t, n, QTYPE_Q8_0, v512 ? dot_q8_0_avx512 : dot_q8_0_avx2, quantize_q8_0_avx2);
     x86_set(t, n, QTYPE_Q8_1, NULL, quantize_q8_1_avx2);
     x86_set(t, n, QTYPE_Q8_K, NULL, quantize_q8_k_avx2);
-    x86_set_deq(t, n, QTYPE_Q4_0, v512 ? deq_q4_0_avx512 : deq_q4_0_avx2);
-    x86_set_deq(t, n, QTYPE_Q4_1, v512 ? deq_q4_1_avx512 : deq_q4_1_avx2);
-    x86_set_deq(t, n, QTYPE_Q5_0, v512 ? deq_q5_0_avx512 : deq_q5_0_avx2);
-    x86_set_deq(t, n, QTYPE_Q5_1, v512 ? deq_q5_1_avx512 : deq_q5_1_avx2);
-    x86_set_deq(t, n, QTYPE_Q8_0, v512 ? deq_q8_0_avx512 : deq_q8_0_avx2);
     quant_x86_k_install(t, n, level);
+    quant_x86_deq_install(t, n, level);
 }
 
 const char *quant_x86_install_level(int level, struct quant_traits *table, int n)

@@ -1,7 +1,7 @@
 /*
  * quant_x86_k.c — x86 SIMD dot products of the K-quants (Q2_K, Q3_K, Q4_K, Q5_K and Q6_K weights
  * against Q8_K activations), at the levels of quant_x86.c, which picks the level and calls
- * quant_x86_k_install, and their dequantizers (to_f32, bit-identical to dequant_*_ref).
+ * quant_x86_k_install.  Their dequantizers are in quant_x86_deq.c.
  *
  * A super-block is 256 elements with small integer sub-block scales.  Products of quants are
  * summed per sub-block in integer (maddubs, or vpdpbusd at the AVX-512 level), multiplied by the
@@ -17,50 +17,11 @@
 #include <string.h>
 
 #include "quant.h"
-
-void quant_x86_k_install(struct quant_traits *table, int n, int level);
+#include "quant_x86.h"
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
-
-#define X86_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define X86_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-/* Helpers must inline into the kernels (gcc gives up on the bigger ones otherwise). */
-#define X86_INLINE static inline __attribute__((always_inline))
-
 // ---- helpers ---------------------------------------------------------------------------------
-
-/*
- * Streaming weights from DRAM, the hardware prefetchers alone leave these kernels waiting on
- * memory (see quant_x86.c, which has the same helper).
- */
-#define X86_PREFETCH_AHEAD 4096
-
-X86_INLINE void x86_prefetch(const void *p, int bytes)
-{
-    const uintptr_t a = (uintptr_t)p + X86_PREFETCH_AHEAD;
-    for (int o = 0; o < bytes; o += 64)
-        _mm_prefetch((const char *)(a + (uintptr_t)o), _MM_HINT_T0);
-}
-
-X86_INLINE X86_AVX2 float x86_hsum_ps(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-X86_INLINE X86_AVX2 float x86_h2f(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
-
-X86_INLINE X86_AVX2 __m256i x86_load(const void *p)
-{
-    return _mm256_loadu_si256((const __m256i *)p);
-}
 
 /*
  * [d, dmin] of a super-block (adjacent fp16) times the activation scale, as floats 0 and 1:
@@ -101,26 +62,6 @@ X86_INLINE X86_AVX2 __m256i x86_bit_to(__m256i v, int b, int to)
     if (b > to)
         return _mm256_and_si256(_mm256_srli_epi16(v, b - to), m);
     return _mm256_and_si256(v, m);
-}
-
-/*
- * The 12 packed scale bytes of Q4_K/Q5_K as sc0..sc7 then m0..m7, one byte each.  Bytes 0-3
- * hold sc0-3 and the top bits of sc4-7, bytes 4-7 m0-3 and the top bits of m4-7, bytes 8-11 the
- * low nibbles of sc4-7 (low) and m4-7 (high).  The 16-byte load stays inside the block.
- */
-X86_INLINE X86_AVX2 __m128i x86_k4_scales(const uint8_t *s)
-{
-    const __m128i v = _mm_loadu_si128((const __m128i *)s);
-    const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7,
-                                                        8, 9, 10, 11));
-    const __m128i lo = _mm_or_si128(
-        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63,
-                                       0, 0, 0, 0)),
-        _mm_and_si128(_mm_srli_epi16(a, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                                          15, 15, 15, 15)));
-    const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1,
-                                                        4, 5, 6, 7));
-    return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
 }
 
 /* sum_j m_j * (bsums[2j] + bsums[2j+1]): the min term of Q4_K/Q5_K, as 8 int32. */
@@ -510,400 +451,22 @@ static X86_AVX512 void dot_q6_k_avx512(int n, float *s, const void *w, const voi
     *s = _mm512_reduce_add_ps(acc);
 }
 
-// ---- dequantization (to_f32), bit-identical to dequant_*_ref ---------------------------------
-
-/*
- * The references compute (d * sc) * q - dmin * m (Q2_K, Q4_K, Q5_K), (d * sc) * q (Q3_K) and
- * d * sc * q, i.e. (d * sc) * q (Q6_K): the float sub-block scales d * sc and dmin * m are formed
- * first, one vector multiply for all of them, then every value takes one multiply and, with a
- * min, one subtract.  gcc's default -ffp-contract=fast would fuse the multiply and subtract into
- * one FMA in these fma-enabled functions, so the product goes through an empty asm the compiler
- * cannot see through (x86_rounded*, no instruction).  (The products a min is subtracted from
- * are exact with today's formats, at most 11 + 6 + 5 significant bits, so fusing would not
- * change a bit and the tests could not tell; the barrier keeps the kernels right without relying
- * on that.)  Quants are built as int32 lanes straight
- * from zero-extended byte loads; shift counts that vary with a loop index are passed in a
- * register (vpsrld xmm), never as an immediate.
- */
-X86_INLINE X86_AVX2 __m256 x86_rounded(__m256 v)
-{
-    __asm__("" : "+x"(v));
-    return v;
-}
-
-X86_INLINE X86_AVX512 __m512 x86_rounded512(__m512 v)
-{
-    __asm__("" : "+v"(v));
-    return v;
-}
-
-X86_INLINE X86_AVX2 __m256i x86_u8x8(const uint8_t *p)
-{
-    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-}
-
-X86_INLINE X86_AVX512 __m512i x86_u8x16(const uint8_t *p)
-{
-    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-}
-
-X86_INLINE X86_AVX2 __m128i x86_count(int c)
-{
-    return _mm_cvtsi32_si128(c);
-}
-
-/* y[0..8) = ds * q (- dm): one sub-block scale (and min) for all 8. */
-X86_INLINE X86_AVX2 void x86_put8(float *y, __m256i q, float ds, float dm, int min)
-{
-    __m256 v = _mm256_mul_ps(_mm256_set1_ps(ds), _mm256_cvtepi32_ps(q));
-    if (min)
-        v = _mm256_sub_ps(x86_rounded(v), _mm256_set1_ps(dm));
-    _mm256_storeu_ps(y, v);
-}
-
-X86_INLINE X86_AVX512 void x86_put16(float *y, __m512i q, float ds, float dm, int min)
-{
-    __m512 v = _mm512_mul_ps(_mm512_set1_ps(ds), _mm512_cvtepi32_ps(q));
-    if (min)
-        v = _mm512_sub_ps(x86_rounded512(v), _mm512_set1_ps(dm));
-    _mm512_storeu_ps(y, v);
-}
-
-/* The 8 (16) small integers of bytes b[0..8) (or 16) times a float, as floats into out. */
-X86_INLINE X86_AVX2 void x86_scale_bytes8(float *out, __m128i b, float f, int is_signed)
-{
-    const __m256i v = is_signed ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
-    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(v)));
-}
-
-/* Q4_K/Q5_K: ds[j] = d * sc_j, dm[j] = dmin * m_j. */
-X86_INLINE X86_AVX2 void x86_k4_fscales(const uint16_t *dpair, const uint8_t *scales, float ds[8],
-                                        float dm[8])
-{
-    uint32_t u;
-    memcpy(&u, dpair, 4);
-    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
-    const __m128i scm = x86_k4_scales(scales);
-    x86_scale_bytes8(ds, scm, _mm_cvtss_f32(f), 0);
-    x86_scale_bytes8(dm, _mm_srli_si128(scm, 8), _mm_cvtss_f32(_mm_movehdup_ps(f)), 0);
-}
-
-/* Q3_K's 16 scales (6 bits, biased by 32) as signed bytes, as in dot_q3_k_avx2. */
-X86_INLINE X86_AVX2 __m128i x86_q3k_scales(const uint8_t *scales)
-{
-    const uint32_t m2 = 0x03030303, m4 = 0x0f0f0f0f;
-    uint32_t u[3];
-    memcpy(u, scales, 12);
-    const __m128i s8 = _mm_setr_epi32((int)((u[0] & m4) | (u[2] & m2) << 4),
-                                      (int)((u[1] & m4) | (u[2] >> 2 & m2) << 4),
-                                      (int)((u[0] >> 4 & m4) | (u[2] >> 4 & m2) << 4),
-                                      (int)((u[1] >> 4 & m4) | (u[2] >> 6 & m2) << 4));
-    return _mm_sub_epi8(s8, _mm_set1_epi8(32));
-}
-
-/*
- * Q4_K / Q5_K: chunk c (32 bytes of qs at 32c) holds sub-block 2c in its low nibbles and 2c+1
- * in its high nibbles; Q5_K's fifth bit of element 64c + l (+ 32) is bit 2c (2c + 1) of qh[l].
- */
-X86_INLINE X86_AVX2 void x86_deq_k45_avx2(const uint16_t *dpair, const uint8_t *scales,
-                                          const uint8_t *qh, const uint8_t *qs, float *y)
-{
-    float ds[8], dm[8];
-    x86_k4_fscales(dpair, scales, ds, dm);
-    const __m256i m4 = _mm256_set1_epi32(0x0F), b4 = _mm256_set1_epi32(0x10);
-    for (int c = 0; c < 4; c++) {
-        for (int k = 0; k < 4; k++) {
-            const __m256i v = x86_u8x8(qs + 32 * c + 8 * k);
-            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_srli_epi32(v, 4);
-            if (qh) {
-                const __m256i h4 = _mm256_slli_epi32(x86_u8x8(qh + 8 * k), 4);
-                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_srl_epi32(h4, x86_count(2 * c)),
-                                                          b4));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(
-                                             _mm256_srl_epi32(h4, x86_count(2 * c + 1)), b4));
-            }
-            x86_put8(y + 64 * c + 8 * k, lo, ds[2 * c], dm[2 * c], 1);
-            x86_put8(y + 64 * c + 32 + 8 * k, hi, ds[2 * c + 1], dm[2 * c + 1], 1);
-        }
-    }
-}
-
-static X86_AVX2 void deq_q4_k_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q4_k *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++, b++)
-        x86_deq_k45_avx2(&b->d, b->scales, NULL, b->qs, dst + i * QK_K);
-}
-
-static X86_AVX2 void deq_q5_k_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q5_k *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++, b++)
-        x86_deq_k45_avx2(&b->d, b->scales, b->qh, b->qs, dst + i * QK_K);
-}
-
-/*
- * Q6_K: element 128h + 32t + l is (low4 | high2 << 4) - 32, low4 the low (t < 2) or high nibble
- * of ql[64h + 32(t & 1) + l], high2 bits 2t..2t+1 of qh[32h + l]; group (e / 16) scales it.
- */
-static X86_AVX2 void deq_q6_k_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q6_k *b = src;
-    const __m256i m4 = _mm256_set1_epi32(0x0F), m30 = _mm256_set1_epi32(0x30);
-    const __m256i off = _mm256_set1_epi32(32);
-    for (int64_t i = 0; i < n / QK_K; i++, b++) {
-        float ds[16];
-        const float d = x86_h2f(b->d);
-        const __m128i s8 = _mm_loadu_si128((const __m128i *)b->scales);
-        x86_scale_bytes8(ds, s8, d, 1);
-        x86_scale_bytes8(ds + 8, _mm_srli_si128(s8, 8), d, 1);
-        float *y = dst + i * QK_K;
-        for (int h = 0; h < 2; h++) {
-            for (int l = 0; l < 32; l += 8) {
-                const __m256i qh = x86_u8x8(b->qh + 32 * h + l);
-                const __m256i l0 = x86_u8x8(b->ql + 64 * h + l);
-                const __m256i l1 = x86_u8x8(b->ql + 64 * h + 32 + l);
-                const __m256i q[4] = {
-                    _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                    _mm256_and_si256(_mm256_slli_epi32(qh, 4), m30)),
-                    _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                    _mm256_and_si256(_mm256_slli_epi32(qh, 2), m30)),
-                    _mm256_or_si256(_mm256_srli_epi32(l0, 4), _mm256_and_si256(qh, m30)),
-                    _mm256_or_si256(_mm256_srli_epi32(l1, 4),
-                                    _mm256_and_si256(_mm256_srli_epi32(qh, 2), m30)),
-                };
-                for (int t = 0; t < 4; t++)
-                    x86_put8(y + 128 * h + 32 * t + l, _mm256_sub_epi32(q[t], off),
-                             ds[8 * h + 2 * t + l / 16], 0.0f, 0);
-            }
-        }
-    }
-}
-
-/* Q2_K: element 128h + 32j + l is bits 2j..2j+1 of qs[32h + l]; 16 groups of 16. */
-static X86_AVX2 void deq_q2_k_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q2_k *b = src;
-    const __m256i m3 = _mm256_set1_epi32(3);
-    for (int64_t i = 0; i < n / QK_K; i++, b++) {
-        float dl[16], ml[16];
-        uint32_t u;
-        memcpy(&u, &b->d, 4);
-        const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
-        const float d = _mm_cvtss_f32(f), dmin = _mm_cvtss_f32(_mm_movehdup_ps(f));
-        const __m128i sv = _mm_loadu_si128((const __m128i *)b->scales);
-        const __m128i sc = _mm_and_si128(sv, _mm_set1_epi8(0x0F));
-        const __m128i mn = _mm_and_si128(_mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0F));
-        x86_scale_bytes8(dl, sc, d, 0);
-        x86_scale_bytes8(dl + 8, _mm_srli_si128(sc, 8), d, 0);
-        x86_scale_bytes8(ml, mn, dmin, 0);
-        x86_scale_bytes8(ml + 8, _mm_srli_si128(mn, 8), dmin, 0);
-        float *y = dst + i * QK_K;
-        for (int h = 0; h < 2; h++) {
-            for (int l = 0; l < 32; l += 8) {
-                const __m256i v = x86_u8x8(b->qs + 32 * h + l);
-                for (int j = 0; j < 4; j++) {
-                    const int g = 8 * h + 2 * j + l / 16;
-                    x86_put8(y + 128 * h + 32 * j + l,
-                             _mm256_and_si256(_mm256_srl_epi32(v, x86_count(2 * j)), m3), dl[g],
-                             ml[g], 1);
-                }
-            }
-        }
-    }
-}
-
-/* Q3_K: element 128h + 32j + l is (bits 2j..2j+1 of qs[32h + l] | bit 4h + j of hmask[l] << 2)
- * - 4; 16 groups of 16 with signed scales. */
-static X86_AVX2 void deq_q3_k_avx2(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q3_k *b = src;
-    const __m256i m3 = _mm256_set1_epi32(3), b2 = _mm256_set1_epi32(4);
-    const __m256i off = _mm256_set1_epi32(4);
-    for (int64_t i = 0; i < n / QK_K; i++, b++) {
-        float dl[16];
-        const float d = x86_h2f(b->d);
-        const __m128i s8 = x86_q3k_scales(b->scales);
-        x86_scale_bytes8(dl, s8, d, 1);
-        x86_scale_bytes8(dl + 8, _mm_srli_si128(s8, 8), d, 1);
-        float *y = dst + i * QK_K;
-        for (int l = 0; l < 32; l += 8) {
-            const __m256i hm = _mm256_slli_epi32(x86_u8x8(b->hmask + l), 2);
-            for (int h = 0; h < 2; h++) {
-                const __m256i v = x86_u8x8(b->qs + 32 * h + l);
-                for (int j = 0; j < 4; j++) {
-                    const __m256i lo = _mm256_and_si256(_mm256_srl_epi32(v, x86_count(2 * j)), m3);
-                    const __m256i hb =
-                        _mm256_and_si256(_mm256_srl_epi32(hm, x86_count(4 * h + j)), b2);
-                    x86_put8(y + 128 * h + 32 * j + l,
-                             _mm256_sub_epi32(_mm256_or_si256(lo, hb), off),
-                             dl[8 * h + 2 * j + l / 16], 0.0f, 0);
-                }
-            }
-        }
-    }
-}
-
-/* AVX-512: the same with 16 lanes; a Q6_K/Q2_K/Q3_K vector is exactly one group of 16. */
-static X86_AVX512 void deq_k45_avx512(const uint16_t *dpair, const uint8_t *scales,
-                                      const uint8_t *qh, const uint8_t *qs, float *y)
-{
-    float ds[8], dm[8];
-    x86_k4_fscales(dpair, scales, ds, dm);
-    const __m512i m4 = _mm512_set1_epi32(0x0F), b4 = _mm512_set1_epi32(0x10);
-    __m512i h4[2] = { _mm512_setzero_si512(), _mm512_setzero_si512() };
-    if (qh) {
-        h4[0] = _mm512_slli_epi32(x86_u8x16(qh), 4);
-        h4[1] = _mm512_slli_epi32(x86_u8x16(qh + 16), 4);
-    }
-    for (int c = 0; c < 4; c++) {
-        for (int k = 0; k < 2; k++) {
-            const __m512i v = x86_u8x16(qs + 32 * c + 16 * k);
-            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_srli_epi32(v, 4);
-            if (qh) {
-                lo = _mm512_or_si512(lo, _mm512_and_si512(
-                                             _mm512_srl_epi32(h4[k], x86_count(2 * c)), b4));
-                hi = _mm512_or_si512(hi, _mm512_and_si512(
-                                             _mm512_srl_epi32(h4[k], x86_count(2 * c + 1)), b4));
-            }
-            x86_put16(y + 64 * c + 16 * k, lo, ds[2 * c], dm[2 * c], 1);
-            x86_put16(y + 64 * c + 32 + 16 * k, hi, ds[2 * c + 1], dm[2 * c + 1], 1);
-        }
-    }
-}
-
-static X86_AVX512 void deq_q4_k_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q4_k *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++, b++)
-        deq_k45_avx512(&b->d, b->scales, NULL, b->qs, dst + i * QK_K);
-}
-
-static X86_AVX512 void deq_q5_k_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q5_k *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++, b++)
-        deq_k45_avx512(&b->d, b->scales, b->qh, b->qs, dst + i * QK_K);
-}
-
-static X86_AVX512 void deq_q6_k_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q6_k *b = src;
-    const __m512i m4 = _mm512_set1_epi32(0x0F), m30 = _mm512_set1_epi32(0x30);
-    const __m512i off = _mm512_set1_epi32(32);
-    for (int64_t i = 0; i < n / QK_K; i++, b++) {
-        float ds[16];
-        const float d = x86_h2f(b->d);
-        const __m128i s8 = _mm_loadu_si128((const __m128i *)b->scales);
-        x86_scale_bytes8(ds, s8, d, 1);
-        x86_scale_bytes8(ds + 8, _mm_srli_si128(s8, 8), d, 1);
-        float *y = dst + i * QK_K;
-        for (int h = 0; h < 2; h++) {
-            for (int l = 0; l < 32; l += 16) {
-                const __m512i qh = x86_u8x16(b->qh + 32 * h + l);
-                const __m512i l0 = x86_u8x16(b->ql + 64 * h + l);
-                const __m512i l1 = x86_u8x16(b->ql + 64 * h + 32 + l);
-                const __m512i q[4] = {
-                    _mm512_or_si512(_mm512_and_si512(l0, m4),
-                                    _mm512_and_si512(_mm512_slli_epi32(qh, 4), m30)),
-                    _mm512_or_si512(_mm512_and_si512(l1, m4),
-                                    _mm512_and_si512(_mm512_slli_epi32(qh, 2), m30)),
-                    _mm512_or_si512(_mm512_srli_epi32(l0, 4), _mm512_and_si512(qh, m30)),
-                    _mm512_or_si512(_mm512_srli_epi32(l1, 4),
-                                    _mm512_and_si512(_mm512_srli_epi32(qh, 2), m30)),
-                };
-                for (int t = 0; t < 4; t++)
-                    x86_put16(y + 128 * h + 32 * t + l, _mm512_sub_epi32(q[t], off),
-                              ds[8 * h + 2 * t + l / 16], 0.0f, 0);
-            }
-        }
-    }
-}
-
-static X86_AVX512 void deq_q2_k_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q2_k *b = src;
-    const __m512i m3 = _mm512_set1_epi32(3);
-    for (int64_t i = 0; i < n / QK_K; i++, b++) {
-        float dl[16], ml[16];
-        uint32_t u;
-        memcpy(&u, &b->d, 4);
-        const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
-        const float d = _mm_cvtss_f32(f), dmin = _mm_cvtss_f32(_mm_movehdup_ps(f));
-        const __m128i sv = _mm_loadu_si128((const __m128i *)b->scales);
-        const __m128i sc = _mm_and_si128(sv, _mm_set1_epi8(0x0F));
-        const __m128i mn = _mm_and_si128(_mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0F));
-        x86_scale_bytes8(dl, sc, d, 0);
-        x86_scale_bytes8(dl + 8, _mm_srli_si128(sc, 8), d, 0);
-        x86_scale_bytes8(ml, mn, dmin, 0);
-        x86_scale_bytes8(ml + 8, _mm_srli_si128(mn, 8), dmin, 0);
-        float *y = dst + i * QK_K;
-        for (int h = 0; h < 2; h++) {
-            for (int l = 0; l < 32; l += 16) {
-                const __m512i v = x86_u8x16(b->qs + 32 * h + l);
-                for (int j = 0; j < 4; j++) {
-                    const int g = 8 * h + 2 * j + l / 16;
-                    x86_put16(y + 128 * h + 32 * j + l,
-                              _mm512_and_si512(_mm512_srl_epi32(v, x86_count(2 * j)), m3), dl[g],
-                              ml[g], 1);
-                }
-            }
-        }
-    }
-}
-
-static X86_AVX512 void deq_q3_k_avx512(const void *src, float *dst, int64_t n)
-{
-    const struct blk_q3_k *b = src;
-    const __m512i m3 = _mm512_set1_epi32(3), b2 = _mm512_set1_epi32(4);
-    const __m512i off = _mm512_set1_epi32(4);
-    for (int64_t i = 0; i < n / QK_K; i++, b++) {
-        float dl[16];
-        const float d = x86_h2f(b->d);
-        const __m128i s8 = x86_q3k_scales(b->scales);
-        x86_scale_bytes8(dl, s8, d, 1);
-        x86_scale_bytes8(dl + 8, _mm_srli_si128(s8, 8), d, 1);
-        float *y = dst + i * QK_K;
-        for (int l = 0; l < 32; l += 16) {
-            const __m512i hm = _mm512_slli_epi32(x86_u8x16(b->hmask + l), 2);
-            for (int h = 0; h < 2; h++) {
-                const __m512i v = x86_u8x16(b->qs + 32 * h + l);
-                for (int j = 0; j < 4; j++) {
-                    const __m512i lo = _mm512_and_si512(_mm512_srl_epi32(v, x86_count(2 * j)), m3);
-                    const __m512i hb =
-                        _mm512_and_si512(_mm512_srl_epi32(hm, x86_count(4 * h + j)), b2);
-                    x86_put16(y + 128 * h + 32 * j + l,
-                              _mm512_sub_epi32(_mm512_or_si512(lo, hb), off),
-                              dl[8 * h + 2 * j + l / 16], 0.0f, 0);
-                }
-            }
-        }
-    }
-}
-
 // ---- install ---------------------------------------------------------------------------------
 
-static void x86_k_set(struct quant_traits *t, int n, enum qtype id, quant_vec_dot_fn dot,
-                      quant_to_f32_fn deq)
+static void x86_k_set(struct quant_traits *t, int n, enum qtype id, quant_vec_dot_fn dot)
 {
-    if ((int)id < n) {
+    if ((int)id < n)
         t[id].vec_dot = dot;
-        t[id].to_f32 = deq;
-    }
 }
 
-/* level: 1 = AVX2, 2 = AVX-512 VNNI (quant_x86.c has checked that the CPU runs it). */
 void quant_x86_k_install(struct quant_traits *table, int n, int level)
 {
     const int v512 = level >= 2;
-    x86_k_set(table, n, QTYPE_Q2_K, dot_q2_k_avx2, v512 ? deq_q2_k_avx512 : deq_q2_k_avx2);
-    x86_k_set(table, n, QTYPE_Q3_K, dot_q3_k_avx2, v512 ? deq_q3_k_avx512 : deq_q3_k_avx2);
-    x86_k_set(table, n, QTYPE_Q4_K, v512 ? dot_q4_k_avx512 : dot_q4_k_avx2,
-              v512 ? deq_q4_k_avx512 : deq_q4_k_avx2);
-    x86_k_set(table, n, QTYPE_Q5_K, v512 ? dot_q5_k_avx512 : dot_q5_k_avx2,
-              v512 ? deq_q5_k_avx512 : deq_q5_k_avx2);
-    x86_k_set(table, n, QTYPE_Q6_K, v512 ? dot_q6_k_avx512 : dot_q6_k_avx2,
-              v512 ? deq_q6_k_avx512 : deq_q6_k_avx2);
+    x86_k_set(table, n, QTYPE_Q2_K, dot_q2_k_avx2);
+    x86_k_set(table, n, QTYPE_Q3_K, dot_q3_k_avx2);
+    x86_k_set(table, n, QTYPE_Q4_K, v512 ? dot_q4_k_avx512 : dot_q4_k_avx2);
+    x86_k_set(table, n, QTYPE_Q5_K, v512 ? dot_q5_k_avx512 : dot_q5_k_avx2);
+    x86_k_set(table, n, QTYPE_Q6_K, v512 ? dot_q6_k_avx512 : dot_q6_k_avx2);
 }
 
 #else

@@ -1,7 +1,7 @@
 /*
- * test_quant_simd.c — the SIMD kernels of quant_x86.c / quant_x86_k.c against the scalar
- * references of quant_ref.c / quant_ref_k.c, at every SIMD level this CPU runs (the others are
- * skipped, not failed).
+ * test_quant_simd.c — the SIMD kernels of quant_x86.c, quant_x86_k.c and quant_x86_deq.c
+ * against the scalar references of quant_ref.c / quant_ref_k.c, at every SIMD level this CPU
+ * runs (the others are skipped, not failed).
  *
  * Dot products must equal the reference up to float summation order: the allowed error is a
  * few ulps times sqrt(n/32) times the sum of |products| (computed in double from the dequantized
