@@ -261,6 +261,46 @@ int store_bind_text(sqlite3_stmt *st, int idx, const char *v)
     return v ? sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);
 }
 
+int store_rows_collect(struct store *s, sqlite3_stmt *st, const char *what, size_t size,
+                       int (*from_row)(sqlite3_stmt *st, void *row), void (*clear)(void *row),
+                       void **out, size_t *n)
+{
+    char *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc, status = STATUS_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            char *nv = realloc(v, ncap * size);
+            if (!nv) {
+                status = STATUS_NOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        if (from_row(st, v + len * size) != STATUS_OK) {
+            status = STATUS_NOMEM;
+            break;
+        }
+        len++;
+    }
+    if (status == STATUS_OK && rc != SQLITE_DONE)
+        status = store_fail_db(s, rc, what);
+    else if (status == STATUS_NOMEM)
+        store_fail(s, status, "cannot %s: out of memory", what);
+    store_stmt_done(st);
+    if (status != STATUS_OK) {
+        for (size_t i = 0; i < len; i++)
+            clear(v + i * size);
+        free(v);
+        return status;
+    }
+    *out = v;
+    *n = len;
+    return STATUS_OK;
+}
+
 /* The single integer a query returns (for PRAGMAs); an SQLite result code. */
 static int query_int(sqlite3 *db, const char *sql, int64_t *v)
 {

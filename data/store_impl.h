@@ -109,6 +109,12 @@ int64_t store_now_ms(void);
 char *store_col_strdup(sqlite3_stmt *st, int col, int *oom);
 /* Bind a string or, for NULL, SQL NULL. */
 int store_bind_text(sqlite3_stmt *st, int idx, const char *v);
+/* Step st to the end (and reset it), converting each row with from_row into a malloc'd array
+ * of rows of size bytes: *out (NULL when none) and *n.  On failure (from_row's STATUS_NOMEM or
+ * a database error, set on s with what) the rows made so far are cleared and freed. */
+int store_rows_collect(struct store *s, sqlite3_stmt *st, const char *what, size_t size,
+                       int (*from_row)(sqlite3_stmt *st, void *row), void (*clear)(void *row),
+                       void **out, size_t *n);
 /* Fill *m from the current row of a statement selecting STORE_MSG_COLUMNS; STATUS_NOMEM. */
 int store_msg_from_row(sqlite3_stmt *st, struct store_msg *m);
 /* The session of message id into *sid; STATUS_NOT_FOUND (with a message) if none. */

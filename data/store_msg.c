@@ -61,41 +61,23 @@ void store_msg_array_free(struct store_msg *v, size_t n)
     free(v);
 }
 
+static int msg_row(sqlite3_stmt *st, void *row)
+{
+    return store_msg_from_row(st, row);
+}
+
+static void msg_clear(void *row)
+{
+    store_msg_clear(row);
+}
+
 int store_msg_collect(struct store *s, sqlite3_stmt *st, const char *what, struct store_msg **out,
                       size_t *n)
 {
-    struct store_msg *v = NULL;
-    size_t len = 0, cap = 0;
-    int rc, status = STATUS_OK;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            struct store_msg *nv = realloc(v, ncap * sizeof(*v));
-            if (!nv) {
-                status = STATUS_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if (store_msg_from_row(st, &v[len]) != STATUS_OK) {
-            status = STATUS_NOMEM;
-            break;
-        }
-        len++;
-    }
-    if (status == STATUS_OK && rc != SQLITE_DONE)
-        status = store_fail_db(s, rc, what);
-    else if (status == STATUS_NOMEM)
-        store_fail(s, status, "cannot %s: out of memory", what);
-    store_stmt_done(st);
-    if (status != STATUS_OK) {
-        store_msg_array_free(v, len);
-        return status;
-    }
+    void *v = NULL;
+    int rc = store_rows_collect(s, st, what, sizeof(**out), msg_row, msg_clear, &v, n);
     *out = v;
-    *n = len;
-    return STATUS_OK;
+    return rc;
 }
 
 // ---- insert -------------------------------------------------------------------------------

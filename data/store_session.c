@@ -53,6 +53,16 @@ void store_session_clear(struct store_session *ss)
     memset(ss, 0, sizeof(*ss));
 }
 
+static int session_row(sqlite3_stmt *st, void *row)
+{
+    return session_from_row(st, row);
+}
+
+static void session_clear(void *row)
+{
+    store_session_clear(row);
+}
+
 void store_session_array_free(struct store_session *v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++)
@@ -176,38 +186,10 @@ int store_session_list(struct store *s, size_t limit, struct store_session **out
     if (!st)
         return s->status;
     sqlite3_bind_int64(st, 1, limit ? (int64_t)limit : -1);
-    struct store_session *v = NULL;
-    size_t len = 0, cap = 0;
-    int rc, status = STATUS_OK;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            struct store_session *nv = realloc(v, ncap * sizeof(*v));
-            if (!nv) {
-                status = STATUS_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if (session_from_row(st, &v[len]) != STATUS_OK) {
-            status = STATUS_NOMEM;
-            break;
-        }
-        len++;
-    }
-    if (status == STATUS_OK && rc != SQLITE_DONE)
-        status = store_fail_db(s, rc, what);
-    else if (status == STATUS_NOMEM)
-        store_fail(s, status, "cannot %s: out of memory", what);
-    store_stmt_done(st);
-    if (status != STATUS_OK) {
-        store_session_array_free(v, len);
-        return status;
-    }
+    void *v = NULL;
+    int rc = store_rows_collect(s, st, what, sizeof(**out), session_row, session_clear, &v, n);
     *out = v;
-    *n = len;
-    return STATUS_OK;
+    return rc;
 }
 
 /* Step a one-row UPDATE/DELETE of session id; STATUS_NOT_FOUND when it matched nothing. */
