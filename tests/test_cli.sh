@@ -82,6 +82,18 @@ ok $? "a full context names --kv-budget and the training context (rc=$rc)"
 [ $rc -eq 1 ] && [ "$(cat "$T/cf2")" = "kfchat: context full (4096 tokens)" ]
 ok $? "with -c the full context is said without the hint (rc=$rc)"
 
+# a CUDA build opens cuBLAS only for a GPU model: a CPU run maps none of it (linked, it left about
+# 210 MiB resident in every process)
+if ldd "$KF" 2>/dev/null | grep -q libcudart; then
+    ! ldd "$KF" | grep -q libcublas; ok $? "a CUDA build does not link cuBLAS"
+    LD_DEBUG=files "$KF" generate --gpu off -m "$T/tiny.gguf" -p Hi -n 2 >/dev/null 2>"$T/ld"
+    grep -q "file=libcudart" "$T/ld" && ! grep -q "file=libcublas" "$T/ld"
+    ok $? "generate --gpu off loads no cuBLAS (the check sees cudart loaded)"
+else
+    echo "ok $((n + 1)) # SKIP not a CUDA build"; n=$((n + 1))
+    echo "ok $((n + 1)) # SKIP not a CUDA build"; n=$((n + 1))
+fi
+
 # --- bad input -----------------------------------------------------------------------------
 expect_error "missing model file" "No such file" "$KF" generate -m "$T/nope.gguf" -p hi
 expect_error "a directory as model" "directory" "$KF" generate -m "$T" -p hi

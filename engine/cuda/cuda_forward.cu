@@ -114,7 +114,7 @@ static int gemm_rows(struct cuda_model *cm, const struct dw *w, int64_t rows, in
                                      w->k, rn, cm->wh, cm->s))
             return -1;
         /* column-major view: C (rows × n) = W (rows × k, stored as k × rows) ᵀ · X (k × n) */
-        if (cublasGemmEx(cm->cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)rn, n, (int)w->k, &one, A,
+        if (cm->blas.gemm_ex(cm->cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)rn, n, (int)w->k, &one, A,
                          CUDA_R_16F, (int)w->k, cm->xh, CUDA_R_16F, (int)w->k,
                          beta1 ? &one : &zero, dst + r0, CUDA_R_32F, (int)rows,
                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)

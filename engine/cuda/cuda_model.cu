@@ -16,8 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <cublas_v2.h>
-
 #include "cuda_backend.h"
 #include "cuda_internal.h"
 #include "cuda_model_impl.h"
@@ -253,7 +251,8 @@ extern "C" void cuda_model_free(struct cuda_model *cm)
     if (cm->h_io)
         cudaFreeHost(cm->h_io);
     if (cm->cb)
-        cublasDestroy(cm->cb);
+        cm->blas.destroy(cm->cb);
+    cuda_blas_close(&cm->blas);
     if (cm->s)
         cudaStreamDestroy(cm->s);
     if (cm->side.s)
@@ -388,13 +387,15 @@ extern "C" int cuda_model_new(struct cuda_model **out, const struct cuda_model_d
         CU_TRY(cudaEventCreateWithFlags(&cm->side.fork, cudaEventDisableTiming));
         CU_TRY(cudaEventCreateWithFlags(&cm->side.join, cudaEventDisableTiming));
     }
-    if (cublasCreate(&cm->cb) != CUBLAS_STATUS_SUCCESS) {
+    if (cuda_blas_open(&cm->blas, err, errlen))
+        goto fail;
+    if (cm->blas.create(&cm->cb) != CUBLAS_STATUS_SUCCESS) {
         snprintf(err, errlen, "cuBLAS: cannot create a handle");
         cm->cb = NULL;
         goto fail;
     }
-    cublasSetStream(cm->cb, cm->s);
-    cublasSetMathMode(cm->cb, CUBLAS_DEFAULT_MATH);
+    cm->blas.set_stream(cm->cb, cm->s);
+    cm->blas.set_math_mode(cm->cb, CUBLAS_DEFAULT_MATH);
     if (dev_alloc(cm, (void **)&cm->n_used_all, (size_t)cm->nl * G * 4, err, errlen))
         goto fail;
     CU_TRY(cudaMemset(cm->n_used_all, 0, (size_t)cm->nl * G * 4));

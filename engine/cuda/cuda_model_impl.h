@@ -5,9 +5,8 @@
 #ifndef KF_CUDA_MODEL_IMPL_H
 #define KF_CUDA_MODEL_IMPL_H
 
-#include <cublas_v2.h>
-
 #include "cuda_backend.h"
+#include "cuda_blas.h"
 #include "cuda_internal.h"
 #include "cuda_ops.h"
 
@@ -42,6 +41,7 @@ struct cuda_model {
     uint64_t seed_key;
     cudaStream_t s;
     struct attn_side side; /* the scores' stream (side.s NULL: none, KF_CUDA_SIDE=0) */
+    struct cuda_blas blas; /* cuBLAS, opened with the model */
     cublasHandle_t cb;
     struct kstep *st, *st_host;
     int row, nq_all, max_k, maxcap;
