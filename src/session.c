@@ -229,6 +229,15 @@ void sess_read_engine(struct session *ss)
     ss->kv_budget = in.kv_budget >= in.n_ctx ? 0 : in.kv_budget;
 }
 
+void sess_snap_release(struct session *ss, const struct snap *sn)
+{
+    for (int k = 0; k < 2; k++)
+        if (&ss->snap[k] == sn) {
+            free(ss->snap[k].data);
+            ss->snap[k] = (struct snap){ 0 };
+        }
+}
+
 void sess_snap_drop(struct session *ss)
 {
     for (int k = 0; k < 2; k++) {
@@ -260,11 +269,7 @@ static int load_stored(struct session *ss, int64_t id, size_t at)
     if (strcmp(sn.format, SNAP_FORMAT) != 0)
         st = sess_fail(ss, STATUS_FORMAT, "the saved state has an unknown format '%s'", sn.format);
     else
-        st = load_blob(ss, sn.data, sn.size, at);
-    if (st == STATUS_OK) { /* keep it for a regen or edit of the next turn */
-        snap_keep(ss, sn.data, sn.size, at);
-        sn.data = NULL;
-    }
+        st = load_blob(ss, sn.data, sn.size, at); /* not kept: the store has it (session.h) */
     store_snapshot_clear(&sn);
     return st;
 }

@@ -13,9 +13,11 @@
  * lost (killed mid-reply): it stays the last message (the note says so); session_reply answers
  * it, or session_user adds the next message after it.
  *
- * Regenerate and edit rebuild the engine state of the earlier turn (from a snapshot kept in
- * memory or in the store, else by re-processing) but keep the sampler's RNG going, so that a
- * regenerated reply differs unless sampling is greedy.
+ * Regenerate and edit rebuild the engine state of the earlier turn (from the store's snapshot,
+ * else from one kept in memory, else by re-processing) but keep the sampler's RNG going, so that
+ * a regenerated reply differs unless sampling is greedy.  Memory keeps the snapshots of the last
+ * two replies only where the store does not have them (a memory-only session, a failed write):
+ * each is as large as the KV cache's entries in use, and a chat's memory should be the cache's.
  *
  * Threading: all calls on one session from one thread at a time (the engine worker).  The
  * cancel flag may be set from any thread or a signal handler.

@@ -73,7 +73,7 @@ struct session {
     size_t in_n; /* see the invariant above */
     uint64_t in_uid;
     int in_gen, in_ok;
-    struct snap snap[2]; /* after the last two replies */
+    struct snap snap[2]; /* after the last two replies, where the store lacks them (session.h) */
     double prompt_tps, gen_tps;
     char sampler_json[512];
     char tmpl[64], kv_policy[64];
@@ -106,6 +106,8 @@ int sess_create(struct session *ss);                                /* the store
 int sess_commit(struct session *ss, size_t last, int64_t created); /* save msgs[0..last] */
 /* Snapshot the engine after msgs[0..n) into memory; NULL if it could not be made. */
 const struct snap *sess_snap_take(struct session *ss);
+/* Free one snapshot kept in memory (sn from sess_snap_take), once the store holds it. */
+void sess_snap_release(struct session *ss, const struct snap *sn);
 /* The sampler chain as JSON: what each reply records, so that it can be reproduced. */
 void sess_sampler_json(char *buf, size_t n, const struct sampler_params *p, uint64_t seed);
 /* Record the template and KV settings of ss->e (stored with each message). */

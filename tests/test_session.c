@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "session.h"
+#include "session_impl.h" /* test_snap_memory looks at the snapshots kept */
 #include "store.h"
 #include "tap.h"
 #include "testutil.h"
@@ -204,6 +205,36 @@ static size_t n_children(struct store *st, int64_t sid, int64_t parent)
         return 0;
     store_msg_array_free(v, n);
     return n;
+}
+
+/* With a store, a reply's snapshot goes to the store and leaves memory (a chat's memory is its
+ * cache's, not three times it); a regen in the same session then loads the store's. */
+static void test_snap_memory(void)
+{
+    struct rig r;
+    struct rec a = { .n = 0 }, b = { .n = 0 };
+    if (rig_open(&r, model_path, NULL, 0.0f, 1, "snapmem", 0)) {
+        ok(0, "open for the snapshot memory check");
+        return;
+    }
+    turn(&r, turns[0], NULL);
+    turn(&r, turns[1], &a);
+    ok(!r.ss->snap[0].data && !r.ss->snap[1].data,
+       "with a store, no snapshot stays in memory after a reply");
+    ok(session_regen(r.ss, on_piece, &b, NULL) == STATUS_OK && same(&a, &b) &&
+           !r.ss->snap[0].data && !r.ss->snap[1].data,
+       "a regen in the same session starts from the store's snapshot and keeps none");
+    rig_close(&r);
+    /* without a store the two kept in memory are the only ones */
+    if (rig_open(&r, model_path, NULL, 0.0f, 0, NULL, 0)) {
+        ok(0, "open memory-only for the snapshot check");
+        return;
+    }
+    turn(&r, turns[0], NULL);
+    turn(&r, turns[1], NULL);
+    ok(r.ss->snap[0].data && r.ss->snap[1].data,
+       "a memory-only session keeps the last two replies' snapshots");
+    rig_close(&r);
 }
 
 static void test_branches(void)
@@ -557,6 +588,7 @@ int main(void)
     }
     test_commits();
     test_branches();
+    test_snap_memory();
     test_stop_and_lost();
     test_stop_prompt();
     test_behind_and_readonly();
