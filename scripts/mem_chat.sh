@@ -5,9 +5,10 @@
 #   scripts/mem_chat.sh [MODEL] [BUDGET] [CTX]
 # MODEL: default the installed default model; BUDGET: --kv-budget value or "none" for the
 # full cache (default 1024); CTX: the context, i.e. how long the chat may run (default 20480).
-# Prints, per chat: positions reached, peak RSS, the model file's size and the KV cache's
-# allocation as kfchat -v reports it, and what is left (the fixed overhead).  NOSAVE=1 runs the
-# chats with --no-save (no database, no KV snapshots); the positions are then not counted.
+# Prints, per chat: positions reached, peak RSS split into the model file's size, the KV cache's
+# allocation as kfchat -v reports it and what is left, and the resident size every 15 s.
+# NOSAVE=1 runs the chats with --no-save (no database: the session then keeps its last two
+# snapshots in memory); the positions are then not counted.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 KF=${KFCHAT:-$top/kfchat}
@@ -58,9 +59,12 @@ run() { # name, number of turns
         "$tmp/$1.err" | head -n 1)
     full=$(grep -c 'context full' "$tmp/$1.err" || true)
     w=$(wc -c <"$model")
-    echo "$1 ($kvopt, -c $ctx): $2 turns fed, message tokens saved $pos, context full: $full;" \
-         "peak RSS $((rss / 1024)) MiB = weights $((w / 1048576)) MiB + KV ${kv:-?} MiB allocated" \
-         "+ $(echo "$rss $w ${kv:-0}" | awk '{printf "%.1f", $1 / 1024 - $2 / 1048576 - $3}') MiB other"
+    # (a full cache is allocated for the whole context but resident only as far as it is used:
+    # then the split below means nothing and is left out)
+    split=$(echo "$rss $w ${kv:-0}" | awk '{o = $1 / 1024 - $2 / 1048576 - $3
+        if (o >= 0) printf " = weights %.1f MiB + KV %.1f MiB allocated + %.1f MiB other", $2 / 1048576, $3, o}')
+    echo "$1 ($kvopt, -c $ctx): $2 turns fed, $pos positions in the saved messages," \
+         "context full: $full; peak RSS $((rss / 1024)) MiB$split"
     [ -z "$samples" ] || echo "  resident MiB every 15 s:$samples"
 }
 run short 2
