@@ -412,6 +412,13 @@ int gguf_open(struct gguf **out, const char *path, char *err, size_t errlen)
     return STATUS_OK;
 }
 
+void gguf_release_pages(const struct gguf *g)
+{
+    /* a read-only file mapping: dropped pages are re-read, never lost */
+    if (g && g->map)
+        (void)madvise((void *)g->map, g->size, MADV_DONTNEED);
+}
+
 void gguf_close(struct gguf *g)
 {
     if (!g)

@@ -61,6 +61,10 @@ struct gguf_tensor {
  */
 int gguf_open(struct gguf **out, const char *path, char *err, size_t errlen);
 void gguf_close(struct gguf *g);
+/* Drop the mapping's pages from the process's resident set (madvise MADV_DONTNEED); whatever is
+ * touched again is read back from the file.  For weights that now live elsewhere (on the GPU):
+ * the file's pages stay in the page cache, which the kernel reclaims as it needs. */
+void gguf_release_pages(const struct gguf *g);
 
 uint32_t gguf_version(const struct gguf *g);
 size_t gguf_file_size(const struct gguf *g);

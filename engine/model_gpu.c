@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cuda/cuda_backend.h"
+#include "gguf.h"
 #include "kv_sync.h"
 #include "model_gpu.h"
 #include "model_impl.h"
@@ -170,6 +171,11 @@ int model_gpu_attach(struct model *m, int n_gpu_layers)
         return STATUS_OK;
     }
     m->gpu_layer0 = hp->n_layer - n;
+    /* every weight is on the GPU now: the host copies would only sit in the resident set (4 GB
+     * for a 7B Q4_K_M); the CPU still reads the token embedding's rows, which come back a page
+     * at a time */
+    if (n == hp->n_layer)
+        gguf_release_pages(m->g);
     snprintf(m->gpu_note, sizeof m->gpu_note, "GPU %.120s: %d/%d layers%s, %.0f MiB%.190s", probe, n,
              hp->n_layer, n == hp->n_layer ? " + output" : "",
              cuda_model_device_bytes(m->gpu) / 1048576.0, shortnote);

@@ -299,6 +299,67 @@ out:
     engine_close(gf);
 }
 
+/* KiB of the mappings of file path resident in this process (/proc/self/smaps), -1 if none. */
+static long map_rss_kib(const char *path)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    char line[4096], perm[8];
+    unsigned long a, b;
+    long sum = -1, v;
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perm) == 3) /* a mapping's header line */
+            in = strstr(line, path) != NULL;
+        else if (in && sscanf(line, "Rss: %ld kB", &v) == 1)
+            sum = (sum < 0 ? 0 : sum) + v;
+    }
+    fclose(f);
+    return sum;
+}
+
+/* With every layer on the GPU the host copy of the weights leaves the resident set: only the
+ * token embedding's rows come back as they are read (and the kernel maps 64 KiB around each
+ * one, so a small embedding returns whole).  On the CPU everything stays: the control. */
+static void check_host_pages(const char *path)
+{
+    int32_t t[16];
+    long size = -1, emb = -1;
+    struct gguf *gg = NULL;
+    char err[256];
+    if (gguf_open(&gg, path, err, sizeof err) == 0) {
+        const struct gguf_tensor *te = gguf_find_tensor(gg, "token_embd.weight");
+        size = (long)(gguf_file_size(gg) / 1024);
+        emb = te ? (long)(te->nbytes / 1024) : -1;
+        gguf_close(gg);
+    }
+    for (int ngl = -1; ngl <= 0; ngl++) {
+        struct engine *e = open_e(path, ngl, NULL, NULL, 16);
+        struct engine_info in;
+        if (!ok(e != NULL && size > 1024 && emb > 0 && emb * 3 < size * 2,
+                "host pages (%s): engine open, model %ld KiB, token embedding %ld KiB",
+                ngl ? "GPU" : "CPU", size, emb)) {
+            engine_close(e);
+            continue;
+        }
+        engine_get_info(e, &in);
+        prompt(t, 16, engine_n_vocab(e), 5);
+        int st = engine_eval(e, t, 16, NULL, NULL, NULL);
+        for (int k = 0; st == 0 && k < 4; k++)
+            st = engine_eval(e, &t[k], 1, NULL, NULL, NULL);
+        long rss = map_rss_kib(path);
+        if (ngl)
+            ok(st == 0 && in.gpu_layers == in.n_layer && rss >= 0 && rss <= emb + 256,
+               "all %d layers on the GPU: %ld of the model file's %ld KiB stay resident (at "
+               "most the embedding's %ld + 256)", in.gpu_layers, rss, size, emb);
+        else
+            ok(st == 0 && rss > emb + 1024,
+               "control, on the CPU: %ld of the model file's %ld KiB are resident", rss, size);
+        engine_close(e);
+    }
+}
+
 /* check_policy's bound on the final logits' relative error, where > 0 (float models) */
 static double policy_ltol;
 
@@ -943,6 +1004,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/long.gguf", tmpdir);
     if (ok(mkmodel(path, "--arch llama --embd 128 --layers 2 --heads 4 --ff 256 --type f32 "
                          "--ctx 2048") == 0, "long-context model written")) {
+        check_host_pages(path);
         check_long(path, "f16 cache");
         setenv("KF_CUDA_WF_BLOCKS", "1", 1);
         check_long(path, "f16 cache, one block per head");
