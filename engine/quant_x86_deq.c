@@ -234,13 +234,28 @@ X86_INLINE X86_AVX2 void x86_scale_bytes8(float *out, __m128i b, float f, int is
     _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(v)));
 }
 
+/* out[0..16) = f * the 16 small integers of bytes b (Q6_K, Q3_K and Q2_K's group scales). */
+X86_INLINE X86_AVX2 void x86_scale_bytes16(float *out, __m128i b, float f, int is_signed)
+{
+    x86_scale_bytes8(out, b, f, is_signed);
+    x86_scale_bytes8(out + 8, _mm_srli_si128(b, 8), f, is_signed);
+}
+
+/* Q2_K: dl[g] = d * sc_g, ml[g] = dmin * m_g (low and high nibbles of the 16 scale bytes). */
+X86_INLINE X86_AVX2 void x86_q2k_fscales(const struct blk_q2_k *b, float dl[16], float ml[16])
+{
+    const __m128 f = x86_h2f_pair(&b->d);
+    const __m128i sv = _mm_loadu_si128((const __m128i *)b->scales);
+    x86_scale_bytes16(dl, _mm_and_si128(sv, _mm_set1_epi8(0x0F)), _mm_cvtss_f32(f), 0);
+    x86_scale_bytes16(ml, _mm_and_si128(_mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0F)),
+                      _mm_cvtss_f32(_mm_movehdup_ps(f)), 0);
+}
+
 /* Q4_K/Q5_K: ds[j] = d * sc_j, dm[j] = dmin * m_j. */
 X86_INLINE X86_AVX2 void x86_k4_fscales(const uint16_t *dpair, const uint8_t *scales, float ds[8],
                                         float dm[8])
 {
-    uint32_t u;
-    memcpy(&u, dpair, 4);
-    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
+    const __m128 f = x86_h2f_pair(dpair);
     const __m128i scm = x86_k4_scales(scales);
     x86_scale_bytes8(ds, scm, _mm_cvtss_f32(f), 0);
     x86_scale_bytes8(dm, _mm_srli_si128(scm, 8), _mm_cvtss_f32(_mm_movehdup_ps(f)), 0);
@@ -313,8 +328,7 @@ static X86_AVX2 void deq_q6_k_avx2(const void *src, float *dst, int64_t n)
         float ds[16];
         const float d = x86_h2f(b->d);
         const __m128i s8 = _mm_loadu_si128((const __m128i *)b->scales);
-        x86_scale_bytes8(ds, s8, d, 1);
-        x86_scale_bytes8(ds + 8, _mm_srli_si128(s8, 8), d, 1);
+        x86_scale_bytes16(ds, s8, d, 1);
         float *y = dst + i * QK_K;
         for (int h = 0; h < 2; h++) {
             for (int l = 0; l < 32; l += 8) {
@@ -345,17 +359,7 @@ static X86_AVX2 void deq_q2_k_avx2(const void *src, float *dst, int64_t n)
     const __m256i m3 = _mm256_set1_epi32(3);
     for (int64_t i = 0; i < n / QK_K; i++, b++) {
         float dl[16], ml[16];
-        uint32_t u;
-        memcpy(&u, &b->d, 4);
-        const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
-        const float d = _mm_cvtss_f32(f), dmin = _mm_cvtss_f32(_mm_movehdup_ps(f));
-        const __m128i sv = _mm_loadu_si128((const __m128i *)b->scales);
-        const __m128i sc = _mm_and_si128(sv, _mm_set1_epi8(0x0F));
-        const __m128i mn = _mm_and_si128(_mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0F));
-        x86_scale_bytes8(dl, sc, d, 0);
-        x86_scale_bytes8(dl + 8, _mm_srli_si128(sc, 8), d, 0);
-        x86_scale_bytes8(ml, mn, dmin, 0);
-        x86_scale_bytes8(ml + 8, _mm_srli_si128(mn, 8), dmin, 0);
+        x86_q2k_fscales(b, dl, ml);
         float *y = dst + i * QK_K;
         for (int h = 0; h < 2; h++) {
             for (int l = 0; l < 32; l += 8) {
@@ -382,8 +386,7 @@ static X86_AVX2 void deq_q3_k_avx2(const void *src, float *dst, int64_t n)
         float dl[16];
         const float d = x86_h2f(b->d);
         const __m128i s8 = x86_q3k_scales(b->scales);
-        x86_scale_bytes8(dl, s8, d, 1);
-        x86_scale_bytes8(dl + 8, _mm_srli_si128(s8, 8), d, 1);
+        x86_scale_bytes16(dl, s8, d, 1);
         float *y = dst + i * QK_K;
         for (int l = 0; l < 32; l += 8) {
             const __m256i hm = _mm256_slli_epi32(x86_u8x8(b->hmask + l), 2);
@@ -453,8 +456,7 @@ static X86_AVX512 void deq_q6_k_avx512(const void *src, float *dst, int64_t n)
         float ds[16];
         const float d = x86_h2f(b->d);
         const __m128i s8 = _mm_loadu_si128((const __m128i *)b->scales);
-        x86_scale_bytes8(ds, s8, d, 1);
-        x86_scale_bytes8(ds + 8, _mm_srli_si128(s8, 8), d, 1);
+        x86_scale_bytes16(ds, s8, d, 1);
         float *y = dst + i * QK_K;
         for (int h = 0; h < 2; h++) {
             for (int l = 0; l < 32; l += 16) {
@@ -484,17 +486,7 @@ static X86_AVX512 void deq_q2_k_avx512(const void *src, float *dst, int64_t n)
     const __m512i m3 = _mm512_set1_epi32(3);
     for (int64_t i = 0; i < n / QK_K; i++, b++) {
         float dl[16], ml[16];
-        uint32_t u;
-        memcpy(&u, &b->d, 4);
-        const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
-        const float d = _mm_cvtss_f32(f), dmin = _mm_cvtss_f32(_mm_movehdup_ps(f));
-        const __m128i sv = _mm_loadu_si128((const __m128i *)b->scales);
-        const __m128i sc = _mm_and_si128(sv, _mm_set1_epi8(0x0F));
-        const __m128i mn = _mm_and_si128(_mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0F));
-        x86_scale_bytes8(dl, sc, d, 0);
-        x86_scale_bytes8(dl + 8, _mm_srli_si128(sc, 8), d, 0);
-        x86_scale_bytes8(ml, mn, dmin, 0);
-        x86_scale_bytes8(ml + 8, _mm_srli_si128(mn, 8), dmin, 0);
+        x86_q2k_fscales(b, dl, ml);
         float *y = dst + i * QK_K;
         for (int h = 0; h < 2; h++) {
             for (int l = 0; l < 32; l += 16) {
@@ -519,8 +511,7 @@ static X86_AVX512 void deq_q3_k_avx512(const void *src, float *dst, int64_t n)
         float dl[16];
         const float d = x86_h2f(b->d);
         const __m128i s8 = x86_q3k_scales(b->scales);
-        x86_scale_bytes8(dl, s8, d, 1);
-        x86_scale_bytes8(dl + 8, _mm_srli_si128(s8, 8), d, 1);
+        x86_scale_bytes16(dl, s8, d, 1);
         float *y = dst + i * QK_K;
         for (int l = 0; l < 32; l += 16) {
             const __m512i hm = _mm512_slli_epi32(x86_u8x16(b->hmask + l), 2);

@@ -29,9 +29,7 @@
  */
 X86_INLINE X86_AVX2 __m128 x86_k_scales(const uint16_t *dpair, float yd)
 {
-    uint32_t u;
-    memcpy(&u, dpair, 4);
-    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)u)), _mm_set1_ps(yd));
+    return _mm_mul_ps(x86_h2f_pair(dpair), _mm_set1_ps(yd));
 }
 
 X86_INLINE X86_AVX2 __m256 x86_lane(__m128 v, int k)
