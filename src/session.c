@@ -195,7 +195,7 @@ static int load_blob(struct session *ss, const void *data, size_t len, size_t at
 
 /* Keep data (a snapshot after msgs[0..at), owned from now on) in memory, in place of one that
  * no longer fits the branch, else of the older one: after a regen the turn before is kept. */
-static const struct snap *snap_keep(struct session *ss, void *data, size_t len, size_t at)
+static void snap_keep(struct session *ss, void *data, size_t len, size_t at)
 {
     struct snap *a = &ss->snap[0], *b = &ss->snap[1], *k;
     if (!a->data || !b->data)
@@ -206,18 +206,20 @@ static const struct snap *snap_keep(struct session *ss, void *data, size_t len, 
         k = a->at < b->at ? a : b;
     free(k->data);
     *k = (struct snap){ .data = data, .len = len, .at = at, .uid = at ? ss->m[at - 1].uid : 0 };
-    return k;
 }
 
-/* Snapshot the engine after msgs[0..n) into memory and return it for the store; NULL if it
- * could not be made (resume then re-processes). */
-const struct snap *sess_snap_take(struct session *ss)
+void sess_snap_save(struct session *ss, int64_t msg_id)
 {
     void *data;
     size_t len;
     if (engine_state_save(ss->e, ss->s, &data, &len) != STATUS_OK)
-        return NULL;
-    return snap_keep(ss, data, len, ss->n);
+        return; /* resume and regen then re-process */
+    if (ss->st && msg_id &&
+        store_snapshot_put(ss->st, msg_id, SNAP_FORMAT, engine_model_fingerprint(ss->e), data,
+                           len) == STATUS_OK)
+        free(data); /* a regen or edit loads it back from the store */
+    else
+        snap_keep(ss, data, len, ss->n);
 }
 
 void sess_read_engine(struct session *ss)
@@ -227,15 +229,6 @@ void sess_read_engine(struct session *ss)
     snprintf(ss->tmpl, sizeof ss->tmpl, "%s", in.template_name);
     snprintf(ss->kv_policy, sizeof ss->kv_policy, "%s", in.kv_policy);
     ss->kv_budget = in.kv_budget >= in.n_ctx ? 0 : in.kv_budget;
-}
-
-void sess_snap_release(struct session *ss, const struct snap *sn)
-{
-    for (int k = 0; k < 2; k++)
-        if (&ss->snap[k] == sn) {
-            free(ss->snap[k].data);
-            ss->snap[k] = (struct snap){ 0 };
-        }
 }
 
 void sess_snap_drop(struct session *ss)

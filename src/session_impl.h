@@ -104,10 +104,9 @@ int sess_ensure(struct session *ss, size_t upto, int gen, int keep_sampler,
                 size_t *replayed, char *why, size_t whylen);
 int sess_create(struct session *ss);                                /* the store's record */
 int sess_commit(struct session *ss, size_t last, int64_t created); /* save msgs[0..last] */
-/* Snapshot the engine after msgs[0..n) into memory; NULL if it could not be made. */
-const struct snap *sess_snap_take(struct session *ss);
-/* Free one snapshot kept in memory (sn from sess_snap_take), once the store holds it. */
-void sess_snap_release(struct session *ss, const struct snap *sn);
+/* Snapshot the engine after msgs[0..n) into the store with message msg_id, or into memory
+ * where there is no store (or no id) or the write fails (session.h says why not both). */
+void sess_snap_save(struct session *ss, int64_t msg_id);
 /* The sampler chain as JSON: what each reply records, so that it can be reproduced. */
 void sess_sampler_json(char *buf, size_t n, const struct sampler_params *p, uint64_t seed);
 /* Record the template and KV settings of ss->e (stored with each message). */

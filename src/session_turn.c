@@ -173,15 +173,8 @@ int session_reply(struct session *ss, session_piece_fn on_piece, void *ud,
     int mst = sess_commit(ss, i, created);
     if (mst != STATUS_OK)
         return mst;
-    if (cst == STATUS_OK) {
-        const struct snap *sn = sess_snap_take(ss);
-        /* stored, it leaves memory (a regen or edit loads it back); a snapshot that cannot be
-         * stored stays in memory and only costs re-processing at the next resume */
-        if (sn && ss->st && ss->m[i].id &&
-            store_snapshot_put(ss->st, ss->m[i].id, SNAP_FORMAT, engine_model_fingerprint(ss->e),
-                               sn->data, sn->len) == STATUS_OK)
-            sess_snap_release(ss, sn);
-    }
+    if (cst == STATUS_OK)
+        sess_snap_save(ss, ss->m[i].id); /* one not stored only costs re-processing at resume */
     return st;
 }
 
