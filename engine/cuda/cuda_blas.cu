@@ -17,35 +17,17 @@
 #ifndef KF_CUBLAS_SONAME
 #define KF_CUBLAS_SONAME "libcublas.so"
 #endif
-#ifndef KF_CUDA_LIBDIR
-#define KF_CUDA_LIBDIR ""
-#endif
-
-static void *blas_dlopen(char *why, size_t whylen)
-{
-    const int flags = RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE;
-    /* the bare soname searches the program's run path (the toolkit's library directory, set at
-     * link time), LD_LIBRARY_PATH and the system's cache */
-    void *h = dlopen(KF_CUBLAS_SONAME, flags);
-    if (h)
-        return h;
-    const char *e = dlerror();
-    snprintf(why, whylen, "%s", e ? e : "not found");
-    if (KF_CUDA_LIBDIR[0]) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", KF_CUDA_LIBDIR, KF_CUBLAS_SONAME);
-        h = dlopen(path, flags);
-    }
-    return h;
-}
 
 int cuda_blas_open(struct cuda_blas *b, char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
-    char why[512];
-    b->lib = blas_dlopen(why, sizeof why);
+    /* the soname alone: dlopen searches this program's run path (the toolkit's library
+     * directory, set at link time), LD_LIBRARY_PATH and the system's cache */
+    b->lib = dlopen(KF_CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!b->lib) {
-        snprintf(err, errlen, "cuBLAS: cannot load %s (%s)", KF_CUBLAS_SONAME, why);
+        const char *why = dlerror();
+        snprintf(err, errlen, "cuBLAS: cannot load %s (%s)", KF_CUBLAS_SONAME,
+                 why ? why : "not found");
         return -1;
     }
     /* the _v2 names are the ones cublas_v2.h maps cublasCreate etc. to */

@@ -31,8 +31,8 @@ struct cuda_blas {
     cuda_blas_gemm_ex_fn gemm_ex;
 };
 
-/* Load the library (its soname as configure found it, then the toolkit's directory) and its
- * five functions into b; 0, or -1 with a one-line reason in err.  b is closed on failure. */
+/* Load the library (by the soname configure found) and its five functions into b; 0, or -1
+ * with a one-line reason in err.  b is closed on failure. */
 int cuda_blas_open(struct cuda_blas *b, char *err, size_t errlen);
 /* Drop b's reference (the library itself stays mapped: RTLD_NODELETE).  Safe on a closed b. */
 void cuda_blas_close(struct cuda_blas *b);
